@@ -1,0 +1,190 @@
+//! Accounts: sign-up, log-in/out, sessions, roles and personal API tokens.
+
+pub mod domain;
+mod views;
+
+#[cfg(feature = "ssr")]
+pub mod http;
+#[cfg(feature = "ssr")]
+pub mod service;
+#[cfg(feature = "ssr")]
+pub mod store;
+
+pub use domain::{Role, Viewer};
+pub use views::{AccountPage, LoginPage, SignupPage, UserMenu};
+
+use crate::error::AppError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The actions and the signed-in viewer, shared by the whole app through context.
+#[derive(Clone, Copy)]
+pub struct Auth {
+    pub log_in: ServerAction<LogIn>,
+    pub sign_up: ServerAction<SignUp>,
+    pub log_out: ServerAction<LogOut>,
+    pub viewer: Resource<Result<Option<Viewer>, AppError>>,
+}
+
+impl Auth {
+    /// Creates the actions and a viewer resource that reloads after each of them.
+    pub fn provide() -> Self {
+        let log_in = ServerAction::<LogIn>::new();
+        let sign_up = ServerAction::<SignUp>::new();
+        let log_out = ServerAction::<LogOut>::new();
+        let viewer = Resource::new(
+            move || (log_in.version().get(), sign_up.version().get(), log_out.version().get()),
+            |_| current_viewer(),
+        );
+        let auth = Self { log_in, sign_up, log_out, viewer };
+        provide_context(auth);
+        auth
+    }
+
+    pub fn expect() -> Self {
+        expect_context::<Self>()
+    }
+}
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use crate::error::AppError;
+    use crate::platform::state::AppState;
+    use axum::http::request::Parts;
+
+    pub fn request_parts() -> Result<Parts, AppError> {
+        leptos::prelude::use_context::<Parts>().ok_or_else(AppError::internal)
+    }
+
+    /// Adds a `Set-Cookie` for the session (`None` clears it).
+    pub fn set_session_cookie(state: &AppState, token: Option<&str>) {
+        let secure = if state.settings.cookie_secure { "; Secure" } else { "" };
+        let cookie = match token {
+            Some(token) => format!(
+                "{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+                super::http::SESSION_COOKIE,
+                state.settings.session_ttl.as_secs()
+            ),
+            None => format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}", super::http::SESSION_COOKIE),
+        };
+        if let (Some(options), Ok(value)) = (
+            leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
+            axum::http::HeaderValue::from_str(&cookie),
+        ) {
+            options.append_header(axum::http::header::SET_COOKIE, value);
+        }
+    }
+
+    /// The signed-in caller of a server function, if any.
+    pub async fn caller() -> Result<Option<super::http::Caller>, AppError> {
+        let state = AppState::from_context()?;
+        super::http::resolve_caller(&state, &request_parts()?.headers).await
+    }
+
+    /// The signed-in caller of a server function, or 401.
+    pub async fn require_caller() -> Result<super::http::Caller, AppError> {
+        caller().await?.ok_or_else(|| AppError::unauthorized("please sign in"))
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub use ssr::{caller, require_caller};
+
+/// Only local paths are followed after log-in, so a crafted link cannot bounce a user
+/// to another site.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+#[server(prefix = "/_fn", endpoint = "current_viewer")]
+pub async fn current_viewer() -> Result<Option<Viewer>, AppError> {
+    Ok(caller().await?.map(|c| c.viewer))
+}
+
+#[server(prefix = "/_fn", endpoint = "log_in")]
+pub async fn log_in(username: String, password: String, next: Option<String>) -> Result<(), AppError> {
+    use crate::platform::state::AppState;
+    let state = AppState::from_context()?;
+    http::check_login_rate(&state, &username)?;
+    let viewer = service::authenticate(&state.db, &username, &password).await?;
+    let token = service::open_session(&state.db, viewer.id, state.settings.session_ttl).await?;
+    ssr::set_session_cookie(&state, Some(&token));
+    leptos_axum::redirect(&safe_next(next.as_deref()));
+    Ok(())
+}
+
+#[server(prefix = "/_fn", endpoint = "sign_up")]
+pub async fn sign_up(username: String, password: String, display_name: Option<String>) -> Result<(), AppError> {
+    use crate::platform::state::AppState;
+    let state = AppState::from_context()?;
+    let viewer = service::sign_up(&state.db, &username, &password, display_name.as_deref()).await?;
+    let token = service::open_session(&state.db, viewer.id, state.settings.session_ttl).await?;
+    ssr::set_session_cookie(&state, Some(&token));
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+#[server(prefix = "/_fn", endpoint = "log_out")]
+pub async fn log_out() -> Result<(), AppError> {
+    use crate::platform::state::AppState;
+    let state = AppState::from_context()?;
+    if let Some(token) = http::session_token(&ssr::request_parts()?.headers) {
+        service::close_session(&state.db, &token).await?;
+    }
+    ssr::set_session_cookie(&state, None);
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// An API token as the account page lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenSummary {
+    pub id: i64,
+    pub name: String,
+    pub scopes: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+#[server(prefix = "/_fn", endpoint = "my_tokens")]
+pub async fn my_tokens() -> Result<Vec<TokenSummary>, AppError> {
+    use crate::platform::state::AppState;
+    let state = AppState::from_context()?;
+    let caller = require_caller().await?;
+    Ok(service::list_api_tokens(&state.db, caller.viewer.id)
+        .await?
+        .into_iter()
+        .map(|t| TokenSummary { id: t.id, name: t.name, scopes: t.scopes, created_at: t.created_at, last_used_at: t.last_used_at })
+        .collect())
+}
+
+/// Issues a token for the signed-in user and returns its clear text (shown once).
+#[server(prefix = "/_fn", endpoint = "create_my_token")]
+pub async fn create_my_token(name: String) -> Result<String, AppError> {
+    use crate::platform::state::AppState;
+    let state = AppState::from_context()?;
+    let caller = require_caller().await?;
+    Ok(service::issue_api_token(&state.db, caller.viewer.id, &name, &[]).await?.token)
+}
+
+#[server(prefix = "/_fn", endpoint = "revoke_my_token")]
+pub async fn revoke_my_token(id: i64) -> Result<(), AppError> {
+    use crate::platform::state::AppState;
+    let state = AppState::from_context()?;
+    let caller = require_caller().await?;
+    service::revoke_api_token(&state.db, caller.viewer.id, id).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_local_paths_are_followed_after_log_in() {
+        assert_eq!(super::safe_next(Some("/meetings?x=1")), "/meetings?x=1");
+        for bad in [Some("https://evil.example"), Some("//evil.example"), Some("/\\evil"), None] {
+            assert_eq!(super::safe_next(bad), "/");
+        }
+    }
+}

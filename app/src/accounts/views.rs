@@ -1,0 +1,184 @@
+use super::{Auth, CreateMyToken, RevokeMyToken};
+use crate::ui::{ErrorAlert, FieldError};
+use leptos::prelude::*;
+use leptos_router::components::A;
+use leptos_router::hooks::use_query_map;
+
+/// The right-hand side of the top bar: who is signed in, or links to sign in.
+#[component]
+pub fn UserMenu() -> impl IntoView {
+    let auth = Auth::expect();
+    view! {
+        <div class="usermenu">
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match auth.viewer.await {
+                        Ok(Some(viewer)) => view! {
+                            {viewer.is_admin().then(|| view! { <span class="badge accent">"admin"</span> })}
+                            <A href="/account" attr:class="user-link" attr:data-testid="current-user">
+                                {viewer.display_name}
+                            </A>
+                            <ActionForm action=auth.log_out>
+                                <button type="submit" class="secondary small">"Sign out"</button>
+                            </ActionForm>
+                        }
+                        .into_any(),
+                        _ => view! {
+                            <A href="/login">"Sign in"</A>
+                            <A href="/signup" attr:class="btn small">"Create account"</A>
+                        }
+                        .into_any(),
+                    }
+                })}
+            </Transition>
+        </div>
+    }
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let auth = Auth::expect();
+    let next = move || use_query_map().read().get("next");
+    let error = move || auth.log_in.value().get().and_then(Result::err);
+    view! {
+        <main class="page">
+            <div class="card auth-card">
+                <h1>"Sign in"</h1>
+                <p class="lead">"Welcome back to Switchboard."</p>
+                <ActionForm action=auth.log_in attr:class="form">
+                    <input type="hidden" name="next" value=next/>
+                    <div class="field">
+                        <label for="username">"Username"</label>
+                        <input id="username" name="username" type="text" autocomplete="username" required/>
+                    </div>
+                    <div class="field">
+                        <label for="password">"Password"</label>
+                        <input id="password" name="password" type="password" autocomplete="current-password" required/>
+                    </div>
+                    <ErrorAlert error=Signal::derive(error)/>
+                    <button type="submit">"Sign in"</button>
+                </ActionForm>
+                <p class="hint">"No account yet? " <A href="/signup">"Create one"</A></p>
+            </div>
+        </main>
+    }
+}
+
+#[component]
+pub fn SignupPage() -> impl IntoView {
+    let auth = Auth::expect();
+    let error = Signal::derive(move || auth.sign_up.value().get().and_then(Result::err));
+    view! {
+        <main class="page">
+            <div class="card auth-card">
+                <h1>"Create your account"</h1>
+                <p class="lead">"The first account of a new installation becomes its administrator."</p>
+                <ActionForm action=auth.sign_up attr:class="form">
+                    <div class="field">
+                        <label for="username">"Username"</label>
+                        <input id="username" name="username" type="text" autocomplete="username" required
+                            minlength="3" maxlength="32"/>
+                        <span class="hint">"3–32 characters: letters, digits, _ . -"</span>
+                        <FieldError error field="username"/>
+                    </div>
+                    <div class="field">
+                        <label for="display_name">"Display name"</label>
+                        <input id="display_name" name="display_name" type="text" autocomplete="name" maxlength="100"/>
+                        <FieldError error field="display_name"/>
+                    </div>
+                    <div class="field">
+                        <label for="password">"Password"</label>
+                        <input id="password" name="password" type="password" autocomplete="new-password" required
+                            minlength="10"/>
+                        <span class="hint">"At least 10 characters; a few unrelated words work well."</span>
+                        <FieldError error field="password"/>
+                    </div>
+                    <ErrorAlert error unless_field=true/>
+                    <button type="submit">"Create account"</button>
+                </ActionForm>
+                <p class="hint">"Already registered? " <A href="/login">"Sign in"</A></p>
+            </div>
+        </main>
+    }
+}
+
+/// Personal API tokens: create (shown once), list, revoke.
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let auth = Auth::expect();
+    let create = ServerAction::<CreateMyToken>::new();
+    let revoke = ServerAction::<RevokeMyToken>::new();
+    let tokens = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| super::my_tokens(),
+    );
+    view! {
+        <main class="page">
+            <h1>"Your account"</h1>
+            <Transition fallback=|| view! { <p>"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match auth.viewer.await {
+                        Ok(Some(v)) => view! {
+                            <p class="lead">
+                                "Signed in as " <strong>{v.username.clone()}</strong>
+                                " (" {v.role.as_str()} ")"
+                            </p>
+                        }.into_any(),
+                        _ => view! {
+                            <p class="alert warn">"Please " <A href="/login?next=/account">"sign in"</A> " first."</p>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+            <section class="card">
+                <h2>"API tokens"</h2>
+                <p class="hint">
+                    "Scripts authenticate with " <code>"Authorization: Bearer <token>"</code>
+                    ". A token acts as you; it is shown once, then only its name remains."
+                </p>
+                <ActionForm action=create attr:class="row">
+                    <input type="text" name="name" placeholder="Token name, e.g. laptop script" maxlength="100" required/>
+                    <button type="submit">"Create token"</button>
+                </ActionForm>
+                {move || create.value().get().map(|res| match res {
+                    Ok(token) => view! {
+                        <div class="alert ok">
+                            "Copy your new token now; it will not be shown again:"
+                            <div class="secret" data-testid="new-token">{token}</div>
+                        </div>
+                    }.into_any(),
+                    Err(e) => view! { <p class="alert error">{e.message}</p> }.into_any(),
+                })}
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        let list = tokens.await.unwrap_or_default();
+                        if list.is_empty() {
+                            return view! { <p class="empty">"No tokens yet."</p> }.into_any();
+                        }
+                        view! {
+                            <table class="data">
+                                <thead><tr><th>"Name"</th><th>"Created"</th><th>"Last used"</th><th></th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|t| view! {
+                                        <tr>
+                                            <td>{t.name}</td>
+                                            <td><crate::ui::When ms=t.created_at/></td>
+                                            <td>{t.last_used_at.map(|ms| view! { <crate::ui::When ms/> }.into_any())
+                                                .unwrap_or_else(|| "never".into_any())}</td>
+                                            <td>
+                                                <ActionForm action=revoke>
+                                                    <input type="hidden" name="id" value=t.id/>
+                                                    <button type="submit" class="danger small">"Revoke"</button>
+                                                </ActionForm>
+                                            </td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any()
+                    })}
+                </Transition>
+            </section>
+        </main>
+    }
+}

@@ -1,0 +1,140 @@
+//! The one error shape of Switchboard, shared by the browser and the server.
+//!
+//! Services return `AppError`; REST handlers render it as
+//! `{"error": {"code", "message", "field"?}}` with its HTTP status, and server functions
+//! carry it to the browser unchanged so forms can show the message beside the field.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct AppError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        Self { status, code: code.into(), message: message.into(), field: None }
+    }
+
+    pub fn on_field(mut self, field: &str) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// 400: a request field is missing or wrong; `field` names it.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::new(400, "invalid_field", message).on_field(field)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "bad_request", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(401, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "forbidden", message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(404, "not_found", format!("{what} not found"))
+    }
+
+    pub fn conflict(code: &str, message: impl Into<String>) -> Self {
+        Self::new(409, code, message)
+    }
+
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Self::new(429, "rate_limited", message)
+    }
+
+    /// 500 with a generic message: the cause goes to the log, never to the client.
+    pub fn internal() -> Self {
+        Self::new(500, "internal", "internal error; see the server log")
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, "unavailable", message)
+    }
+}
+
+/// Server functions carry `AppError` to the browser as JSON; transport failures become
+/// an `AppError` too, so views handle one error type.
+impl leptos::server_fn::error::FromServerFnError for AppError {
+    type Encoder = leptos::server_fn::codec::JsonEncoding;
+
+    fn from_server_fn_error(value: leptos::server_fn::error::ServerFnErrorErr) -> Self {
+        use leptos::server_fn::error::ServerFnErrorErr;
+        match value {
+            ServerFnErrorErr::Request(msg) => Self::new(503, "network", format!("could not reach the server: {msg}")),
+            ServerFnErrorErr::Args(msg) | ServerFnErrorErr::MissingArg(msg) => Self::bad_request(msg),
+            other => Self::new(500, "server_fn", other.to_string()),
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use super::AppError;
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+    use serde::Serialize;
+    use utoipa::ToSchema;
+
+    /// The JSON body of every REST error response.
+    #[derive(Serialize, ToSchema)]
+    pub struct ErrorEnvelope {
+        pub error: ErrorDetail,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    pub struct ErrorDetail {
+        /// Machine-readable code, e.g. `invalid_field`, `not_found`, `rate_limited`.
+        pub code: String,
+        pub message: String,
+        /// The request field at fault, when there is one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub field: Option<String>,
+    }
+
+    impl IntoResponse for AppError {
+        fn into_response(self) -> Response {
+            let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let body = ErrorEnvelope {
+                error: ErrorDetail { code: self.code, message: self.message, field: self.field },
+            };
+            (status, axum::Json(body)).into_response()
+        }
+    }
+
+    impl From<sea_orm::DbErr> for AppError {
+        fn from(err: sea_orm::DbErr) -> Self {
+            tracing::error!(error = %err, "database error");
+            match err {
+                sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
+                    AppError::unavailable("the database is unavailable; retry later")
+                }
+                _ => AppError::internal(),
+            }
+        }
+    }
+
+    impl From<crate::platform::object_store::StoreError> for AppError {
+        fn from(err: crate::platform::object_store::StoreError) -> Self {
+            tracing::error!(error = %err, "object store error");
+            AppError::unavailable("the object store is unavailable; retry later")
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub use ssr::{ErrorDetail, ErrorEnvelope};

@@ -1,0 +1,85 @@
+//! The overview page: what Switchboard is, and the live state of this installation.
+
+use crate::accounts::Auth;
+use crate::error::AppError;
+use leptos::prelude::*;
+use leptos_router::components::A;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstallationStatus {
+    pub database: String,
+    pub object_store: String,
+    pub jobs_due: u64,
+    pub version: String,
+}
+
+#[server(prefix = "/_fn", endpoint = "system_status")]
+pub async fn system_status() -> Result<InstallationStatus, AppError> {
+    use crate::platform::state::AppState;
+    let state = AppState::from_context()?;
+    let database = if state.db.is_mysql() { "MySQL / MariaDB" } else { "SQLite (embedded)" };
+    Ok(InstallationStatus {
+        database: database.into(),
+        object_store: state.store.describe(),
+        jobs_due: crate::platform::jobs::queue_depth(&state.db).await?,
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+#[component]
+pub fn HomePage() -> impl IntoView {
+    let auth = Auth::expect();
+    let status = Resource::new(|| (), |_| system_status());
+    view! {
+        <main class="page">
+            <h1>"Switchboard"</h1>
+            <p class="lead">
+                "One place for a small company's calendar, bookings, chat, webhooks and wage data."
+            </p>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match auth.viewer.await {
+                        Ok(Some(v)) => view! {
+                            <p class="alert ok" data-testid="welcome">"Signed in as " {v.display_name} "."</p>
+                        }.into_any(),
+                        _ => view! {
+                            <p class="alert warn">
+                                <A href="/login">"Sign in"</A> " or " <A href="/signup">"create an account"</A>
+                                " to start. The first account becomes the administrator."
+                            </p>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+
+            <h2>"This installation"</h2>
+            <Suspense fallback=|| view! { <p>"Checking…"</p> }>
+                {move || Suspend::new(async move {
+                    match status.await {
+                        Ok(s) => view! {
+                            <div class="grid" data-testid="system-status">
+                                <div class="card"><div class="stat-label">"Database"</div><div class="stat-text">{s.database}</div></div>
+                                <div class="card"><div class="stat-label">"Object store"</div><div class="stat-text mono">{s.object_store}</div></div>
+                                <div class="card"><div class="stat-label">"Jobs due now"</div><div class="stat">{s.jobs_due}</div></div>
+                                <div class="card"><div class="stat-label">"Version"</div><div class="stat-text">{s.version}</div></div>
+                            </div>
+                        }.into_any(),
+                        Err(e) => view! { <p class="alert error">{e.message}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
+
+            <h2>"For scripts"</h2>
+            <div class="card">
+                <p>
+                    "Every capability has a REST API under " <code>"/api/v1"</code> ", described by "
+                    <a href="/api/openapi.json">"the OpenAPI document"</a> ". Authenticate with a personal token from "
+                    <A href="/account">"your account page"</A> " (" <code>"Authorization: Bearer …"</code> ")."
+                </p>
+                <p class="hint">"Operations: " <a href="/healthz">"/healthz"</a> ", " <a href="/readyz">"/readyz"</a> ", "
+                    <a href="/metrics">"/metrics"</a> "."</p>
+            </div>
+        </main>
+    }
+}

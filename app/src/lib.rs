@@ -1,0 +1,98 @@
+//! Switchboard's isomorphic crate: one module per capability, each holding its shared
+//! types, server functions and views, and — behind the `ssr` feature — its tables,
+//! queries, REST routes and jobs. The browser build (`hydrate`) never sees the latter.
+
+#![recursion_limit = "256"]
+
+pub mod accounts;
+pub mod error;
+pub mod home;
+pub mod ui;
+
+#[cfg(feature = "ssr")]
+pub mod platform;
+
+use accounts::{AccountPage, Auth, LoginPage, SignupPage, UserMenu};
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::{path, SsrMode};
+
+/// Pages are rendered whole before the first byte is sent: the first response is
+/// complete HTML that reads correctly with JavaScript off, and a page may still set its
+/// status code while rendering. (Out-of-order streaming would leave Suspense content to
+/// inline scripts.)
+pub const SSR: SsrMode = SsrMode::Async;
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    Auth::provide();
+    mark_hydrated();
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/switchboard.css"/>
+        <Title text="Switchboard"/>
+        <Router>
+            <header class="topbar">
+                <A href="/" attr:class="brand"><span class="brand-mark"></span>"Switchboard"</A>
+                <nav class="nav">
+                    <A href="/" exact=true>"Overview"</A>
+                </nav>
+                <UserMenu/>
+            </header>
+            <Routes fallback=NotFound>
+                <Route path=path!("/") view=home::HomePage ssr=SSR/>
+                <Route path=path!("/login") view=LoginPage ssr=SSR/>
+                <Route path=path!("/signup") view=SignupPage ssr=SSR/>
+                <Route path=path!("/account") view=AccountPage ssr=SSR/>
+            </Routes>
+        </Router>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+        res.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <main class="page">
+            <h1>"Not found"</h1>
+            <p class="lead">"There is nothing at this address."</p>
+            <A href="/">"Back to the overview"</A>
+        </main>
+    }
+}
+
+/// Sets `data-hydrated="true"` on `<body>` once the WASM app has taken over the page.
+/// Effects never run during server rendering, so the attribute proves hydration.
+fn mark_hydrated() {
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(body) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+}

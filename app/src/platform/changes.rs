@@ -1,0 +1,255 @@
+//! Live updates that cross processes.
+//!
+//! A change is a row in `change_log`, written in the same transaction as the business
+//! write it describes. Each process runs one poller that tails the table by primary key
+//! and fans new rows out to its open pages over a broadcast channel; an SSE stream
+//! resumes from `Last-Event-ID` by reading the table again. So a webhook accepted by
+//! process A reaches a page served by process B, and a reconnect loses nothing.
+//!
+//! Ids are handed out at insert but become visible at commit, so a younger change can be
+//! visible before an older one. The poller therefore stops at the first gap in the ids
+//! and waits for it to fill; only a gap older than [`GAP_PATIENCE`] (a rolled-back
+//! transaction) is stepped over.
+
+use super::db::Db;
+use super::time::now_ms;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::stream::Stream;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde::Serialize;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+
+pub mod entity {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "change_log")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub channel: String,
+        pub payload: String,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+use entity::{Column, Entity as ChangeRow};
+
+const GAP_PATIENCE: Duration = Duration::from_secs(3);
+const BATCH: u64 = 500;
+
+/// One change as pages receive it.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub id: i64,
+    pub channel: String,
+    /// JSON text.
+    pub payload: String,
+}
+
+impl From<entity::Model> for Change {
+    fn from(row: entity::Model) -> Self {
+        Self { id: row.id, channel: row.channel, payload: row.payload }
+    }
+}
+
+/// Records a change; call it with the transaction of the write it describes.
+pub async fn record<C: ConnectionTrait>(conn: &C, channel: &str, payload: &impl Serialize) -> Result<(), DbErr> {
+    let payload = serde_json::to_string(payload).map_err(|e| DbErr::Json(e.to_string()))?;
+    let row = entity::ActiveModel {
+        channel: Set(channel.to_owned()),
+        payload: Set(payload),
+        created_at: Set(now_ms()),
+        ..Default::default()
+    };
+    ChangeRow::insert(row).exec_without_returning(conn).await?;
+    Ok(())
+}
+
+/// Changes after `after_id` on channels starting with `prefix`, oldest first.
+pub async fn since(db: &Db, prefix: &str, after_id: i64, limit: u64) -> Result<Vec<Change>, DbErr> {
+    Ok(ChangeRow::find()
+        .filter(Column::Id.gt(after_id))
+        .filter(Column::Channel.starts_with(prefix))
+        .order_by_asc(Column::Id)
+        .limit(limit)
+        .all(&db.conn)
+        .await?
+        .into_iter()
+        .map(Change::from)
+        .collect())
+}
+
+/// Deletes changes older than `age` (a periodic job): reconnects older than that start
+/// from a fresh page load instead.
+pub async fn prune(db: &Db, age: Duration) -> Result<u64, DbErr> {
+    let cutoff = now_ms() - age.as_millis() as i64;
+    let newest_old = ChangeRow::find()
+        .filter(Column::CreatedAt.lt(cutoff))
+        .order_by_desc(Column::CreatedAt)
+        .one(&db.conn)
+        .await?;
+    let Some(row) = newest_old else { return Ok(0) };
+    let res = ChangeRow::delete_many().filter(Column::Id.lte(row.id)).exec(&db.conn).await?;
+    Ok(res.rows_affected)
+}
+
+/// The per-process fan-out of changes to open pages.
+#[derive(Clone)]
+pub struct ChangeHub {
+    tx: broadcast::Sender<Arc<Change>>,
+    /// Highest id delivered to subscribers (everything at or below it has been seen).
+    horizon: Arc<AtomicI64>,
+    /// Turns true at shutdown so that open streams end and the server can drain.
+    closing: Arc<watch::Sender<bool>>,
+}
+
+impl Default for ChangeHub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChangeHub {
+    pub fn new() -> Self {
+        let (tx, _) = broadcast::channel(1024);
+        let (closing, _) = watch::channel(false);
+        Self { tx, horizon: Arc::new(AtomicI64::new(0)), closing: Arc::new(closing) }
+    }
+
+    /// Ends every open stream (graceful shutdown).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.tx.subscribe()
+    }
+
+    pub fn horizon(&self) -> i64 {
+        self.horizon.load(Ordering::Acquire)
+    }
+
+    /// Tails `change_log` until [`ChangeHub::close`]. Starts at the current end: pages
+    /// that were open before this process started resume through `Last-Event-ID`.
+    pub async fn run_poller(self, db: Db, every: Duration) {
+        let mut shutdown = self.closing.subscribe();
+        let start = ChangeRow::find().order_by_desc(Column::Id).one(&db.conn).await;
+        let mut last = start.ok().flatten().map_or(0, |r| r.id);
+        self.horizon.store(last, Ordering::Release);
+        let mut gap_since: Option<tokio::time::Instant> = None;
+        while !*shutdown.borrow() {
+            match self.poll_once(&db, &mut last, &mut gap_since).await {
+                Ok(true) => continue, // a full batch: there may be more right now
+                Ok(false) => {}
+                Err(err) => tracing::warn!(error = %err, "change poller query failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    async fn poll_once(
+        &self,
+        db: &Db,
+        last: &mut i64,
+        gap_since: &mut Option<tokio::time::Instant>,
+    ) -> Result<bool, DbErr> {
+        let rows = ChangeRow::find()
+            .filter(Column::Id.gt(*last))
+            .order_by_asc(Column::Id)
+            .limit(BATCH)
+            .all(&db.conn)
+            .await?;
+        let full = rows.len() as u64 == BATCH;
+        for row in rows {
+            if row.id != *last + 1 {
+                let since = *gap_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() < GAP_PATIENCE {
+                    return Ok(false); // an older transaction may still commit into the gap
+                }
+            }
+            *gap_since = None;
+            *last = row.id;
+            self.horizon.store(row.id, Ordering::Release);
+            let _ = self.tx.send(Arc::new(row.into()));
+        }
+        Ok(full)
+    }
+}
+
+/// An SSE response carrying the changes on channels starting with `prefix`: first the
+/// ones after `last_event_id` from the table, then live ones from the hub. Each event's
+/// `id` is the change id, so the browser's automatic reconnect resumes without gaps.
+pub fn sse(
+    db: Db,
+    hub: ChangeHub,
+    prefix: String,
+    last_event_id: Option<i64>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let stream = change_stream(db, hub, prefix, last_event_id);
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+fn change_stream(
+    db: Db,
+    hub: ChangeHub,
+    prefix: String,
+    last_event_id: Option<i64>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    // Subscribe before reading the backlog so nothing falls between the two.
+    let rx = hub.subscribe();
+    let closing = hub.closing.subscribe();
+    let start = last_event_id.unwrap_or_else(|| hub.horizon());
+    futures::stream::unfold(
+        (db, rx, closing, prefix, start, std::collections::VecDeque::<Change>::new(), true),
+        |(db, mut rx, mut closing, prefix, mut last, mut pending, mut catch_up)| async move {
+            loop {
+                if let Some(change) = pending.pop_front() {
+                    last = change.id;
+                    let event = Event::default().id(change.id.to_string()).event(change.channel).data(change.payload);
+                    return Some((Ok(event), (db, rx, closing, prefix, last, pending, catch_up)));
+                }
+                if catch_up {
+                    match since(&db, &prefix, last, BATCH).await {
+                        Ok(rows) => {
+                            catch_up = rows.len() as u64 == BATCH;
+                            pending.extend(rows);
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "change backlog query failed");
+                            catch_up = false;
+                        }
+                    }
+                    continue;
+                }
+                let received = tokio::select! {
+                    received = rx.recv() => received,
+                    _ = closing.wait_for(|closed| *closed) => return None,
+                };
+                match received {
+                    Ok(change) if change.id > last && change.channel.starts_with(&prefix) => {
+                        pending.push_back((*change).clone());
+                    }
+                    Ok(_) => {}
+                    // Too slow to keep up: read what was missed from the table.
+                    Err(broadcast::error::RecvError::Lagged(_)) => catch_up = true,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    )
+}

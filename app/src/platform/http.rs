@@ -1,0 +1,172 @@
+//! HTTP plumbing shared by every capability's REST routes: a JSON body extractor whose
+//! errors name the field at fault, query extraction with the same error shape, request
+//! ids and request metrics.
+
+use crate::error::AppError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+use std::time::Instant;
+
+/// Like `axum::Json`, but a bad body becomes a 400 in the app's error shape, with
+/// `field` naming the offending member (`"body"` when the body is not JSON at all).
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json") || ct.contains("+json"));
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            let status = rejection.status().as_u16();
+            if status == 413 {
+                AppError::new(413, "payload_too_large", "request body is too large").on_field("body")
+            } else {
+                AppError::invalid("body", "request body could not be read")
+            }
+        })?;
+        if !is_json {
+            return Err(AppError::invalid("body", "expected a JSON body with Content-Type: application/json"));
+        }
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses JSON, mapping serde's error onto the request field it concerns.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return AppError::invalid("body", format!("request body is not valid JSON: {inner}"));
+        }
+        let message = strip_position(&inner.to_string());
+        let field = if path == "." || path.is_empty() {
+            missing_field(&message).unwrap_or("body").to_owned()
+        } else {
+            path
+        };
+        AppError::invalid(&field, format!("{field}: {message}"))
+    })
+}
+
+/// serde reports a missing member at the parent's path; its name is in the message.
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split('`').next()
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Query string extractor with the app's error shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|err| {
+            let path = err.path().to_string();
+            let message = err.into_inner().to_string();
+            let field = if path == "." { missing_field(&message).unwrap_or("query").to_owned() } else { path };
+            AppError::invalid(&field, format!("{field}: {message}"))
+        })
+    }
+}
+
+/// Server functions answer every error with 500. Ours carry an `AppError` whose status
+/// says what really happened (401 wrong password, 400 bad field, …): put that status on
+/// the response, so logs, metrics and the browser see a 4xx where the client was at
+/// fault. The body is unchanged, and the client decodes any 4xx/5xx the same way.
+pub async fn server_fn_error_status(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if res.status() != axum::http::StatusCode::INTERNAL_SERVER_ERROR || !res.headers().contains_key("serverfnerror") {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    if let Ok(err) = serde_json::from_slice::<AppError>(&bytes) {
+        if let Ok(status) = axum::http::StatusCode::from_u16(err.status) {
+            parts.status = status;
+        }
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Gives each request an id (keeping a sane one from a proxy), puts it in the tracing
+/// span and echoes it in the response header.
+pub async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
+    let value = HeaderValue::from_str(&id).expect("request ids are ASCII");
+    req.headers_mut().insert(REQUEST_ID, value.clone());
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut res = tracing::Instrument::instrument(next.run(req), span).await;
+    res.headers_mut().insert(REQUEST_ID, value);
+    res
+}
+
+/// Records `http_request_duration_seconds{method, route, status}`. The route is the
+/// matched pattern (`/api/v1/users/{username}`), never the raw path, so label
+/// cardinality stays bounded.
+pub async fn track_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route, "status" => status)
+        .record(start.elapsed().as_secs_f64());
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        username: String,
+        timeout: Option<u32>,
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let err = parse_json::<Body>(br#"{"timeout": 5}"#).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("username"));
+        let err = parse_json::<Body>(br#"{"username": "a", "timeout": -1}"#).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("timeout"));
+        assert!(!err.message.contains("line"), "{}", err.message);
+        let err = parse_json::<Body>(b"{not json").unwrap_err();
+        assert_eq!((err.status, err.field.as_deref()), (400, Some("body")));
+        assert!(parse_json::<Body>(br#"{"username": "a"}"#).is_ok());
+    }
+}

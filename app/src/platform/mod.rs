@@ -1,0 +1,14 @@
+//! Server-side foundation shared by every capability: database, object store, jobs,
+//! live changes, HTTP plumbing and configuration. Compiled only with `ssr`.
+
+pub mod backoff;
+pub mod changes;
+pub mod db;
+pub mod http;
+pub mod jobs;
+pub mod object_store;
+pub mod rate_limit;
+pub mod secrets;
+pub mod settings;
+pub mod state;
+pub mod time;

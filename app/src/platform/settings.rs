@@ -1,0 +1,91 @@
+//! Configuration, read once from the environment. Every variable has a default that makes
+//! the embedded run (SQLite + local folder) work with no setup; README lists them all.
+
+use super::object_store::S3Settings;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub enum StoreSettings {
+    Folder(String),
+    S3(S3Settings),
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database_url: String,
+    pub listen: String,
+    /// Base URL that links handed to other programs (iCal feeds, …) start with.
+    pub public_url: String,
+    pub data_dir: String,
+    pub store: StoreSettings,
+    pub log_json: bool,
+    pub session_ttl: Duration,
+    /// Mark cookies `Secure`; turn on whenever the app is served over HTTPS.
+    pub cookie_secure: bool,
+    pub demo_data: bool,
+    pub job_workers: usize,
+    pub job_poll: Duration,
+    /// Run migrations at start-up (the `migrate` subcommand runs them regardless).
+    pub migrate_on_start: bool,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/switchboard.db?mode=rwc";
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn flag(name: &str, default: bool) -> bool {
+    match var(name).as_deref() {
+        Some("1" | "true" | "yes" | "on") => true,
+        Some("0" | "false" | "no" | "off") => false,
+        _ => default,
+    }
+}
+
+fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    var(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+impl Settings {
+    pub fn from_env() -> Self {
+        let database_url = var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        let listen = var("SB_LISTEN")
+            .or_else(|| var("LEPTOS_SITE_ADDR"))
+            .unwrap_or_else(|| "127.0.0.1:3000".into());
+        let data_dir = var("SB_DATA_DIR").unwrap_or_else(|| "data".into());
+        let store = match var("S3_BUCKET") {
+            Some(bucket) => {
+                let endpoint = var("S3_ENDPOINT");
+                StoreSettings::S3(S3Settings {
+                    path_style: flag("S3_PATH_STYLE", endpoint.is_some()),
+                    endpoint,
+                    bucket,
+                    region: var("S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+                    access_key: var("S3_ACCESS_KEY_ID").or_else(|| var("AWS_ACCESS_KEY_ID")),
+                    secret_key: var("S3_SECRET_ACCESS_KEY").or_else(|| var("AWS_SECRET_ACCESS_KEY")),
+                })
+            }
+            None => StoreSettings::Folder(var("SB_OBJECT_DIR").unwrap_or_else(|| format!("{data_dir}/objects"))),
+        };
+        let embedded = database_url.starts_with("sqlite:");
+        Self {
+            public_url: var("SB_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}")),
+            database_url,
+            listen,
+            data_dir,
+            store,
+            log_json: var("SB_LOG_FORMAT").as_deref() == Some("json"),
+            session_ttl: Duration::from_secs(3600 * number("SB_SESSION_TTL_HOURS", 24 * 14)),
+            cookie_secure: flag("SB_COOKIE_SECURE", false),
+            demo_data: flag("SB_DEMO_DATA", embedded),
+            job_workers: number("SB_JOB_WORKERS", 4).max(1),
+            job_poll: Duration::from_millis(number("SB_JOB_POLL_MS", 500)),
+            migrate_on_start: flag("SB_MIGRATE_ON_START", true),
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}

@@ -1,0 +1,25 @@
+//! Schema migrations for Switchboard. The same migrations run on SQLite (embedded default)
+//! and MySQL/MariaDB (production).
+//!
+//! Conventions every table follows:
+//! - timestamps are `BIGINT` milliseconds since the Unix epoch (UTC): they compare and
+//!   index identically on both engines, unlike text datetimes on SQLite or second-precision
+//!   `DATETIME` on MySQL;
+//! - every query a request path or periodic job runs is served by an index created in the
+//!   same migration as its table;
+//! - indexed strings are `VARCHAR(<=191)` so utf8mb4 keys fit InnoDB's limits.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_foundation;
+mod columns;
+
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_foundation::Migration)]
+    }
+}

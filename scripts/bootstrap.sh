@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Installs the toolchain pieces Switchboard needs, idempotently and without GitHub:
+# cargo-leptos would otherwise try to download wasm-bindgen/wasm-opt from GitHub, which
+# is unreachable on our build machines, so we put pinned copies on PATH ourselves.
+#
+#   source scripts/bootstrap.sh          # build + run tools
+#   source scripts/bootstrap.sh --test   # ... plus chromium, MariaDB, S3 server, e2e npm packages
+#
+# Sourced (not executed) so that the PATH additions reach the caller.
+
+sb_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SB_TOOLS="${SB_TOOLS:-$HOME/.cache/switchboard}"
+mkdir -p "$SB_TOOLS"
+export PATH="$HOME/.cargo/bin:$SB_TOOLS/node_modules/.bin:$SB_TOOLS/venv/bin:$PATH"
+
+sb_log() { printf '\033[1;34m[bootstrap]\033[0m %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+    sb_log "apt-get install $*"
+    as_root apt-get install -y -q "$@" >/dev/null || {
+        as_root apt-get update -q >/dev/null && as_root apt-get install -y -q "$@" >/dev/null
+    }
+}
+
+ensure_wasm_target() {
+    rustup target list --installed | grep -qx wasm32-unknown-unknown ||
+        rustup target add wasm32-unknown-unknown
+}
+
+# cargo-leptos 0.3.10 is the newest whose lockfile builds on Rust 1.95.
+ensure_cargo_leptos() {
+    local want=0.3.10
+    if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+        sb_log "installing cargo-leptos $want (takes ~13 min once)"
+        cargo install cargo-leptos --version "$want" --locked
+    fi
+}
+
+# The CLI must match the wasm-bindgen crate exactly (a mismatch is a runtime schema
+# error in the browser), so the version is read from Cargo.lock.
+ensure_wasm_bindgen() {
+    local want
+    want=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/[^0-9.]/,""); print; exit}' "$sb_root/Cargo.lock")
+    if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+        sb_log "installing wasm-bindgen-cli $want"
+        # Not --locked: its lockfile names a crate version crates.io no longer serves.
+        cargo install wasm-bindgen-cli --version "=$want"
+    fi
+}
+
+# npm's binaryen, never Debian's: Debian's wasm-opt 108 silently breaks hydration.
+ensure_wasm_opt() {
+    local want=132.0.0
+    if [ "$(cat "$SB_TOOLS/node_modules/binaryen/package.json" 2>/dev/null | grep -o '"version": *"[^"]*"' | grep -o '[0-9.]*')" != "$want" ]; then
+        sb_log "installing binaryen $want (wasm-opt) from npm"
+        (cd "$SB_TOOLS" && npm install --no-audit --no-fund --silent "binaryen@$want" >/dev/null)
+    fi
+}
+
+ensure_chromium() {
+    [ -x /usr/bin/chromium ] || apt_install chromium
+}
+
+ensure_e2e_packages() {
+    if [ ! -d "$sb_root/end2end/node_modules/@playwright/test" ] ||
+        [ "$sb_root/end2end/package-lock.json" -nt "$sb_root/end2end/node_modules/.package-lock.json" ]; then
+        sb_log "installing end2end npm packages"
+        # PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: we drive Debian's chromium; downloads cannot work here.
+        (cd "$sb_root/end2end" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+    fi
+}
+
+# moto's S3 server speaks the real S3 wire protocol; installed from PyPI in its own venv.
+ensure_s3_server() {
+    if ! "$SB_TOOLS/venv/bin/moto_server" --help >/dev/null 2>&1; then
+        sb_log "installing moto[server] (S3-compatible test server)"
+        python3 -m venv "$SB_TOOLS/venv"
+        "$SB_TOOLS/venv/bin/pip" install -q 'moto[server]==5.*'
+    fi
+}
+
+mariadb_up() { mariadb -h127.0.0.1 -uroot -e 'select 1' >/dev/null 2>&1; }
+
+ensure_mariadb() {
+    mariadb_up && return 0
+    if [ ! -x /usr/sbin/mariadbd ]; then apt_install mariadb-server; fi
+    sb_log "starting MariaDB"
+    as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    for _ in $(seq 1 60); do
+        mariadb_up && return 0
+        # A fresh Debian install lets root in only through the socket: open TCP with the
+        # empty root password the tests use (loopback only; a test machine).
+        if as_root mariadb -uroot -e 'select 1' >/dev/null 2>&1; then
+            as_root mariadb -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('')" || true
+        fi
+        sleep 0.5
+    done
+    sb_log "MariaDB did not come up on 127.0.0.1:3306"; return 1
+}
+
+ensure_wasm_target
+ensure_cargo_leptos
+ensure_wasm_bindgen
+ensure_wasm_opt
+if [ "${1:-}" = "--test" ]; then
+    ensure_chromium
+    ensure_e2e_packages
+    ensure_s3_server
+    ensure_mariadb
+fi

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing (toolchain pieces, chromium, MariaDB, an
+# S3-compatible server, the e2e npm packages), then runs every test layer:
+#   1. the WASM + server build, and a check that no server-only crate reaches the browser
+#   2. unit tests
+#   3. store and API tests against SQLite, MariaDB and a real S3 server
+#   4. Playwright tests driving the real app in Debian's chromium
+# Exits non-zero when anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/bootstrap.sh --test
+source scripts/lib.sh
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+step "S3-compatible server (moto) on loopback"
+s3_port=$(free_port)
+moto_server -H 127.0.0.1 -p "$s3_port" >"$work/moto.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$s3_port/" 60
+export SB_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
+
+step "MariaDB: dropping databases left by earlier test runs"
+for db in $(mariadb -h127.0.0.1 -uroot -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'sb\\_t\\_%'"); do
+    mariadb -h127.0.0.1 -uroot -e "DROP DATABASE \`$db\`"
+done
+
+step "1. build: WASM front end and server (cargo leptos build)"
+cargo leptos build
+
+step "1b. the browser build contains no server-only crate"
+wasm_tree=$(cargo tree -p frontend --target wasm32-unknown-unknown -e normal --prefix none)
+for forbidden in sea-orm sqlx aws-sdk-s3 axum tokio reqwest argon2 mio; do
+    if grep -q "^$forbidden v" <<<"$wasm_tree"; then
+        echo "server-only crate '$forbidden' reached the WASM build" >&2
+        exit 1
+    fi
+done
+echo "ok: none of sea-orm, sqlx, aws-sdk-s3, axum, tokio, reqwest, argon2, mio in the WASM tree"
+
+step "2+3. unit, store and API tests (SQLite, MariaDB, S3)"
+cargo test -p app -p server -p migrations --features app/ssr
+
+step "4. end-to-end: Playwright in chromium against the real server"
+e2e_port=$(free_port)
+SB_DATA_DIR="$work/e2e" DATABASE_URL="sqlite://$work/e2e/switchboard.db?mode=rwc" \
+    SB_LISTEN="127.0.0.1:$e2e_port" SB_DEMO_DATA=true RUST_LOG=warn \
+    "$(server_bin)" >"$work/e2e-server.log" 2>&1 &
+pids+=($!)
+if ! wait_http "http://127.0.0.1:$e2e_port/readyz" 60; then cat "$work/e2e-server.log"; exit 1; fi
+(cd end2end && SB_E2E_BASE_URL="http://127.0.0.1:$e2e_port" npx playwright test) || {
+    echo "--- server log ---"; tail -50 "$work/e2e-server.log"; exit 1;
+}
+
+step "all test layers passed"

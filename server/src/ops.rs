@@ -1,0 +1,54 @@
+//! Operations endpoints: liveness, readiness and Prometheus metrics.
+
+use app::platform::state::AppState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// The process is alive and serving HTTP.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The process can do its work: the database and the object store answer.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let database = state.db.ping().await.map_err(|e| e.to_string());
+    let object_store = state.store.check().await.map_err(|e| e.to_string());
+    let status = if database.is_ok() && object_store.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let show = |r: Result<(), String>| r.err().unwrap_or_else(|| "ok".into());
+    (status, Json(serde_json::json!({ "database": show(database), "object_store": show(object_store) })))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let (size, idle) = state.db.pool_stats();
+    metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
+    metrics::gauge!("db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle as u32) as f64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], recorder().render())
+}
+
+/// The process-wide Prometheus recorder (installed once, even when tests start several
+/// applications in one process).
+pub fn recorder() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("http_request_duration_seconds".into()),
+                &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            )
+            .expect("static bucket list is not empty")
+            .install_recorder()
+            .expect("no other metrics recorder is installed")
+    })
+}

@@ -1,0 +1,199 @@
+//! Building and running the application: state, router, background tasks, shutdown.
+
+use crate::{jobs, openapi::ApiDoc, ops};
+use anyhow::Context;
+use app::platform::changes::ChangeHub;
+use app::platform::db::Db;
+use app::platform::http::{request_id, server_fn_error_status, track_metrics};
+use app::platform::jobs::{JobRegistry, JobRunner};
+use app::platform::object_store::{LocalFolder, S3Store, SharedStore};
+use app::platform::rate_limit::RateLimiter;
+use app::platform::settings::{Settings, StoreSettings};
+use app::platform::state::AppState;
+use app::{shell, App};
+use axum::routing::get;
+use axum::{middleware, Json, Router};
+use leptos::config::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use migrations::MigratorTrait;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+/// What to run besides the HTTP server.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub settings: Settings,
+    /// Run the job runner in this process (the default; tests may turn it off to drive
+    /// jobs by hand).
+    pub run_jobs: bool,
+}
+
+impl Options {
+    pub fn from_env() -> Self {
+        Self { settings: Settings::from_env(), run_jobs: true }
+    }
+}
+
+/// Reads the `LEPTOS_*` variables cargo-leptos sets, with defaults that work when the
+/// binary is started directly from the repository root.
+pub fn leptos_options(listen: &str) -> LeptosOptions {
+    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    LeptosOptions::builder()
+        .output_name(var("LEPTOS_OUTPUT_NAME", "switchboard"))
+        .site_root(var("LEPTOS_SITE_ROOT", "target/site"))
+        .site_pkg_dir(var("LEPTOS_SITE_PKG_DIR", "pkg"))
+        .site_addr(listen.parse::<std::net::SocketAddr>().unwrap_or_else(|_| ([127, 0, 0, 1], 3000).into()))
+        .build()
+}
+
+#[tracing::instrument(skip_all, fields(store))]
+pub async fn open_store(settings: &Settings) -> anyhow::Result<SharedStore> {
+    let store: SharedStore = match &settings.store {
+        StoreSettings::Folder(dir) => Arc::new(LocalFolder::new(dir).with_context(|| format!("object folder {dir}"))?),
+        StoreSettings::S3(s3) => {
+            let store = S3Store::new(s3);
+            if std::env::var("S3_CREATE_BUCKET").is_ok_and(|v| v == "true" || v == "1") {
+                store.ensure_bucket().await.context("creating the S3 bucket")?;
+            }
+            Arc::new(store)
+        }
+    };
+    tracing::Span::current().record("store", store.describe());
+    Ok(store)
+}
+
+/// Applies pending migrations over a connection pool of their own. SQLite connections
+/// cache the schema they have read, and a statement prepared against a stale cache fails
+/// outright (e.g. an upsert that cannot see a unique index created a moment ago), so the
+/// application's pool is opened only after the schema is final.
+pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    let db = Db::connect(database_url).await.context("connecting to the database")?;
+    migrations::Migrator::up(&db.conn, None).await.context("running migrations")?;
+    db.conn.close().await.context("closing the migration connection")?;
+    Ok(())
+}
+
+/// Connects to the database (migrating it unless told not to) and the object store.
+pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
+    if settings.migrate_on_start {
+        migrate(&settings.database_url).await?;
+    }
+    let db = Db::connect(&settings.database_url).await.context("connecting to the database")?;
+    let store = open_store(&settings).await?;
+    Ok(AppState {
+        leptos_options: leptos_options(&settings.listen),
+        db,
+        store,
+        changes: ChangeHub::new(),
+        login_limiter: RateLimiter::new(10, Duration::from_secs(60)),
+        settings: Arc::new(settings),
+    })
+}
+
+/// Every route: REST (documented in `/api/openapi.json`), operations, server functions
+/// and the server-rendered pages, with request ids, tracing and metrics around them.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", app::accounts::http::api_routes())
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+
+    Router::new()
+        .merge(api)
+        .route("/api/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
+        .merge(ops::routes())
+        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Inner first: metrics see the status after server-function errors are mapped.
+        .route_layer(middleware::from_fn(server_fn_error_status))
+        .route_layer(middleware::from_fn(track_metrics))
+        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    run_jobs: bool,
+    registry: JobRegistry,
+}
+
+impl Application {
+    pub async fn build(options: Options) -> anyhow::Result<Self> {
+        ops::recorder();
+        let listener = TcpListener::bind(&options.settings.listen)
+            .await
+            .with_context(|| format!("binding {}", options.settings.listen))?;
+        let state = open_state(options.settings).await?;
+        Ok(Self { listener, state, run_jobs: options.run_jobs, registry: jobs::registry() })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().expect("bound listener").port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `stop` resolves, then drains: open streams end, in-flight requests
+    /// and jobs finish (jobs cut short are retried by another runner after their lease).
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, state, run_jobs, registry } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut background = Vec::new();
+        background.push(tokio::spawn(state.changes.clone().run_poller(state.db.clone(), Duration::from_millis(250))));
+        if run_jobs {
+            let runner = JobRunner::new(state.clone(), registry);
+            runner.seed_periodic().await.context("seeding periodic jobs")?;
+            background.push(tokio::spawn(runner.run(stop_rx)));
+        }
+        tracing::info!(addr = %listener.local_addr()?, store = %state.store.describe(), "Switchboard listening");
+
+        let hub = state.changes.clone();
+        let app = router(state);
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(async move {
+                stop.await;
+                tracing::info!("shutting down");
+                hub.close();
+                let _ = stop_tx.send(true);
+            })
+            .await?;
+        for task in background {
+            let _ = tokio::time::timeout(Duration::from_secs(35), task).await;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

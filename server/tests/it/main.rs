@@ -1,0 +1,11 @@
+//! Integration tests: the real server over HTTP, and the stores against real SQLite,
+//! MariaDB and S3-compatible servers. One test binary, so it links once.
+
+#[macro_use]
+mod support;
+
+mod accounts;
+mod changes;
+mod jobs;
+mod object_store;
+mod pages;

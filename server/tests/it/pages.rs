@@ -1,0 +1,88 @@
+//! Server-rendered pages and operations endpoints.
+
+use crate::support::{Backend, TestApp};
+use serde_json::Value;
+
+#[tokio::test]
+async fn the_first_response_is_complete_html() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let res = app.get("/").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = res.text().await.unwrap();
+    // Content is in the HTML itself (visible with JavaScript off), resources resolved.
+    assert!(html.contains("<title>Switchboard</title>"), "{html}");
+    assert!(html.contains("SQLite (embedded)"), "system status rendered on the server");
+    assert!(html.contains("data-testid=\"system-status\""));
+    assert!(html.contains("/pkg/switchboard.js") && html.contains("/pkg/switchboard.css"), "hydration scripts linked");
+    assert!(html.contains("rel=\"icon\""));
+
+    let res = app.get("/no/such/page").await;
+    assert_eq!(res.status(), 404);
+    assert!(res.text().await.unwrap().contains("Not found"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn operations_endpoints_answer() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    assert_eq!(app.get("/healthz").await.text().await.unwrap(), "ok");
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!((body["database"].as_str(), body["object_store"].as_str()), (Some("ok"), Some("ok")));
+
+    // Request ids: generated, or kept when a proxy sent a sane one.
+    let res = app.get("/healthz").await;
+    assert_eq!(res.headers()["x-request-id"].len(), 16);
+    let res = app.client.get(app.url("/healthz")).header("x-request-id", "proxy-abc-123").send().await.unwrap();
+    assert_eq!(res.headers()["x-request-id"], "proxy-abc-123");
+
+    app.get("/api/v1/me").await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("http_request_duration_seconds_bucket"), "{metrics}");
+    assert!(metrics.contains(r#"route="/api/v1/me""#) && metrics.contains(r#"status="401""#), "{metrics}");
+    assert!(metrics.contains("db_pool_connections"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_object_store_is_gone() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.store = app::platform::settings::StoreSettings::S3(app::platform::object_store::S3Settings {
+            endpoint: Some("http://127.0.0.1:9".into()),
+            bucket: "gone".into(),
+            region: "us-east-1".into(),
+            access_key: Some("k".into()),
+            secret_key: Some("s".into()),
+            path_style: true,
+        })
+    })
+    .await;
+    let res = app.get("/readyz").await;
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["database"], "ok");
+    assert_ne!(body["object_store"], "ok");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_covers_the_rest_routes() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/auth/signup", "post"),
+        ("/api/v1/auth/tokens", "post"),
+        ("/api/v1/me", "get"),
+        ("/api/v1/me/tokens", "get"),
+        ("/api/v1/me/tokens/{id}", "delete"),
+    ] {
+        let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
+        assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path}");
+    }
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    app.stop().await;
+}

@@ -1,0 +1,196 @@
+//! Test support: fresh databases on both engines, a real S3 server, and the real
+//! application started on a random port.
+
+use app::platform::settings::{Settings, StoreSettings};
+use app::platform::state::AppState;
+use serde_json::Value;
+use server::{Application, Options};
+use std::time::Duration;
+use tempfile::TempDir;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    MariaDb,
+}
+
+/// Runs the same async test body against SQLite and MariaDB:
+/// `both_backends!(my_test);` expects `async fn my_test(backend: Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn mariadb() {
+                super::$name($crate::support::Backend::MariaDb).await
+            }
+        }
+    )+};
+}
+
+/// A database of its own for one test: a SQLite file in a temporary folder, or a new
+/// MariaDB database named `sb_t_<random>` (the test command drops leftovers first).
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    _dir: TempDir,
+}
+
+pub fn mysql_base_url() -> String {
+    std::env::var("SB_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite://{}/test.db?mode=rwc", dir.path().display()),
+            Backend::MariaDb => {
+                use sea_orm::ConnectionTrait;
+                let name = format!("sb_t_{:016x}", rand::random::<u64>());
+                let admin = sea_orm::Database::connect(format!("{}/", mysql_base_url()))
+                    .await
+                    .expect("MariaDB must be reachable (SB_TEST_MYSQL_URL, default mysql://root@127.0.0.1:3306); ./scripts/test.sh starts it");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+                    .await
+                    .expect("create test database");
+                format!("{}/{name}", mysql_base_url())
+            }
+        };
+        Self { url, backend, _dir: dir }
+    }
+}
+
+/// Settings for a test instance: its own database and object folder, a random port,
+/// fast job polling, no demo data.
+pub fn test_settings(db: &TestDb, objects: &std::path::Path) -> Settings {
+    let mut s = Settings::from_env();
+    s.database_url = db.url.clone();
+    s.listen = "127.0.0.1:0".into();
+    s.store = StoreSettings::Folder(objects.display().to_string());
+    s.demo_data = false;
+    s.job_poll = Duration::from_millis(50);
+    s.migrate_on_start = true;
+    s.cookie_secure = false;
+    s
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub state: AppState,
+    /// A client with its own cookie jar, like one browser.
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _objects: TempDir,
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts the real application (HTTP, change poller, job runner) with `tweak`
+    /// applied to its settings.
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Self {
+        let db = TestDb::new(backend).await;
+        Self::spawn_on(db, tweak).await
+    }
+
+    pub async fn spawn_on(db: TestDb, tweak: impl FnOnce(&mut Settings)) -> Self {
+        let objects = tempfile::tempdir().expect("temp dir");
+        let mut settings = test_settings(&db, objects.path());
+        tweak(&mut settings);
+        let app = Application::build(Options { settings, run_jobs: true }).await.expect("application starts");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Self { base, state, client: client(), db, stop: Some(stop), handle: Some(handle), _objects: objects }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// Creates an account and returns a bearer token for it.
+    pub async fn user_with_token(&self, username: &str) -> String {
+        let password = format!("{username}-correct-horse-battery");
+        let res = self
+            .post_json("/api/v1/auth/signup", &serde_json::json!({"username": username, "password": password}))
+            .await;
+        assert_eq!(res.status(), 201, "signup {username}: {}", res.text().await.unwrap_or_default());
+        let res = self
+            .post_json("/api/v1/auth/tokens", &serde_json::json!({"username": username, "password": password}))
+            .await;
+        assert_eq!(res.status(), 201);
+        res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            let res = tokio::time::timeout(Duration::from_secs(40), handle).await;
+            let joined = res.expect("server stops within its drain timeout");
+            joined.expect("server task").expect("server exits cleanly");
+        }
+    }
+}
+
+/// Asserts the app's error shape: status, `error.code`, and `error.field` when given.
+pub async fn assert_error(res: reqwest::Response, status: u16, code: &str, field: Option<&str>) -> Value {
+    assert_eq!(res.status().as_u16(), status, "unexpected status");
+    let body: Value = res.json().await.expect("error body is JSON");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    match field {
+        Some(f) => assert_eq!(body["error"]["field"], f, "{body}"),
+        None => assert!(body["error"].get("field").is_none(), "{body}"),
+    }
+    body
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
