@@ -72,13 +72,17 @@ ensure_e2e_packages() {
     fi
 }
 
-# moto's S3 server speaks the real S3 wire protocol; installed from PyPI in its own venv.
-ensure_s3_server() {
-    if ! "$SB_TOOLS/venv/bin/moto_server" --help >/dev/null 2>&1; then
-        sb_log "installing moto[server] (S3-compatible test server)"
-        python3 -m venv "$SB_TOOLS/venv"
-        "$SB_TOOLS/venv/bin/pip" install -q 'moto[server]==5.*'
+# Python test tools, from PyPI in their own venv: moto's S3 server (speaks the real S3
+# wire protocol) and the official Standard Webhooks library (an independent verifier of
+# the broker's signatures).
+ensure_python_tools() {
+    local py="$SB_TOOLS/venv/bin/python"
+    if ! "$py" -c 'import moto, standardwebhooks' >/dev/null 2>&1; then
+        sb_log "installing moto[server] and standardwebhooks into $SB_TOOLS/venv"
+        [ -x "$py" ] || python3 -m venv "$SB_TOOLS/venv"
+        "$SB_TOOLS/venv/bin/pip" install -q 'moto[server]==5.*' 'standardwebhooks==1.1.0'
     fi
+    export SB_TEST_PYTHON="$py"
 }
 
 mariadb_up() { mariadb -h127.0.0.1 -uroot -e 'select 1' >/dev/null 2>&1; }
@@ -107,6 +111,6 @@ ensure_wasm_opt
 if [ "${1:-}" = "--test" ]; then
     ensure_chromium
     ensure_e2e_packages
-    ensure_s3_server
+    ensure_python_tools
     ensure_mariadb
 fi

@@ -29,7 +29,6 @@ pub fn int<T: IntoIden>(name: T) -> ColumnDef {
     ColumnDef::new(name).integer().not_null().take()
 }
 
-#[allow(dead_code)]
 pub fn boolean<T: IntoIden>(name: T) -> ColumnDef {
     ColumnDef::new(name).boolean().not_null().take()
 }

@@ -11,7 +11,10 @@ use utoipa::{Modify, OpenApi};
                        Errors are `{\"error\": {\"code\", \"message\", \"field\"?}}`.",
     ),
     modifiers(&BearerAuth),
-    tags((name = "accounts", description = "sign-up, tokens, the calling account")),
+    tags(
+        (name = "accounts", description = "sign-up, tokens, the calling account"),
+        (name = "broker", description = "topics, subscribers, ordered signed webhook delivery, delivery log, replay"),
+    ),
 )]
 pub struct ApiDoc;
 

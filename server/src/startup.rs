@@ -2,6 +2,7 @@
 
 use crate::{jobs, openapi::ApiDoc, ops};
 use anyhow::Context;
+use app::broker::delivery::Dispatcher;
 use app::platform::changes::ChangeHub;
 use app::platform::db::Db;
 use app::platform::http::{request_id, server_fn_error_status, track_metrics};
@@ -29,8 +30,8 @@ use utoipa_axum::router::OpenApiRouter;
 #[derive(Clone, Debug)]
 pub struct Options {
     pub settings: Settings,
-    /// Run the job runner in this process (the default; tests may turn it off to drive
-    /// jobs by hand).
+    /// Run the job runner and the webhook dispatcher in this process (the default; tests
+    /// may turn them off to drive them by hand).
     pub run_jobs: bool,
 }
 
@@ -86,6 +87,7 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
     }
     let db = Db::connect(&settings.database_url).await.context("connecting to the database")?;
     let store = open_store(&settings).await?;
+    app::broker::service::seed_internal_topics(&db).await.map_err(|e| anyhow::anyhow!(e.message))?;
     Ok(AppState {
         leptos_options: leptos_options(&settings.listen),
         db,
@@ -101,6 +103,7 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", app::accounts::http::api_routes())
+        .nest("/api/v1", app::broker::http::api_routes())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let routes = generate_route_list(App);
@@ -155,7 +158,8 @@ impl Application {
         if run_jobs {
             let runner = JobRunner::new(state.clone(), registry);
             runner.seed_periodic().await.context("seeding periodic jobs")?;
-            background.push(tokio::spawn(runner.run(stop_rx)));
+            background.push(tokio::spawn(runner.run(stop_rx.clone())));
+            background.push(tokio::spawn(Dispatcher::new(state.clone()).run(stop_rx)));
         }
         tracing::info!(addr = %listener.local_addr()?, store = %state.store.describe(), "Switchboard listening");
 

@@ -104,6 +104,8 @@ pub async fn sign_up(db: &Db, username: &str, password: &str, display_name: Opti
         }
         Err(err) => return Err(err.into()),
     };
+    let event = serde_json::json!({"id": created.id, "username": created.username, "display_name": created.display_name, "role": created.role});
+    crate::broker::service::publish_event(&*txn, "user:new", &event).await?;
     txn.commit().await?;
     tracing::info!(user.id = created.id, role = role.as_str(), "account created");
     Ok(created.into())

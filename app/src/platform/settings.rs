@@ -10,6 +10,25 @@ pub enum StoreSettings {
     S3(S3Settings),
 }
 
+/// The webhook broker's delivery policy (see README for the variables).
+#[derive(Clone, Debug)]
+pub struct BrokerSettings {
+    /// First retry delay; doubles each attempt (`BROKER_RETRY_BASE_MS`, default 5 s).
+    pub retry_base: Duration,
+    /// Longest retry delay (`BROKER_RETRY_MAX_MS`, default 1 h).
+    pub retry_max: Duration,
+    /// Attempts before the subscription's failure policy applies (`BROKER_MAX_ATTEMPTS`,
+    /// default 33: about 24 h with the default delays).
+    pub max_attempts: i32,
+    /// A delivery succeeds on a 2xx within this time (`BROKER_TIMEOUT_MS`, default 15 s).
+    pub timeout: Duration,
+    /// Lanes delivered at once by one process (`BROKER_CONCURRENCY`, default 32).
+    pub concurrency: usize,
+    /// Hosts or CIDRs that may be delivered to although private, loopback or link-local
+    /// (`BROKER_ALLOWED_TARGETS`, comma-separated; default none).
+    pub allowed_targets: Vec<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub database_url: String,
@@ -27,6 +46,7 @@ pub struct Settings {
     pub job_poll: Duration,
     /// Run migrations at start-up (the `migrate` subcommand runs them regardless).
     pub migrate_on_start: bool,
+    pub broker: BrokerSettings,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/switchboard.db?mode=rwc";
@@ -82,6 +102,16 @@ impl Settings {
             job_workers: number("SB_JOB_WORKERS", 4).max(1),
             job_poll: Duration::from_millis(number("SB_JOB_POLL_MS", 500)),
             migrate_on_start: flag("SB_MIGRATE_ON_START", true),
+            broker: BrokerSettings {
+                retry_base: Duration::from_millis(number("BROKER_RETRY_BASE_MS", 5_000)),
+                retry_max: Duration::from_millis(number("BROKER_RETRY_MAX_MS", 3_600_000)),
+                max_attempts: number("BROKER_MAX_ATTEMPTS", 33).max(1),
+                timeout: Duration::from_millis(number("BROKER_TIMEOUT_MS", 15_000)),
+                concurrency: number("BROKER_CONCURRENCY", 32).max(1),
+                allowed_targets: var("BROKER_ALLOWED_TARGETS")
+                    .map(|v| v.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect())
+                    .unwrap_or_default(),
+            },
         }
     }
 

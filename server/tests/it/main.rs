@@ -5,6 +5,8 @@
 mod support;
 
 mod accounts;
+mod broker;
+mod receiver;
 mod changes;
 mod jobs;
 mod object_store;

@@ -139,7 +139,7 @@ impl TestApp {
 
     /// Creates an account and returns a bearer token for it.
     pub async fn user_with_token(&self, username: &str) -> String {
-        let password = format!("{username}-correct-horse-battery");
+        let password = "correct horse battery staple";
         let res = self
             .post_json("/api/v1/auth/signup", &serde_json::json!({"username": username, "password": password}))
             .await;
