@@ -18,6 +18,9 @@ pub struct AppError {
 
 pub type AppResult<T> = Result<T, AppError>;
 
+/// The code of a transient database conflict (deadlock, lock timeout): retry the request.
+pub const DB_CONFLICT: &str = "db_conflict";
+
 impl AppError {
     pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
         Self { status, code: code.into(), message: message.into(), field: None }
@@ -118,6 +121,10 @@ mod ssr {
 
     impl From<sea_orm::DbErr> for AppError {
         fn from(err: sea_orm::DbErr) -> Self {
+            if crate::platform::db::is_retryable(&err) {
+                tracing::warn!(error = %err, "transient database conflict");
+                return AppError::new(503, super::DB_CONFLICT, "the database reported a conflict; retry the request");
+            }
             tracing::error!(error = %err, "database error");
             match err {
                 sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {

@@ -57,9 +57,7 @@ pub fn App() -> impl IntoView {
         <Router>
             <header class="topbar">
                 <A href="/" attr:class="brand"><span class="brand-mark"></span>"Switchboard"</A>
-                <nav class="nav">
-                    <A href="/" exact=true>"Overview"</A>
-                </nav>
+                <NavLinks/>
                 <UserMenu/>
             </header>
             <Routes fallback=NotFound>
@@ -67,8 +65,27 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=LoginPage ssr=SSR/>
                 <Route path=path!("/signup") view=SignupPage ssr=SSR/>
                 <Route path=path!("/account") view=AccountPage ssr=SSR/>
+                <Route path=path!("/broker") view=broker::BrokerPage ssr=SSR/>
+                <Route path=path!("/broker/subscribers/:id") view=broker::SubscriberPage ssr=SSR/>
             </Routes>
         </Router>
+    }
+}
+
+/// Links to the capabilities this viewer can use (admin pages only for admins).
+#[component]
+fn NavLinks() -> impl IntoView {
+    let auth = Auth::expect();
+    view! {
+        <nav class="nav">
+            <A href="/" exact=true>"Overview"</A>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let admin = matches!(auth.viewer.await, Ok(Some(v)) if v.is_admin());
+                    admin.then(|| view! { <A href="/broker">"Broker"</A> })
+                })}
+            </Transition>
+        </nav>
     }
 }
 

@@ -37,3 +37,52 @@ pub fn When(ms: i64) -> impl IntoView {
     let text = at.format("%Y-%m-%d %H:%M UTC").to_string();
     view! { <time datetime=iso>{text}</time> }
 }
+
+/// Ticks whenever the server pushes an event named `event` on the SSE stream at `url`;
+/// pages key their resources on it to refresh without a reload. Bursts are coalesced
+/// into one tick per 300 ms. Only the browser connects (SSR renders the first state),
+/// and the connection closes when the page goes away. The browser's EventSource
+/// reconnects by itself, sending Last-Event-ID, so nothing is missed across drops.
+pub fn live_ticks(url: String, event: String) -> ReadSignal<u64> {
+    let (ticks, set_ticks) = signal(0u64);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let (url, event) = (url.clone(), event.clone());
+        leptos::task::spawn_local_scoped_with_cancellation(async move {
+            use futures::StreamExt;
+            use std::{cell::Cell, rc::Rc};
+            let Ok(mut source) = gloo_net::eventsource::futures::EventSource::new(&url) else { return };
+            let Ok(mut events) = source.subscribe(event) else { return };
+            let scheduled = Rc::new(Cell::new(false));
+            while let Some(item) = events.next().await {
+                if item.is_err() || scheduled.replace(true) {
+                    continue;
+                }
+                let scheduled = scheduled.clone();
+                set_timeout(
+                    move || {
+                        scheduled.set(false);
+                        set_ticks.update(|n| *n += 1);
+                    },
+                    std::time::Duration::from_millis(300),
+                );
+            }
+            drop(source); // kept alive until here: dropping it closes the stream
+        });
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (url, event, set_ticks);
+    ticks
+}
+
+/// A page body for people who may not see it.
+#[component]
+pub fn AdminOnly() -> impl IntoView {
+    view! {
+        <p class="alert warn">
+            "This page is for administrators. "
+            <leptos_router::components::A href="/login">"Sign in"</leptos_router::components::A>
+            " with an admin account."
+        </p>
+    }
+}

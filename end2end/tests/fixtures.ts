@@ -46,3 +46,15 @@ export async function signUp(page: Page, username: string, password = PASSWORD) 
   await page.getByRole('button', { name: 'Create account' }).click();
   await expect(page.getByTestId('current-user')).toBeVisible();
 }
+
+/** Logs in as the admin the test command created (`server create-admin`). */
+export async function logInAsAdmin(page: Page) {
+  const username = process.env.SB_E2E_ADMIN_USER ?? 'e2eadmin';
+  const password = process.env.SB_E2E_ADMIN_PASSWORD ?? PASSWORD;
+  await page.goto('/login');
+  await hydrated(page);
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('current-user')).toBeVisible();
+}

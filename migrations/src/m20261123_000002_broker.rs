@@ -99,6 +99,7 @@ enum BrokerAttempts {
     StatusCode,
     Error,
     ResponseBody,
+    Worker,
 }
 
 #[async_trait::async_trait]
@@ -290,6 +291,8 @@ impl MigrationTrait for Migration {
                 .col(ColumnDef::new(BrokerAttempts::StatusCode).integer().null())
                 .col(varchar_null(BrokerAttempts::Error, 500))
                 .col(ColumnDef::new(BrokerAttempts::ResponseBody).text().null())
+                // Which dispatcher (host-pid) made the attempt.
+                .col(varchar(BrokerAttempts::Worker, 64))
                 .to_owned(),
         )
         .await?;

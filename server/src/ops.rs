@@ -42,13 +42,20 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 pub fn recorder() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        PrometheusBuilder::new()
+        let handle = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Full("http_request_duration_seconds".into()),
                 &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
             )
             .expect("static bucket list is not empty")
             .install_recorder()
-            .expect("no other metrics recorder is installed")
+            .expect("no other metrics recorder is installed");
+        // The exporter leaves housekeeping (draining histogram buffers) to its owner.
+        let upkeep = handle.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            upkeep.run_upkeep();
+        });
+        handle
     })
 }

@@ -137,6 +137,7 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", options.settings.listen))?;
         let state = open_state(options.settings).await?;
+        state.changes.prime(&state.db).await.context("reading the change log position")?;
         Ok(Self { listener, state, run_jobs: options.run_jobs, registry: jobs::registry() })
     }
 

@@ -11,6 +11,7 @@ pub fn init(json: bool) {
     let _ = if json {
         registry.with(fmt::layer().json().flatten_event(true).with_current_span(true)).try_init()
     } else {
-        registry.with(fmt::layer().compact()).try_init()
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        registry.with(fmt::layer().compact().with_ansi(ansi)).try_init()
     };
 }

@@ -34,6 +34,8 @@ const BATCH: usize = 100;
 #[derive(Clone)]
 pub struct Dispatcher {
     state: AppState,
+    /// `host-pid`, recorded with each attempt.
+    worker: String,
     client: reqwest::Client,
     policy: Arc<TargetPolicy>,
     settings: BrokerSettings,
@@ -70,19 +72,23 @@ impl Dispatcher {
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve names itself, out of the resolver's sight.
+            .no_proxy()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(8)
             .build()
             .expect("static HTTP client configuration");
-        Self { state, client, policy, settings }
+        let worker = format!("{}-{}", crate::platform::jobs::hostname(), std::process::id());
+        Self { state, worker, client, policy, settings }
     }
 
-    /// The lease a claim takes: the request timeout plus a margin, so a stalled worker's
-    /// request has ended before anyone else may deliver the same head.
+    /// The lease a claim (or each outcome that keeps the lane) takes: the request timeout
+    /// plus a margin for the bookkeeping around it, so a request from a worker that lost
+    /// its lease has been cut off before anyone else may send the same head.
     fn lease(&self) -> i64 {
-        (self.settings.timeout + Duration::from_secs(30)).as_millis() as i64
+        (self.settings.timeout + Duration::from_secs(5)).as_millis() as i64
     }
 
     /// Delivers until `shutdown`, `concurrency` lanes at a time.
@@ -186,13 +192,17 @@ impl Dispatcher {
             let head = match head {
                 Some(h) if l.active && h.next_attempt_at <= now => h,
                 // Empty, inactive, or the head waits for its retry: release the lease.
-                other => return self.release(claimed, other.map(|h| h.next_attempt_at)).await,
+                other => {
+                    let due = other.map(|h| h.next_attempt_at);
+                    return db.retrying(|| self.release(claimed, due)).await;
+                }
             };
             let Some(msg) = message::Entity::find_by_id(head.message_id).one(&db.conn).await? else {
-                return self.release(claimed, None).await;
+                return db.retrying(|| self.release(claimed, None)).await;
             };
             let attempted = self.attempt(&target, &topic_name, &msg).await;
-            let keep_going = self.record(claimed, &sub, &head, attempted, turn < BATCH).await?;
+            // A deadlock rolls the whole outcome back, so recording it again is safe.
+            let keep_going = db.retrying(|| self.record(claimed, &sub, &head, &attempted, turn < BATCH)).await?;
             if !keep_going {
                 return Ok(());
             }
@@ -272,7 +282,7 @@ impl Dispatcher {
         claimed: &Claimed,
         sub: &subscription::Model,
         head: &delivery::Model,
-        attempted: Attempted,
+        attempted: &Attempted,
         more_turns: bool,
     ) -> AppResult<bool> {
         let db = &self.state.db;
@@ -293,6 +303,7 @@ impl Dispatcher {
             status_code: Set(status),
             error: Set(error.as_deref().map(|e| truncate(e, 500))),
             response_body: Set(attempted.body.as_deref().map(|b| truncate(b, KEEP_BODY))),
+            worker: Set(self.worker.clone()),
             ..Default::default()
         };
         attempt::Entity::insert(log).exec_without_returning(&*txn).await?;
@@ -307,7 +318,7 @@ impl Dispatcher {
         let mut blocked = l.blocked;
         let mut active = l.active;
         let mut retry_at = None;
-        let (state, finished) = match attempted.outcome {
+        let (state, finished) = match &attempted.outcome {
             Outcome::Delivered { .. } => {
                 outcome_label = "delivered";
                 pending -= 1;
@@ -327,7 +338,7 @@ impl Dispatcher {
             }
             Outcome::Failed { retry_after: hint, .. } => {
                 outcome_label = "failed";
-                self.after_failure(sub, n, hint, &mut pending, &mut blocked, &mut retry_at)
+                self.after_failure(sub, n, *hint, &mut pending, &mut blocked, &mut retry_at)
             }
             Outcome::Refused { .. } => {
                 outcome_label = "refused";

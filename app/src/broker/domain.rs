@@ -189,6 +189,8 @@ pub struct AttemptSummary {
     pub status_code: Option<i32>,
     pub error: Option<String>,
     pub response_body: Option<String>,
+    /// The dispatcher (`host-pid`) that made the attempt.
+    pub worker: String,
 }
 
 #[cfg(test)]

@@ -102,9 +102,15 @@ async fn publish(State(state): State<AppState>, caller: Caller, Path(topic): Pat
         return Err(AppError::forbidden("only admins may publish to this topic"));
     }
     let name = TopicName::parse(&t.name)?;
-    let txn = state.db.write_txn().await?;
-    let published = service::publish(&*txn, &name, &req.payload, req.idempotency_key.as_deref(), Some(caller.viewer.id)).await?;
-    txn.commit().await?;
+    let published = state
+        .db
+        .retrying(|| async {
+            let txn = state.db.write_txn().await?;
+            let published = service::publish(&*txn, &name, &req.payload, req.idempotency_key.as_deref(), Some(caller.viewer.id)).await?;
+            txn.commit().await?;
+            Ok(published)
+        })
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(published)))
 }
 

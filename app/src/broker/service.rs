@@ -157,20 +157,36 @@ async fn fan_out<C: ConnectionTrait>(conn: &C, topic_row: &topic::Model, name: &
     enqueue_on_lanes(conn, &ids, 1, now).await
 }
 
-/// The lanes (created where missing) of `subs` for one topic, locked for this transaction.
+/// The lanes of `subs` for one topic, created where missing, locked for this transaction.
 async fn lanes_for<C: ConnectionTrait>(conn: &C, topic_id: i64, subs: &[subscription::Model], now: i64) -> AppResult<Vec<lane::Model>> {
-    let backend = conn.get_database_backend();
+    ensure_lanes(conn, topic_id, subs, now).await?;
     let sub_ids: Vec<i64> = subs.iter().map(|s| s.id).collect();
-    let find = || {
-        for_update(
-            lane::Entity::find().filter(lane::Column::TopicId.eq(topic_id)).filter(lane::Column::SubscriptionId.is_in(sub_ids.clone())),
-            backend,
-        )
-    };
-    let mut lanes = find().all(conn).await?;
-    if lanes.len() < subs.len() {
-        let have: HashSet<i64> = lanes.iter().map(|l| l.subscription_id).collect();
-        let missing = subs.iter().filter(|s| !have.contains(&s.id)).map(|s| lane::ActiveModel {
+    let find = lane::Entity::find().filter(lane::Column::TopicId.eq(topic_id)).filter(lane::Column::SubscriptionId.is_in(sub_ids));
+    Ok(for_update(find, conn.get_database_backend()).all(conn).await?)
+}
+
+/// Creates the lanes of `subs` for one topic that do not exist yet. Lanes are normally
+/// made when a subscription or a topic is created, so publishing finds them and only
+/// takes row locks; this is the backstop for the races between those two. Insert-if-
+/// missing without a prior locking read: no gap locks, so no deadlock between
+/// publishers of different topics.
+async fn ensure_lanes<C: ConnectionTrait>(conn: &C, topic_id: i64, subs: &[subscription::Model], now: i64) -> AppResult<()> {
+    use sea_orm::sea_query::OnConflict;
+    let sub_ids: Vec<i64> = subs.iter().map(|s| s.id).collect();
+    let have: HashSet<i64> = lane::Entity::find()
+        .select_only()
+        .column(lane::Column::SubscriptionId)
+        .filter(lane::Column::TopicId.eq(topic_id))
+        .filter(lane::Column::SubscriptionId.is_in(sub_ids))
+        .into_tuple::<i64>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let missing: Vec<lane::ActiveModel> = subs
+        .iter()
+        .filter(|s| !have.contains(&s.id))
+        .map(|s| lane::ActiveModel {
             subscription_id: Set(s.id),
             subscriber_id: Set(s.subscriber_id),
             topic_id: Set(topic_id),
@@ -181,13 +197,17 @@ async fn lanes_for<C: ConnectionTrait>(conn: &C, topic_id: i64, subs: &[subscrip
             lease_version: Set(0),
             created_at: Set(now),
             ..Default::default()
-        });
-        // Publishers of this topic are serialised by its row lock, so no one else can be
-        // creating these lanes right now.
-        lane::Entity::insert_many(missing).exec_without_returning(conn).await?;
-        lanes = find().all(conn).await?;
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
     }
-    Ok(lanes)
+    // A lane created meanwhile by someone else is left as it is (a no-op update).
+    let keep = OnConflict::columns([lane::Column::SubscriptionId, lane::Column::TopicId])
+        .update_column(lane::Column::SubscriptionId)
+        .to_owned();
+    lane::Entity::insert_many(missing).on_conflict(keep).exec_without_returning(conn).await?;
+    Ok(())
 }
 
 /// Counts `added` new pending deliveries on each lane and schedules the idle ones. A lane
@@ -244,7 +264,14 @@ async fn insert_topic<C: ConnectionTrait>(conn: &C, name: &TopicName, descriptio
         ..Default::default()
     };
     match topic::Entity::insert(row).exec_with_returning(conn).await {
-        Ok(t) => Ok(t),
+        Ok(t) => {
+            let subs = subscription::Entity::find()
+                .filter(subscription::Column::Pattern.is_in(name.matching_patterns()))
+                .all(conn)
+                .await?;
+            ensure_lanes(conn, t.id, &subs, now_ms()).await?;
+            Ok(t)
+        }
         Err(e) if is_unique_violation(&e) => Err(AppError::conflict("topic_exists", "a topic with that name exists").on_field("name")),
         Err(e) => Err(e.into()),
     }
@@ -439,6 +466,9 @@ pub async fn subscribe(db: &Db, subscriber_id: i64, pattern: &str, options: Subs
         ..Default::default()
     };
     let created = subscription::Entity::insert(row).exec_with_returning(&*txn).await?;
+    for topic_id in topics_matching(&*txn, std::slice::from_ref(&created)).await? {
+        ensure_lanes(&*txn, topic_id, std::slice::from_ref(&created), now_ms()).await?;
+    }
     txn.commit().await?;
     Ok(created)
 }
@@ -650,6 +680,7 @@ pub async fn list_attempts(db: &Db, delivery_id: i64) -> AppResult<Vec<AttemptSu
             status_code: a.status_code,
             error: a.error,
             response_body: a.response_body,
+            worker: a.worker,
         })
         .collect())
 }

@@ -156,6 +156,7 @@ pub mod attempt {
         pub status_code: Option<i32>,
         pub error: Option<String>,
         pub response_body: Option<String>,
+        pub worker: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -141,13 +141,19 @@ impl ChangeHub {
         self.horizon.load(Ordering::Acquire)
     }
 
-    /// Tails `change_log` until [`ChangeHub::close`]. Starts at the current end: pages
-    /// that were open before this process started resume through `Last-Event-ID`.
+    /// Sets the starting point to the current end of the table. Called before the server
+    /// accepts requests, so every change committed after start-up is tailed; pages open
+    /// from before resume through `Last-Event-ID`.
+    pub async fn prime(&self, db: &Db) -> Result<(), DbErr> {
+        let newest = ChangeRow::find().order_by_desc(Column::Id).one(&db.conn).await?;
+        self.horizon.store(newest.map_or(0, |r| r.id), Ordering::Release);
+        Ok(())
+    }
+
+    /// Tails `change_log` from the primed position until [`ChangeHub::close`].
     pub async fn run_poller(self, db: Db, every: Duration) {
         let mut shutdown = self.closing.subscribe();
-        let start = ChangeRow::find().order_by_desc(Column::Id).one(&db.conn).await;
-        let mut last = start.ok().flatten().map_or(0, |r| r.id);
-        self.horizon.store(last, Ordering::Release);
+        let mut last = self.horizon();
         let mut gap_since: Option<tokio::time::Instant> = None;
         while !*shutdown.borrow() {
             match self.poll_once(&db, &mut last, &mut gap_since).await {

@@ -1,7 +1,7 @@
 //! The database handle: one pool, SQLite or MySQL/MariaDB chosen by `DATABASE_URL`.
 
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,
     TransactionTrait,
 };
 use std::ops::Deref;
@@ -78,13 +78,39 @@ impl Db {
         self.backend() == DbBackend::MySql
     }
 
-    /// Begins a transaction that may read then write. See [`Db::write_gate`].
+    /// Begins a transaction that may read then write. On SQLite it holds the write gate;
+    /// on MySQL it runs at READ COMMITTED: locking reads then lock only the rows they
+    /// return, never the gaps between them, which is what queue-like tables (claims with
+    /// SKIP LOCKED, insert-if-missing) need to stay free of gap-lock deadlocks.
     pub async fn write_txn(&self) -> Result<WriteTxn, DbErr> {
         let gate = match &self.write_gate {
             Some(gate) => Some(gate.clone().lock_owned().await),
             None => None,
         };
-        Ok(WriteTxn { txn: self.conn.begin().await?, _gate: gate })
+        let txn = match self.backend() {
+            DbBackend::MySql => self.conn.begin_with_config(Some(IsolationLevel::ReadCommitted), None).await?,
+            _ => self.conn.begin().await?,
+        };
+        Ok(WriteTxn { txn, _gate: gate })
+    }
+
+    /// Runs `work` (which opens and commits its own transaction) again when the database
+    /// reports a deadlock or lock timeout, a few times with a short pause.
+    pub async fn retrying<T, F, Fut>(&self, mut work: F) -> Result<T, crate::error::AppError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, crate::error::AppError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match work().await {
+                Err(e) if e.code == crate::error::DB_CONFLICT && attempt < 4 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(5 * (1 << attempt) + rand::random::<u64>() % 10)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     pub async fn ping(&self) -> Result<(), DbErr> {
@@ -121,6 +147,22 @@ fn create_sqlite_parent_dir(url: &str) {
     }
     if let Some(parent) = std::path::Path::new(path).parent() {
         let _ = std::fs::create_dir_all(parent);
+    }
+}
+
+/// True for errors that go away when the transaction is simply run again: MySQL
+/// deadlocks (SQLSTATE 40001) and lock wait timeouts, SQLite busy/locked.
+pub fn is_retryable(err: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err else {
+        return false;
+    };
+    match e.as_ref() {
+        sea_orm::sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            code == "40001" || code == "5" || code == "6" || db.message().contains("Lock wait timeout")
+        }
+        _ => false,
     }
 }
 

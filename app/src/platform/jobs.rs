@@ -373,7 +373,8 @@ async fn record_outcome(
     Ok(())
 }
 
-fn hostname() -> String {
+/// This machine's name (for worker ids in logs and tables).
+pub fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
         .ok()

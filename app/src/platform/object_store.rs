@@ -188,9 +188,14 @@ impl S3Store {
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(Provider::Rustls(CryptoMode::Ring))
             .build_https();
+        use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
         let mut config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .http_client(http)
+            // Checksums only where S3 requires them: many S3-compatible servers reject the
+            // SDK's default CRC32 trailers on uploads.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .region(Region::new(settings.region.clone()))
             .force_path_style(settings.path_style);
         if let Some(endpoint) = &settings.endpoint {

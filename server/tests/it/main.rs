@@ -6,6 +6,7 @@ mod support;
 
 mod accounts;
 mod broker;
+mod broker_processes;
 mod receiver;
 mod changes;
 mod jobs;

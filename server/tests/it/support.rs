@@ -194,3 +194,53 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// The real `server` binary as a child process: what production runs, and what a
+/// SIGKILL can really kill.
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub base: String,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl ServerProcess {
+    /// Starts `server` on a free port with `env` (plus quiet logs and no demo data) and
+    /// waits until `/readyz` answers.
+    pub async fn start(env: &[(&str, String)]) -> Self {
+        let port = free_port();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_server"));
+        // Logs go to a file named after the port (kept in the temp dir for post-mortems).
+        let log = std::env::temp_dir().join(format!("sb-server-{port}.log"));
+        cmd.env("SB_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SB_DEMO_DATA", "false")
+            .env("RUST_LOG", std::env::var("SB_TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(std::fs::File::create(&log).expect("server log file"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn the server binary");
+        let base = format!("http://127.0.0.1:{port}");
+        let probe = reqwest::Client::new();
+        eventually(Duration::from_secs(30), "the server process to be ready", || {
+            let req = probe.get(format!("{base}/readyz")).send();
+            async move { req.await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await;
+        Self { child, base }
+    }
+
+    /// SIGKILL: no shutdown hook, no drain.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

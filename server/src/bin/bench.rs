@@ -1,0 +1,253 @@
+//! Benchmarks: `bench [broker|…|all]` runs the hot paths against the embedded default
+//! (SQLite) and MariaDB and prints a Markdown table (figure, value, unit, database).
+//! Build with `--release`; see `scripts/bench.sh`. These are measurements, not tests:
+//! nothing here passes or fails.
+
+use app::platform::settings::{Settings, StoreSettings};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde_json::{json, Value};
+use server::{Application, Options};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Row {
+    figure: String,
+    value: f64,
+    unit: &'static str,
+    database: String,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Db {
+    Sqlite,
+    MariaDb,
+}
+
+impl Db {
+    fn name(self) -> &'static str {
+        match self {
+            Db::Sqlite => "SQLite",
+            Db::MariaDb => "MariaDB",
+        }
+    }
+}
+
+/// A running app on a fresh database and object folder.
+struct Bench {
+    base: String,
+    client: reqwest::Client,
+    token: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn fresh_database(db: Db, dir: &std::path::Path) -> String {
+    match db {
+        Db::Sqlite => format!("sqlite://{}/bench.db?mode=rwc", dir.display()),
+        Db::MariaDb => {
+            use sea_orm::ConnectionTrait;
+            let base = std::env::var("SB_BENCH_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
+            let name = format!("sb_bench_{:08x}", rand::random::<u32>());
+            let admin = sea_orm::Database::connect(format!("{base}/")).await.expect("MariaDB reachable");
+            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+            format!("{base}/{name}")
+        }
+    }
+}
+
+impl Bench {
+    async fn start(db: Db, tweak: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Settings::from_env();
+        s.database_url = fresh_database(db, dir.path()).await;
+        s.listen = "127.0.0.1:0".into();
+        s.store = StoreSettings::Folder(dir.path().join("objects").display().to_string());
+        s.demo_data = false;
+        s.broker.allowed_targets = vec!["127.0.0.1".into()];
+        s.broker.concurrency = 64;
+        tweak(&mut s);
+        let app = Application::build(Options { settings: s, run_jobs: true }).await.expect("app starts");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+        let creds = json!({"username": "bench", "password": "correct horse battery staple"});
+        client.post(format!("{base}/api/v1/auth/signup")).json(&creds).send().await.unwrap();
+        let token: Value = client.post(format!("{base}/api/v1/auth/tokens")).json(&creds).send().await.unwrap().json().await.unwrap();
+        Self { base, client, token: token["token"].as_str().unwrap().to_owned(), stop, _dir: dir }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let res = self.client.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await.unwrap();
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+        res.json().await.unwrap_or(Value::Null)
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Runs `total` calls of `call(i)` over `connections` concurrent workers; returns the
+/// wall time and each call's latency in ms, sorted.
+async fn load<F, Fut>(total: usize, connections: usize, call: F) -> (Duration, Vec<f64>)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let call = Arc::new(call);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (call, next) = (call.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    return lat;
+                }
+                let t = Instant::now();
+                call(i).await;
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (started.elapsed(), all)
+}
+
+// ---- broker ----------------------------------------------------------------------------
+
+#[derive(Clone, Default)]
+struct Arrivals(Arc<Mutex<HashMap<String, Vec<Instant>>>>);
+
+async fn receive(State(arrivals): State<Arrivals>, headers: HeaderMap, _body: Bytes) -> &'static str {
+    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    arrivals.0.lock().unwrap().entry(id).or_default().push(Instant::now());
+    "ok"
+}
+
+async fn start_receiver() -> (String, Arrivals) {
+    let arrivals = Arrivals::default();
+    let app = axum::Router::new().fallback(receive).with_state(arrivals.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, arrivals)
+}
+
+async fn bench_broker(db: Db, rows: &mut Vec<Row>) {
+    let bench = Arc::new(Bench::start(db, |_| {}).await);
+    let database = db.name().to_owned();
+    let (receiver, arrivals) = start_receiver().await;
+
+    // Publish rate with no subscribers: the cost of accepting a message.
+    bench.post("/api/v1/topics", json!({"name": "bench:publish"})).await;
+    let b = bench.clone();
+    let (wall, lat) = load(2000, 16, move |i| {
+        let b = b.clone();
+        async move {
+            b.post("/api/v1/topics/bench:publish/messages", json!({"payload": {"i": i}})).await;
+        }
+    })
+    .await;
+    rows.push(Row { figure: "broker publish (16 connections)".into(), value: 2000.0 / wall.as_secs_f64(), unit: "req/s", database: database.clone() });
+    rows.push(Row { figure: "broker publish latency p50".into(), value: percentile(&lat, 50.0), unit: "ms", database: database.clone() });
+    rows.push(Row { figure: "broker publish latency p99".into(), value: percentile(&lat, 99.0), unit: "ms", database: database.clone() });
+
+    for (subs, messages) in [(1usize, 2000usize), (10, 400), (100, 40)] {
+        let topic = format!("bench:fanout{subs}");
+        bench.post("/api/v1/topics", json!({"name": topic})).await;
+        for s in 0..subs {
+            let url = format!("{receiver}/s{subs}/{s}");
+            let sub = bench.post("/api/v1/subscribers", json!({"name": url, "url": url})).await;
+            bench.post(&format!("/api/v1/subscribers/{}/subscriptions", sub["id"]), json!({"topic": topic})).await;
+        }
+        arrivals.0.lock().unwrap().clear();
+        let published: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
+        let (b, p, t) = (bench.clone(), published.clone(), topic.clone());
+        let started = Instant::now();
+        load(messages, 8, move |i| {
+            let (b, p, t) = (b.clone(), p.clone(), t.clone());
+            async move {
+                let at = Instant::now();
+                let res = b.post(&format!("/api/v1/topics/{t}/messages"), json!({"payload": {"i": i}})).await;
+                p.lock().unwrap().insert(format!("msg_{}", res["id"]), at);
+            }
+        })
+        .await;
+        let expected = subs * messages;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let n: usize = arrivals.0.lock().unwrap().values().map(Vec::len).sum();
+            if n >= expected || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let elapsed = started.elapsed();
+        let arrivals = arrivals.0.lock().unwrap().clone();
+        let published = published.lock().unwrap();
+        let mut latencies: Vec<f64> = arrivals
+            .iter()
+            .flat_map(|(id, ts)| published.get(id).map(|p| ts.iter().map(move |t| (*t - *p).as_secs_f64() * 1000.0)))
+            .flatten()
+            .collect();
+        latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let delivered = latencies.len();
+        rows.push(Row {
+            figure: format!("broker deliveries, {subs} subscription(s)"),
+            value: delivered as f64 / elapsed.as_secs_f64(),
+            unit: "deliveries/s",
+            database: database.clone(),
+        });
+        rows.push(Row { figure: format!("broker publish→delivery p50, {subs} subscription(s)"), value: percentile(&latencies, 50.0), unit: "ms", database: database.clone() });
+        rows.push(Row { figure: format!("broker publish→delivery p99, {subs} subscription(s)"), value: percentile(&latencies, 99.0), unit: "ms", database: database.clone() });
+        if delivered < expected {
+            eprintln!("warning: {subs} subscription(s) on {database}: {delivered} of {expected} delivered before the deadline");
+        }
+    }
+    if let Ok(bench) = Arc::try_unwrap(bench) {
+        let _ = bench.stop.send(());
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    let databases: Vec<Db> = match std::env::var("SB_BENCH_DATABASES").as_deref() {
+        Ok("sqlite") => vec![Db::Sqlite],
+        Ok("mariadb") => vec![Db::MariaDb],
+        _ => vec![Db::Sqlite, Db::MariaDb],
+    };
+    if cfg!(debug_assertions) {
+        eprintln!("note: a debug build; figures are only meaningful with --release");
+    }
+    let mut rows = Vec::new();
+    for db in databases {
+        if matches!(what.as_str(), "broker" | "all") {
+            eprintln!("benchmarking the broker on {}…", db.name());
+            bench_broker(db, &mut rows).await;
+        }
+    }
+    println!("| figure | value | unit | database |");
+    println!("|---|---:|---|---|");
+    for r in rows {
+        println!("| {} | {:.1} | {} | {} |", r.figure, r.value, r.unit, r.database);
+    }
+}
