@@ -52,7 +52,8 @@ step "4. end-to-end: Playwright in chromium against the real server"
 e2e_port=$(free_port)
 export SB_DATA_DIR="$work/e2e" DATABASE_URL="sqlite://$work/e2e/switchboard.db?mode=rwc" \
     SB_LISTEN="127.0.0.1:$e2e_port" SB_DEMO_DATA=true RUST_LOG=warn \
-    BROKER_ALLOWED_TARGETS=127.0.0.1 BROKER_RETRY_BASE_MS=200 BROKER_RETRY_MAX_MS=1000
+    BROKER_ALLOWED_TARGETS=127.0.0.1 BROKER_RETRY_BASE_MS=200 BROKER_RETRY_MAX_MS=1000 \
+    SB_CHAT_ARCHIVE_EVERY_SECS=1
 export SB_E2E_ADMIN_USER=e2eadmin SB_E2E_ADMIN_PASSWORD="e2e $(free_port) admin password"
 SB_ADMIN_PASSWORD="$SB_E2E_ADMIN_PASSWORD" "$(server_bin)" create-admin --username "$SB_E2E_ADMIN_USER" >/dev/null
 "$(server_bin)" >"$work/e2e-server.log" 2>&1 &

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod broker;
+pub mod chat;
 pub mod error;
 pub mod home;
 pub mod ui;
@@ -65,6 +66,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=LoginPage ssr=SSR/>
                 <Route path=path!("/signup") view=SignupPage ssr=SSR/>
                 <Route path=path!("/account") view=AccountPage ssr=SSR/>
+                <Route path=path!("/inbox") view=chat::InboxPage ssr=SSR/>
+                <Route path=path!("/inbox/message") view=chat::MessagePage ssr=SSR/>
                 <Route path=path!("/broker") view=broker::BrokerPage ssr=SSR/>
                 <Route path=path!("/broker/subscribers/:id") view=broker::SubscriberPage ssr=SSR/>
             </Routes>
@@ -81,8 +84,12 @@ fn NavLinks() -> impl IntoView {
             <A href="/" exact=true>"Overview"</A>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
-                    let admin = matches!(auth.viewer.await, Ok(Some(v)) if v.is_admin());
-                    admin.then(|| view! { <A href="/broker">"Broker"</A> })
+                    let viewer = auth.viewer.await.ok().flatten();
+                    let admin = viewer.as_ref().is_some_and(|v| v.is_admin());
+                    view! {
+                        {viewer.is_some().then(|| view! { <A href="/inbox">"Inbox"</A> })}
+                        {admin.then(|| view! { <A href="/broker">"Broker"</A> })}
+                    }
                 })}
             </Transition>
         </nav>

@@ -38,21 +38,22 @@ pub fn When(ms: i64) -> impl IntoView {
     view! { <time datetime=iso>{text}</time> }
 }
 
-/// Ticks whenever the server pushes an event named `event` on the SSE stream at `url`;
+/// Ticks whenever the server pushes a change on the SSE stream at `url`;
 /// pages key their resources on it to refresh without a reload. Bursts are coalesced
 /// into one tick per 300 ms. Only the browser connects (SSR renders the first state),
 /// and the connection closes when the page goes away. The browser's EventSource
 /// reconnects by itself, sending Last-Event-ID, so nothing is missed across drops.
-pub fn live_ticks(url: String, event: String) -> ReadSignal<u64> {
+pub fn live_ticks(url: String) -> ReadSignal<u64> {
     let (ticks, set_ticks) = signal(0u64);
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
-        let (url, event) = (url.clone(), event.clone());
+        let url = url.clone();
         leptos::task::spawn_local_scoped_with_cancellation(async move {
             use futures::StreamExt;
             use std::{cell::Cell, rc::Rc};
             let Ok(mut source) = gloo_net::eventsource::futures::EventSource::new(&url) else { return };
-            let Ok(mut events) = source.subscribe(event) else { return };
+            // Every change event is named "change" (platform::changes::EVENT).
+            let Ok(mut events) = source.subscribe("change") else { return };
             let scheduled = Rc::new(Cell::new(false));
             while let Some(item) = events.next().await {
                 if item.is_err() || scheduled.replace(true) {
@@ -71,7 +72,7 @@ pub fn live_ticks(url: String, event: String) -> ReadSignal<u64> {
         });
     });
     #[cfg(not(feature = "hydrate"))]
-    let _ = (url, event, set_ticks);
+    let _ = (url, set_ticks);
     ticks
 }
 
@@ -84,5 +85,35 @@ pub fn AdminOnly() -> impl IntoView {
             <leptos_router::components::A href="/login">"Sign in"</leptos_router::components::A>
             " with an admin account."
         </p>
+    }
+}
+
+/// The current time in ms, starting from the server's `start` and advanced every second
+/// in the browser (the server renders `start`, so hydration sees the same text).
+pub fn ticking_clock(start: i64) -> ReadSignal<i64> {
+    let (now, set_now) = signal(start);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let began = js_sys::Date::now();
+        if let Ok(handle) = set_interval_with_handle(
+            move || set_now.set(start + (js_sys::Date::now() - began) as i64),
+            std::time::Duration::from_secs(1),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = set_now;
+    now
+}
+
+/// "42 s", "3 min 05 s", "2 h 10 min", "3 d 4 h".
+pub fn duration_text(ms: i64) -> String {
+    let s = (ms.max(0) + 999) / 1000;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {:02} s", s / 60, s % 60),
+        3600..=86_399 => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+        _ => format!("{} d {} h", s / 86_400, (s % 86_400) / 3600),
     }
 }

@@ -6,19 +6,24 @@ type Fixtures = {
   expectedHttpErrors: number[];
 };
 
+/** Collects uncaught page errors and console errors (but the expected HTTP statuses). */
+export function watchErrors(page: Page, expectedHttpErrors: number[], problems: string[]) {
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    const text = msg.text();
+    const status = /status of (\d{3})/.exec(text);
+    if (status && expectedHttpErrors.includes(Number(status[1]))) return;
+    problems.push(`console: ${text}`);
+  });
+}
+
 /** Every test fails on an uncaught page error or a console error. */
 export const test = base.extend<Fixtures>({
   expectedHttpErrors: [[], { option: true }],
   page: async ({ page, expectedHttpErrors }, use) => {
     const problems: string[] = [];
-    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-    page.on('console', (msg) => {
-      if (msg.type() !== 'error') return;
-      const text = msg.text();
-      const status = /status of (\d{3})/.exec(text);
-      if (status && expectedHttpErrors.includes(Number(status[1]))) return;
-      problems.push(`console: ${text}`);
-    });
+    watchErrors(page, expectedHttpErrors, problems);
     await use(page);
     expect(problems, 'browser errors during the test').toEqual([]);
   },

@@ -13,6 +13,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_foundation;
 mod m20261123_000002_broker;
+mod m20261124_000003_chat;
 mod columns;
 
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_foundation::Migration),
             Box::new(m20261123_000002_broker::Migration),
+            Box::new(m20261124_000003_chat::Migration),
         ]
     }
 }

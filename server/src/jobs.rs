@@ -3,8 +3,23 @@
 use app::platform::jobs::JobRegistry;
 use std::time::Duration;
 
-pub fn registry() -> JobRegistry {
+pub fn registry(settings: &app::platform::settings::Settings) -> JobRegistry {
     let mut jobs = JobRegistry::default();
+    let batch = settings.chat.archive_batch;
+    jobs.periodic("chat.archive", settings.chat.archive_every, Duration::from_secs(600), move |state, _| async move {
+        let report = app::chat::service::archive_expired(&state, batch).await.map_err(|e| anyhow::anyhow!(e.message))?;
+        if report.messages > 0 {
+            tracing::info!(messages = report.messages, batches = report.batches, "expired chat messages archived");
+        }
+        Ok(())
+    });
+    if let Some(retention) = settings.chat.cold_retention {
+        jobs.periodic("chat.retention", Duration::from_secs(3600), Duration::from_secs(600), move |state, _| async move {
+            let purged = app::chat::service::purge_cold(&state, retention).await.map_err(|e| anyhow::anyhow!(e.message))?;
+            tracing::info!(purged, "chat messages past their cold retention purged");
+            Ok(())
+        });
+    }
     jobs.periodic("accounts.sweep_sessions", Duration::from_secs(3600), Duration::from_secs(60), |state, _| async move {
         let removed = app::accounts::service::sweep_sessions(&state.db).await?;
         tracing::info!(removed, "expired sessions swept");

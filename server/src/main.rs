@@ -23,6 +23,21 @@ enum Command {
         #[arg(long)]
         username: String,
     },
+    /// Chat maintenance.
+    Chat {
+        #[command(subcommand)]
+        command: ChatCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChatCommand {
+    /// Move expired messages to cold storage (the server also does this periodically).
+    Archive {
+        /// Run the archiver once, here and now, until nothing expired is left.
+        #[arg(long)]
+        now: bool,
+    },
 }
 
 #[tokio::main]
@@ -55,6 +70,17 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("{} is now an admin", admin.username);
+            Ok(())
+        }
+        Command::Chat { command: ChatCommand::Archive { now } } => {
+            if !now {
+                eprintln!("the server archives expired messages every SB_CHAT_ARCHIVE_EVERY_SECS; pass --now to run it once here");
+                std::process::exit(2);
+            }
+            let batch = settings.chat.archive_batch;
+            let state = startup::open_state(settings).await?;
+            let report = app::chat::service::archive_expired(&state, batch).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            println!("archived {} message(s) in {} batch(es)", report.messages, report.batches);
             Ok(())
         }
     }

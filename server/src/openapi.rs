@@ -14,6 +14,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "accounts", description = "sign-up, tokens, the calling account"),
         (name = "broker", description = "topics, subscribers, ordered signed webhook delivery, delivery log, replay"),
+        (name = "chat", description = "expiring messages; also served at the root: /chat, /chat/{id}, /chats/{username}"),
     ),
 )]
 pub struct ApiDoc;

@@ -163,7 +163,7 @@ pub fn SubscriberPage() -> impl IntoView {
     let set_paused = ServerAction::<SetPaused>::new();
     let unsubscribe = ServerAction::<Unsubscribe>::new();
     let act = ServerAction::<DeliveryAction>::new();
-    let ticks = live_ticks(format!("/api/v1/subscribers/{}/events", id()), format!("broker/{}/", id()));
+    let ticks = live_ticks(format!("/api/v1/subscribers/{}/events", id()));
     let detail = Resource::new(
         move || {
             (id(), ticks.get(), subscribe.version().get(), set_paused.version().get(), unsubscribe.version().get(), act.version().get())

@@ -197,9 +197,13 @@ impl ChangeHub {
     }
 }
 
+/// The SSE event name of every change; the stream's URL says which changes they are.
+pub const EVENT: &str = "change";
+
 /// An SSE response carrying the changes on channels starting with `prefix`: first the
-/// ones after `last_event_id` from the table, then live ones from the hub. Each event's
-/// `id` is the change id, so the browser's automatic reconnect resumes without gaps.
+/// ones after `last_event_id` from the table, then live ones from the hub. Each event is
+/// named [`EVENT`], carries the change's JSON payload, and has the change id as its `id`,
+/// so the browser's automatic reconnect (Last-Event-ID) resumes without gaps.
 pub fn sse(
     db: Db,
     hub: ChangeHub,
@@ -226,7 +230,7 @@ fn change_stream(
             loop {
                 if let Some(change) = pending.pop_front() {
                     last = change.id;
-                    let event = Event::default().id(change.id.to_string()).event(change.channel).data(change.payload);
+                    let event = Event::default().id(change.id.to_string()).event(EVENT).data(change.payload);
                     return Some((Ok(event), (db, rx, closing, prefix, last, pending, catch_up)));
                 }
                 if catch_up {

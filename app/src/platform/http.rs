@@ -36,6 +36,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         if !is_json {
             return Err(AppError::invalid("body", "expected a JSON body with Content-Type: application/json"));
         }
+        // Every request body of this API is an object (serde would also fill a struct
+        // from an array, and then blame an index instead of the body).
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(AppError::invalid("body", "expected a JSON object"));
+        }
         parse_json(&bytes).map(ApiJson)
     }
 }

@@ -14,7 +14,7 @@ use super::db::{skip_locked, Db};
 use super::state::AppState;
 use super::time::now_ms;
 use futures::future::BoxFuture;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -206,10 +206,15 @@ impl JobRunner {
                 created_at: Set(now_ms()),
                 ..Default::default()
             };
-            JobRow::insert(row)
-                .on_conflict(OnConflict::column(Column::UniqueKey).update_column(Column::IntervalMs).to_owned())
-                .exec_without_returning(&self.state.db.conn)
-                .await?;
+            // Already there: take the (possibly new) interval, and run no later than one
+            // new interval from now (a shortened interval takes effect at once).
+            let latest = now_ms() + every.as_millis() as i64;
+            let run_at = Expr::case(Expr::col(Column::RunAt).gt(latest), latest).finally(Expr::col(Column::RunAt));
+            let upsert = OnConflict::column(Column::UniqueKey)
+                .update_column(Column::IntervalMs)
+                .value(Column::RunAt, run_at)
+                .to_owned();
+            JobRow::insert(row).on_conflict(upsert).exec_without_returning(&self.state.db.conn).await?;
         }
         Ok(())
     }

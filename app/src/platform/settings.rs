@@ -29,6 +29,17 @@ pub struct BrokerSettings {
     pub allowed_targets: Vec<String>,
 }
 
+/// Chat's hot/cold storage policy.
+#[derive(Clone, Debug)]
+pub struct ChatSettings {
+    /// How often expired messages move to cold storage (`SB_CHAT_ARCHIVE_EVERY_SECS`, 30).
+    pub archive_every: Duration,
+    /// Messages per cold object (`SB_CHAT_ARCHIVE_BATCH`, 1000).
+    pub archive_batch: u64,
+    /// How long cold objects are kept (`SB_CHAT_COLD_RETENTION_DAYS`; unset or 0: forever).
+    pub cold_retention: Option<Duration>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub database_url: String,
@@ -47,6 +58,7 @@ pub struct Settings {
     /// Run migrations at start-up (the `migrate` subcommand runs them regardless).
     pub migrate_on_start: bool,
     pub broker: BrokerSettings,
+    pub chat: ChatSettings,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/switchboard.db?mode=rwc";
@@ -111,6 +123,13 @@ impl Settings {
                 allowed_targets: var("BROKER_ALLOWED_TARGETS")
                     .map(|v| v.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect())
                     .unwrap_or_default(),
+            },
+            chat: ChatSettings {
+                archive_every: Duration::from_secs(number("SB_CHAT_ARCHIVE_EVERY_SECS", 30).max(1)),
+                archive_batch: number("SB_CHAT_ARCHIVE_BATCH", 1000).clamp(1, 100_000),
+                cold_retention: Some(number::<u64>("SB_CHAT_COLD_RETENTION_DAYS", 0))
+                    .filter(|d| *d > 0)
+                    .map(|d| Duration::from_secs(d * 86_400)),
             },
         }
     }

@@ -17,6 +17,8 @@ pub struct AppState {
     pub changes: ChangeHub,
     pub leptos_options: LeptosOptions,
     pub login_limiter: RateLimiter,
+    /// Recently read cold-storage batches of chat messages.
+    pub chat_cache: crate::chat::cold::BatchCache,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -40,6 +40,7 @@ struct Bench {
     base: String,
     client: reqwest::Client,
     token: String,
+    state: app::platform::state::AppState,
     stop: tokio::sync::oneshot::Sender<()>,
     _dir: tempfile::TempDir,
 }
@@ -71,6 +72,7 @@ impl Bench {
         tweak(&mut s);
         let app = Application::build(Options { settings: s, run_jobs: true }).await.expect("app starts");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
@@ -79,7 +81,7 @@ impl Bench {
         let creds = json!({"username": "bench", "password": "correct horse battery staple"});
         client.post(format!("{base}/api/v1/auth/signup")).json(&creds).send().await.unwrap();
         let token: Value = client.post(format!("{base}/api/v1/auth/tokens")).json(&creds).send().await.unwrap().json().await.unwrap();
-        Self { base, client, token: token["token"].as_str().unwrap().to_owned(), stop, _dir: dir }
+        Self { base, client, token: token["token"].as_str().unwrap().to_owned(), state, stop, _dir: dir }
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
@@ -227,6 +229,83 @@ async fn bench_broker(db: Db, rows: &mut Vec<Row>) {
     }
 }
 
+// ---- chat ------------------------------------------------------------------------------
+
+/// Seeds `total` messages straight into the hot table: `expired` of them already expired,
+/// the rest spread over `users` inboxes.
+async fn seed_chat(bench: &Bench, total: usize, expired: usize, users: usize) {
+    use app::chat::store::message;
+    use sea_orm::{EntityTrait, Set};
+    let now = app::platform::time::now_ms();
+    let started = Instant::now();
+    for chunk_start in (0..total).step_by(2000) {
+        let rows = (chunk_start..(chunk_start + 2000).min(total)).map(|n| message::ActiveModel {
+            username: Set(format!("u{}", n % users)),
+            sender_id: Set(None),
+            sender: Set(Some("seed".into())),
+            text: Set(format!("seeded message number {n}, a sentence of ordinary length")),
+            created_at: Set(now - 10_000),
+            expiration_date: Set(if n < expired { now - 5_000 } else { now + 86_400_000 }),
+            ..Default::default()
+        });
+        message::Entity::insert_many(rows).exec_without_returning(&bench.state.db.conn).await.unwrap();
+    }
+    eprintln!("  seeded {total} messages in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+async fn bench_chat(db: Db, rows: &mut Vec<Row>) {
+    let bench = Arc::new(Bench::start(db, |s| s.chat.archive_every = Duration::from_secs(86_400)).await);
+    let database = db.name().to_owned();
+    let (total, expired, users) = (1_000_000usize, 200_000usize, 100_000usize);
+    seed_chat(&bench, total, expired, users).await;
+    let row = |figure: &str, value: f64, unit: &'static str| Row { figure: figure.into(), value, unit, database: database.clone() };
+
+    let b = bench.clone();
+    let (wall, lat) = load(5000, 64, move |i| {
+        let b = b.clone();
+        async move {
+            b.post("/chat", json!({"username": format!("u{}", (i * 7919) % users), "text": "benchmark message", "timeout": 3600})).await;
+        }
+    })
+    .await;
+    rows.push(row("chat POST /chat (64 connections, 1 M stored)", 5000.0 / wall.as_secs_f64(), "req/s"));
+    rows.push(row("chat POST /chat latency p50", percentile(&lat, 50.0), "ms"));
+    rows.push(row("chat POST /chat latency p99", percentile(&lat, 99.0), "ms"));
+
+    let b = bench.clone();
+    let (wall, lat) = load(5000, 64, move |i| {
+        let b = b.clone();
+        async move {
+            let url = format!("{}/chats/u{}", b.base, (i * 104_729) % users);
+            let res = b.client.get(url).bearer_auth(&b.token).send().await.unwrap();
+            assert!(res.status().is_success());
+            let _ = res.bytes().await;
+        }
+    })
+    .await;
+    rows.push(row("chat GET /chats/{u} (64 connections, 1 M stored)", 5000.0 / wall.as_secs_f64(), "req/s"));
+    rows.push(row("chat GET /chats/{u} latency p50", percentile(&lat, 50.0), "ms"));
+    rows.push(row("chat GET /chats/{u} latency p99", percentile(&lat, 99.0), "ms"));
+
+    let started = Instant::now();
+    let report = app::chat::service::archive_expired(&bench.state, 1000).await.unwrap();
+    rows.push(row("chat archive to cold storage", report.messages as f64 / started.elapsed().as_secs_f64(), "messages/s"));
+
+    let b = bench.clone();
+    let (_, lat) = load(2000, 16, move |i| {
+        let b = b.clone();
+        async move {
+            let id = 1 + (i * 7_919) % expired;
+            let res = b.client.get(format!("{}/chat/{id}", b.base)).bearer_auth(&b.token).send().await.unwrap();
+            assert!(res.status().is_success(), "cold read of {id}: {}", res.status());
+            let _ = res.bytes().await;
+        }
+    })
+    .await;
+    rows.push(row("chat cold read GET /chat/{id} p50", percentile(&lat, 50.0), "ms"));
+    rows.push(row("chat cold read GET /chat/{id} p99", percentile(&lat, 99.0), "ms"));
+}
+
 #[tokio::main]
 async fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
@@ -243,6 +322,10 @@ async fn main() {
         if matches!(what.as_str(), "broker" | "all") {
             eprintln!("benchmarking the broker on {}…", db.name());
             bench_broker(db, &mut rows).await;
+        }
+        if matches!(what.as_str(), "chat" | "all") {
+            eprintln!("benchmarking chat on {}…", db.name());
+            bench_chat(db, &mut rows).await;
         }
     }
     println!("| figure | value | unit | database |");

@@ -127,7 +127,7 @@ async fn sse_replays_after_last_event_id_then_streams_live() {
     changes::record(&state.db.conn, "other:y", &99).await.unwrap();
     changes::record(&state.db.conn, "demo:x", &4).await.unwrap();
     let live = events.next(Duration::from_secs(10)).await;
-    assert_eq!((live.event.as_deref(), live.data.as_str()), (Some("demo:x"), "4"), "live, filtered by prefix");
+    assert_eq!((live.event.as_deref(), live.data.as_str()), (Some("change"), "4"), "live, filtered by prefix");
     assert!(live.id.unwrap().parse::<i64>().unwrap() > first_id);
     app.stop().await;
 }

@@ -3,7 +3,7 @@
 use crate::support::{eventually, test_settings, Backend, TestDb};
 use app::platform::jobs::{self, JobRegistry, JobRunner};
 use app::platform::state::AppState;
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::{ConnectionTrait, EntityTrait, TransactionTrait};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,7 +37,6 @@ fn recording_registry(log: Arc<Mutex<Vec<(i64, i32)>>>) -> JobRegistry {
 }
 
 async fn job_row(state: &AppState, id: i64) -> Option<jobs::entity::Model> {
-    use sea_orm::EntityTrait;
     jobs::entity::Entity::find_by_id(id).one(&state.db.conn).await.unwrap()
 }
 
@@ -164,6 +163,14 @@ async fn periodic_jobs_reschedule_themselves(backend: Backend) {
     let run_at: i64 = row.try_get("", "run_at").unwrap();
     let ahead = run_at - app::platform::time::now_ms();
     assert!((3_500_000..=3_600_000).contains(&ahead), "rescheduled an interval ahead: {ahead}");
+
+    // Restarting with a shorter interval takes effect at once, not after the old one.
+    let mut shorter = JobRegistry::default();
+    shorter.periodic("test.tick", Duration::from_secs(1), Duration::from_secs(30), |_, _| async { Ok(()) });
+    JobRunner::new(state.clone(), shorter).seed_periodic().await.unwrap();
+    let row = jobs::entity::Entity::find().one(&state.db.conn).await.unwrap().unwrap();
+    let ahead = row.run_at - app::platform::time::now_ms();
+    assert!(ahead <= 1000 && row.interval_ms == Some(1000), "run within the new interval: {ahead} ms");
 }
 
 both_backends!(

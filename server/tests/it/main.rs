@@ -9,6 +9,7 @@ mod broker;
 mod broker_processes;
 mod receiver;
 mod changes;
+mod chat;
 mod jobs;
 mod object_store;
 mod pages;

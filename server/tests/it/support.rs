@@ -36,7 +36,6 @@ macro_rules! both_backends {
 /// MariaDB database named `sb_t_<random>` (the test command drops leftovers first).
 pub struct TestDb {
     pub url: String,
-    pub backend: Backend,
     _dir: TempDir,
 }
 
@@ -62,7 +61,7 @@ impl TestDb {
                 format!("{}/{name}", mysql_base_url())
             }
         };
-        Self { url, backend, _dir: dir }
+        Self { url, _dir: dir }
     }
 }
 
@@ -85,7 +84,8 @@ pub struct TestApp {
     pub state: AppState,
     /// A client with its own cookie jar, like one browser.
     pub client: reqwest::Client,
-    pub db: TestDb,
+    /// Kept alive for the app's lifetime (a SQLite file lives in its temp dir).
+    _db: TestDb,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _objects: TempDir,
@@ -122,7 +122,7 @@ impl TestApp {
         let handle = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        Self { base, state, client: client(), db, stop: Some(stop), handle: Some(handle), _objects: objects }
+        Self { base, state, client: client(), _db: db, stop: Some(stop), handle: Some(handle), _objects: objects }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,111 @@
+//! The chat REST contract, served both at the root (`/chat`, `/chat/{id}`,
+//! `/chats/{username}`: clients of the original exercise work unchanged) and under
+//! `/api/v1`.
+
+use super::service;
+use crate::accounts::domain::Username;
+use crate::accounts::http::Caller;
+use crate::error::{AppError, AppResult, ErrorEnvelope};
+use crate::platform::http::ApiJson;
+use crate::platform::state::AppState;
+use crate::platform::time::to_rfc3339;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+#[derive(Deserialize, ToSchema)]
+pub struct PostChat {
+    /// The recipient (need not have an account; a member's inbox is their username).
+    username: String,
+    /// 1 to 4096 characters.
+    text: String,
+    /// Seconds until the message expires: 0 to 31536000, default 60.
+    timeout: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Created {
+    id: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChatMessage {
+    username: String,
+    text: String,
+    /// ISO-8601 UTC, e.g. `2026-11-22T10:00:00.000Z`.
+    expiration_date: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InboxItem {
+    id: i64,
+    text: String,
+}
+
+/// Leave a message for a user; it expires after `timeout` seconds.
+#[utoipa::path(post, path = "/chat", tag = "chat", security(("bearer" = [])), request_body = PostChat,
+    responses(
+        (status = 201, description = "created", body = Created),
+        (status = 400, description = "invalid field", body = ErrorEnvelope),
+        (status = 401, body = ErrorEnvelope)))]
+async fn post_chat(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<PostChat>) -> AppResult<(StatusCode, Json<Created>)> {
+    let id = service::post_message(&state.db, &caller.viewer, &req.username, &req.text, req.timeout).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })))
+}
+
+/// A message by id, expired or not (archived ones are read from cold storage).
+#[utoipa::path(get, path = "/chat/{id}", tag = "chat", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "message id")),
+    responses(
+        (status = 200, body = ChatMessage),
+        (status = 401, body = ErrorEnvelope),
+        (status = 403, description = "neither addressed to nor sent by the caller", body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope)))]
+async fn get_chat(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Json<ChatMessage>> {
+    let (line, _) = service::find_message(&state, id).await?.ok_or_else(|| AppError::not_found("message"))?;
+    if !service::may_read_message(&caller, &line) {
+        return Err(AppError::forbidden("this message is neither addressed to nor sent by you"));
+    }
+    Ok(Json(ChatMessage { username: line.username, text: line.text, expiration_date: to_rfc3339(line.expiration_date) }))
+}
+
+/// A user's unexpired messages, oldest first. Reading expires them: a second call does
+/// not return them again, and concurrent calls never return the same message twice.
+#[utoipa::path(get, path = "/chats/{username}", tag = "chat", security(("bearer" = [])),
+    params(("username" = String, Path, description = "the inbox owner")),
+    responses(
+        (status = 200, body = Vec<InboxItem>),
+        (status = 400, body = ErrorEnvelope),
+        (status = 401, body = ErrorEnvelope),
+        (status = 403, description = "another member's inbox", body = ErrorEnvelope)))]
+async fn get_chats(State(state): State<AppState>, caller: Caller, Path(username): Path<String>) -> AppResult<Json<Vec<InboxItem>>> {
+    let username = Username::parse(&username)?;
+    if !service::may_read_inbox(&caller, username.as_str()) {
+        return Err(AppError::forbidden("you may read only your own inbox"));
+    }
+    let read = service::read_inbox(&state.db, &username).await?;
+    Ok(Json(read.into_iter().map(|m| InboxItem { id: m.id, text: m.text }).collect()))
+}
+
+/// Mounted twice: at the root and under `/api/v1`.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(post_chat)).routes(routes!(get_chat)).routes(routes!(get_chats))
+}
+
+/// Changes to the caller's inbox (Server-Sent Events; resumable with Last-Event-ID):
+/// a message arrived, or messages were read.
+#[utoipa::path(get, path = "/me/chat/events", tag = "chat", security(("bearer" = [])),
+    responses((status = 200, description = "text/event-stream of inbox changes", content_type = "text/event-stream", body = String),
+        (status = 401, body = ErrorEnvelope)))]
+async fn inbox_events(State(state): State<AppState>, caller: Caller, headers: axum::http::HeaderMap) -> impl axum::response::IntoResponse {
+    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    crate::platform::changes::sse(state.db.clone(), state.changes.clone(), service::channel(&caller.viewer.username), last)
+}
+
+/// Routes only under `/api/v1`.
+pub fn v1_only_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(inbox_events))
+}

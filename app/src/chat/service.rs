@@ -1,0 +1,253 @@
+//! Chat use cases: post, read an inbox (which expires what it returns), look a message
+//! up wherever it lives, and move expired messages to cold storage.
+
+use super::cold::{self, ColdLine};
+use super::domain::*;
+use super::store::{archived, batch, message};
+use crate::accounts::domain::{Username, Viewer};
+use crate::error::{AppError, AppResult};
+use crate::platform::changes;
+use crate::platform::db::{for_update, is_unique_violation, Db};
+use crate::platform::state::AppState;
+use crate::platform::time::{now_ms, to_rfc3339};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+/// Live-page channel of one inbox.
+pub fn channel(username: &str) -> String {
+    format!("chat/{username}/")
+}
+
+/// Posts a message to `recipient`'s inbox; returns its id. Publishes `chat:message`.
+#[tracing::instrument(skip(db, text), fields(sender = %sender.username))]
+pub async fn post_message(db: &Db, sender: &Viewer, recipient: &str, text: &str, timeout: Option<i64>) -> AppResult<i64> {
+    let recipient = Username::parse(recipient)?;
+    let text = parse_text(text)?;
+    let timeout = parse_timeout(timeout)?;
+    let now = now_ms();
+    let expiration = now + timeout * 1000;
+    db.retrying(|| async {
+        let txn = db.write_txn().await?;
+        let row = message::ActiveModel {
+            username: Set(recipient.to_string()),
+            sender_id: Set(Some(sender.id)),
+            sender: Set(Some(sender.username.clone())),
+            text: Set(text.clone()),
+            created_at: Set(now),
+            expiration_date: Set(expiration),
+            ..Default::default()
+        };
+        let id = message::Entity::insert(row).exec(&*txn).await?.last_insert_id;
+        let event = serde_json::json!({
+            "id": id, "username": recipient.as_str(), "sender": sender.username, "text": text,
+            "created_at": to_rfc3339(now), "expiration_date": to_rfc3339(expiration),
+        });
+        crate::broker::service::publish_event(&*txn, "chat:message", &event).await?;
+        changes::record(&*txn, &channel(recipient.as_str()), &serde_json::json!({"posted": id})).await?;
+        txn.commit().await?;
+        Ok(id)
+    })
+    .await
+}
+
+/// Returns the unexpired messages of `username`, oldest first, and expires them (their
+/// expiration becomes now) in the same transaction. Rows are locked while read, so two
+/// concurrent reads never return the same message.
+#[tracing::instrument(skip(db))]
+pub async fn read_inbox(db: &Db, username: &Username) -> AppResult<Vec<message::Model>> {
+    db.retrying(|| async {
+        let txn = db.write_txn().await?;
+        let now = now_ms();
+        let unexpired = message::Entity::find()
+            .filter(message::Column::Username.eq(username.as_str()))
+            .filter(message::Column::ExpirationDate.gt(now))
+            .order_by_asc(message::Column::Id);
+        let mut rows = for_update(unexpired, db.backend()).all(&*txn).await?;
+        if !rows.is_empty() {
+            let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();
+            message::Entity::update_many()
+                .col_expr(message::Column::ExpirationDate, Expr::value(now))
+                .filter(message::Column::Id.is_in(ids.clone()))
+                .exec(&*txn)
+                .await?;
+            changes::record(&*txn, &channel(username.as_str()), &serde_json::json!({"read": ids})).await?;
+            rows.iter_mut().for_each(|m| m.expiration_date = now);
+        }
+        txn.commit().await?;
+        Ok(rows)
+    })
+    .await
+}
+
+/// Unexpired messages waiting for `username`, without reading (expiring) them.
+pub async fn waiting(db: &Db, username: &Username) -> AppResult<Vec<Waiting>> {
+    Ok(message::Entity::find()
+        .filter(message::Column::Username.eq(username.as_str()))
+        .filter(message::Column::ExpirationDate.gt(now_ms()))
+        .order_by_asc(message::Column::Id)
+        .limit(200)
+        .all(&db.conn)
+        .await?
+        .into_iter()
+        .map(|m| Waiting { id: m.id, sender: m.sender, created_at: m.created_at, expiration_date: m.expiration_date })
+        .collect())
+}
+
+/// Where a message was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    Hot,
+    Archived,
+}
+
+/// A message by id, expired or not, from the hot table or cold storage.
+#[tracing::instrument(skip(state))]
+pub async fn find_message(state: &AppState, id: i64) -> AppResult<Option<(ColdLine, Storage)>> {
+    if let Some(m) = message::Entity::find_by_id(id).one(&state.db.conn).await? {
+        return Ok(Some((ColdLine::from(&m), Storage::Hot)));
+    }
+    let Some(place) = archived::Entity::find_by_id(id).one(&state.db.conn).await? else { return Ok(None) };
+    let Some(lines) = state.chat_cache.get(&state.store, &place.batch_key).await? else {
+        tracing::error!(id, key = %place.batch_key, "archived message's batch is missing from the object store");
+        return Err(AppError::unavailable("the archived message could not be read from cold storage"));
+    };
+    let line = lines.get(place.line as usize).filter(|l| l.id == id).cloned();
+    match line {
+        Some(line) => Ok(Some((line, Storage::Archived))),
+        None => {
+            tracing::error!(id, key = %place.batch_key, line = place.line, "archive index points at the wrong line");
+            Err(AppError::internal())
+        }
+    }
+}
+
+/// What one archiver run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArchiveReport {
+    pub messages: u64,
+    pub batches: u64,
+}
+
+/// Moves expired messages to cold storage, `batch_size` at a time, until none is left.
+///
+/// Each batch is first written to the object store, then — in one transaction — its
+/// index rows are recorded and the hot rows deleted. A crash before the commit leaves the
+/// messages hot (and an unreferenced object to overwrite or ignore); after it, they are
+/// cold. Either way every id stays readable exactly once. A second archiver racing on the
+/// same rows fails its commit on the unique index and changes nothing.
+#[tracing::instrument(skip(state))]
+pub async fn archive_expired(state: &AppState, batch_size: u64) -> AppResult<ArchiveReport> {
+    let mut report = ArchiveReport::default();
+    loop {
+        let now = now_ms();
+        let mut rows = message::Entity::find()
+            .filter(message::Column::ExpirationDate.lte(now))
+            .order_by_asc(message::Column::ExpirationDate)
+            .limit(batch_size)
+            .all(&state.db.conn)
+            .await?;
+        if rows.is_empty() {
+            return Ok(report);
+        }
+        rows.sort_by_key(|m| m.id);
+        let full = rows.len() as u64 == batch_size;
+        let lines: Vec<ColdLine> = rows.iter().map(ColdLine::from).collect();
+        let key = cold::batch_key(now, lines[0].id, lines[lines.len() - 1].id);
+        let bytes = cold::encode(&lines).map_err(|e| {
+            tracing::error!(error = %e, "encoding an archive batch");
+            AppError::internal()
+        })?;
+        state.store.put(&key, bytes).await?;
+        match commit_batch(&state.db, &key, &rows, now).await {
+            Ok(()) => {
+                report.messages += rows.len() as u64;
+                report.batches += 1;
+                metrics::counter!("chat_archived_total").increment(rows.len() as u64);
+            }
+            Err(e) if e.code == "archive_race" => {
+                tracing::warn!(%key, "another archiver took these messages; leaving them to it");
+                return Ok(report);
+            }
+            Err(e) => return Err(e),
+        }
+        if !full {
+            return Ok(report);
+        }
+    }
+}
+
+async fn commit_batch(db: &Db, key: &str, rows: &[message::Model], now: i64) -> AppResult<()> {
+    let txn = db.write_txn().await?;
+    let batch_row = batch::ActiveModel {
+        object_key: Set(key.to_owned()),
+        messages: Set(rows.len() as i32),
+        first_id: Set(rows[0].id),
+        last_id: Set(rows[rows.len() - 1].id),
+        created_at: Set(now),
+        ..Default::default()
+    };
+    let index = rows.iter().enumerate().map(|(line, m)| archived::ActiveModel {
+        message_id: Set(m.id),
+        username: Set(m.username.clone()),
+        sender_id: Set(m.sender_id),
+        batch_key: Set(key.to_owned()),
+        line: Set(line as i32),
+        archived_at: Set(now),
+    });
+    let written = async {
+        batch::Entity::insert(batch_row).exec_without_returning(&*txn).await?;
+        archived::Entity::insert_many(index).exec_without_returning(&*txn).await?;
+        Ok::<_, sea_orm::DbErr>(())
+    };
+    if let Err(e) = written.await {
+        return Err(if is_unique_violation(&e) { AppError::conflict("archive_race", "already archived") } else { e.into() });
+    }
+    let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();
+    let deleted = message::Entity::delete_many().filter(message::Column::Id.is_in(ids)).exec(&*txn).await?;
+    if deleted.rows_affected != rows.len() as u64 {
+        // Someone else archived (and deleted) some of them first: keep theirs.
+        return Err(AppError::conflict("archive_race", "already archived"));
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Deletes cold batches older than `retention` (objects, index rows, batch rows).
+/// Returns how many messages were purged.
+#[tracing::instrument(skip(state))]
+pub async fn purge_cold(state: &AppState, retention: std::time::Duration) -> AppResult<u64> {
+    let cutoff = now_ms() - retention.as_millis() as i64;
+    let mut purged = 0;
+    loop {
+        let old = batch::Entity::find()
+            .filter(batch::Column::CreatedAt.lt(cutoff))
+            .order_by_asc(batch::Column::CreatedAt)
+            .limit(100)
+            .all(&state.db.conn)
+            .await?;
+        if old.is_empty() {
+            return Ok(purged);
+        }
+        for b in old {
+            let txn = state.db.write_txn().await?;
+            archived::Entity::delete_many().filter(archived::Column::BatchKey.eq(&b.object_key)).exec(&*txn).await?;
+            batch::Entity::delete_by_id(b.id).exec(&*txn).await?;
+            txn.commit().await?;
+            // After the commit: a crash here leaves only an unreferenced object behind.
+            state.store.delete(&b.object_key).await?;
+            state.chat_cache.forget(&b.object_key);
+            purged += b.messages as u64;
+        }
+    }
+}
+
+/// Whether `caller` may read messages of `username` (their own inbox, or an admin or a
+/// token with the `chat:read` scope).
+pub fn may_read_inbox(caller: &crate::accounts::http::Caller, username: &str) -> bool {
+    caller.viewer.username == username || caller.has_scope("chat:read")
+}
+
+/// Whether `caller` may read one message: addressed to or sent by them, or by scope.
+pub fn may_read_message(caller: &crate::accounts::http::Caller, line: &ColdLine) -> bool {
+    line.username == caller.viewer.username || line.sender_id == Some(caller.viewer.id) || caller.has_scope("chat:read")
+}
