@@ -28,7 +28,7 @@ wait_http "http://127.0.0.1:$s3_port/" 60
 export SB_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
 
 step "MariaDB: dropping databases left by earlier test runs"
-for db in $(mariadb -h127.0.0.1 -uroot -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'sb\\_t\\_%'"); do
+for db in $(mariadb -h127.0.0.1 -uroot -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'sb\\_t\\_%' OR schema_name LIKE 'sb\\_e2e\\_%' OR schema_name LIKE 'sb\\_bench\\_%'"); do
     mariadb -h127.0.0.1 -uroot -e "DROP DATABASE \`$db\`"
 done
 
@@ -49,18 +49,34 @@ step "2+3. unit, store and API tests (SQLite, MariaDB, S3)"
 cargo test -p app -p server -p migrations --features app/ssr
 
 step "4. end-to-end: Playwright in chromium against the real server"
-e2e_port=$(free_port)
-export SB_DATA_DIR="$work/e2e" DATABASE_URL="sqlite://$work/e2e/switchboard.db?mode=rwc" \
-    SB_LISTEN="127.0.0.1:$e2e_port" SB_DEMO_DATA=true RUST_LOG=warn \
-    BROKER_ALLOWED_TARGETS=127.0.0.1 BROKER_RETRY_BASE_MS=200 BROKER_RETRY_MAX_MS=1000 \
-    SB_CHAT_ARCHIVE_EVERY_SECS=1
+# Server A: the embedded default (SQLite + folder). Servers M1 and M2: two processes on one
+# MariaDB database, for what must cross processes (a webhook on one, the page on the other).
+export SB_E2E_CALENDLY_KEY="e2e-$(free_port)-signing-key"
 export SB_E2E_ADMIN_USER=e2eadmin SB_E2E_ADMIN_PASSWORD="e2e $(free_port) admin password"
-SB_ADMIN_PASSWORD="$SB_E2E_ADMIN_PASSWORD" "$(server_bin)" create-admin --username "$SB_E2E_ADMIN_USER" >/dev/null
-"$(server_bin)" >"$work/e2e-server.log" 2>&1 &
-pids+=($!)
-if ! wait_http "http://127.0.0.1:$e2e_port/readyz" 60; then cat "$work/e2e-server.log"; exit 1; fi
-(cd end2end && SB_E2E_BASE_URL="http://127.0.0.1:$e2e_port" npx playwright test) || {
-    echo "--- server log ---"; tail -50 "$work/e2e-server.log"; exit 1;
+e2e_db="sb_e2e_$(free_port)"
+mariadb -h127.0.0.1 -uroot -e "CREATE DATABASE $e2e_db CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+start_server() { # name port database-url data-dir
+    mkdir -p "$4"
+    SB_LISTEN="127.0.0.1:$2" DATABASE_URL="$3" SB_DATA_DIR="$4" SB_DEMO_DATA=true RUST_LOG=warn \
+        BROKER_ALLOWED_TARGETS=127.0.0.1 BROKER_RETRY_BASE_MS=200 BROKER_RETRY_MAX_MS=1000 \
+        SB_CHAT_ARCHIVE_EVERY_SECS=1 CALENDLY_WEBHOOK_SIGNING_KEY="$SB_E2E_CALENDLY_KEY" \
+        "$(server_bin)" >"$work/e2e-$1.log" 2>&1 &
+    pids+=($!)
+    if ! wait_http "http://127.0.0.1:$2/readyz" 60; then cat "$work/e2e-$1.log"; exit 1; fi
 }
+sqlite_url="sqlite://$work/e2e-a/switchboard.db?mode=rwc"
+mkdir -p "$work/e2e-a"
+SB_ADMIN_PASSWORD="$SB_E2E_ADMIN_PASSWORD" DATABASE_URL="$sqlite_url" SB_DATA_DIR="$work/e2e-a" \
+    "$(server_bin)" create-admin --username "$SB_E2E_ADMIN_USER" >/dev/null
+port_a=$(free_port); port_m1=$(free_port); port_m2=$(free_port)
+start_server a "$port_a" "$sqlite_url" "$work/e2e-a"
+start_server m1 "$port_m1" "mysql://root@127.0.0.1:3306/$e2e_db" "$work/e2e-m1"
+start_server m2 "$port_m2" "mysql://root@127.0.0.1:3306/$e2e_db" "$work/e2e-m2"
+(cd end2end && SB_E2E_BASE_URL="http://127.0.0.1:$port_a" \
+    SB_E2E_MARIADB_A="http://127.0.0.1:$port_m1" SB_E2E_MARIADB_B="http://127.0.0.1:$port_m2" \
+    npx playwright test) || {
+    for log in "$work"/e2e-*.log; do echo "--- $log ---"; tail -30 "$log"; done; exit 1;
+}
+mariadb -h127.0.0.1 -uroot -e "DROP DATABASE $e2e_db"
 
 step "all test layers passed"

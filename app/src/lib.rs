@@ -9,6 +9,7 @@ pub mod broker;
 pub mod chat;
 pub mod error;
 pub mod home;
+pub mod meetings;
 pub mod ui;
 
 #[cfg(feature = "ssr")]
@@ -66,6 +67,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=LoginPage ssr=SSR/>
                 <Route path=path!("/signup") view=SignupPage ssr=SSR/>
                 <Route path=path!("/account") view=AccountPage ssr=SSR/>
+                <Route path=path!("/meetings") view=meetings::MeetingsPage ssr=SSR/>
                 <Route path=path!("/inbox") view=chat::InboxPage ssr=SSR/>
                 <Route path=path!("/inbox/message") view=chat::MessagePage ssr=SSR/>
                 <Route path=path!("/broker") view=broker::BrokerPage ssr=SSR/>
@@ -87,7 +89,10 @@ fn NavLinks() -> impl IntoView {
                     let viewer = auth.viewer.await.ok().flatten();
                     let admin = viewer.as_ref().is_some_and(|v| v.is_admin());
                     view! {
-                        {viewer.is_some().then(|| view! { <A href="/inbox">"Inbox"</A> })}
+                        {viewer.is_some().then(|| view! {
+                            <A href="/meetings">"Meetings"</A>
+                            <A href="/inbox">"Inbox"</A>
+                        })}
                         {admin.then(|| view! { <A href="/broker">"Broker"</A> })}
                     }
                 })}

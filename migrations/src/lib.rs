@@ -14,6 +14,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_foundation;
 mod m20261123_000002_broker;
 mod m20261124_000003_chat;
+mod m20261125_000004_meetings;
 mod columns;
 
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_foundation::Migration),
             Box::new(m20261123_000002_broker::Migration),
             Box::new(m20261124_000003_chat::Migration),
+            Box::new(m20261125_000004_meetings::Migration),
         ]
     }
 }

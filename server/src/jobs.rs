@@ -13,6 +13,18 @@ pub fn registry(settings: &app::platform::settings::Settings) -> JobRegistry {
         }
         Ok(())
     });
+    // Runs at start-up too (a periodic job is due when seeded).
+    jobs.periodic("meetings.replay_spool", Duration::from_secs(10), Duration::from_secs(300), |state, _| async move {
+        let replayed = app::meetings::service::replay_spool(&state).await.map_err(|e| anyhow::anyhow!(e.message))?;
+        if replayed > 0 {
+            tracing::info!(replayed, "spooled webhooks moved into the database");
+        }
+        Ok(())
+    });
+    jobs.periodic("meetings.fold_pending", Duration::from_secs(15), Duration::from_secs(300), |state, _| async move {
+        app::meetings::service::fold_pending(&state, 500).await.map_err(|e| anyhow::anyhow!(e.message))?;
+        Ok(())
+    });
     if let Some(retention) = settings.chat.cold_retention {
         jobs.periodic("chat.retention", Duration::from_secs(3600), Duration::from_secs(600), move |state, _| async move {
             let purged = app::chat::service::purge_cold(&state, retention).await.map_err(|e| anyhow::anyhow!(e.message))?;

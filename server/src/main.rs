@@ -47,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(settings.log_json);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            let settings = settings.with_dev_secrets();
             let app = Application::build(Options { settings, run_jobs: true }).await?;
             app.run_until(startup::shutdown_signal()).await
         }

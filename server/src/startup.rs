@@ -107,8 +107,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", app::broker::http::api_routes())
         .nest("/api/v1", app::chat::http::api_routes())
         .nest("/api/v1", app::chat::http::v1_only_routes())
+        .nest("/api/v1", app::meetings::http::api_routes())
         // The chat contract of the original exercise, unchanged, at the root.
         .merge(app::chat::http::api_routes())
+        .merge(app::meetings::http::webhook_routes())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let routes = generate_route_list(App);
@@ -143,7 +145,12 @@ impl Application {
             .with_context(|| format!("binding {}", options.settings.listen))?;
         let registry = jobs::registry(&options.settings);
         let state = open_state(options.settings).await?;
+        // Everything that needs the database happens here, before serving: once running,
+        // the server rides out database outages (webhooks spool, loops retry).
         state.changes.prime(&state.db).await.context("reading the change log position")?;
+        if options.run_jobs {
+            JobRunner::new(state.clone(), registry.clone()).seed_periodic().await.context("seeding periodic jobs")?;
+        }
         Ok(Self { listener, state, run_jobs: options.run_jobs, registry })
     }
 
@@ -164,7 +171,6 @@ impl Application {
         background.push(tokio::spawn(state.changes.clone().run_poller(state.db.clone(), Duration::from_millis(250))));
         if run_jobs {
             let runner = JobRunner::new(state.clone(), registry);
-            runner.seed_periodic().await.context("seeding periodic jobs")?;
             background.push(tokio::spawn(runner.run(stop_rx.clone())));
             background.push(tokio::spawn(Dispatcher::new(state.clone()).run(stop_rx)));
         }

@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,
-    TransactionTrait,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use std::ops::Deref;
 use std::sync::Arc;
@@ -89,7 +89,16 @@ impl Db {
         };
         let txn = match self.backend() {
             DbBackend::MySql => self.conn.begin_with_config(Some(IsolationLevel::ReadCommitted), None).await?,
-            _ => self.conn.begin().await?,
+            // IMMEDIATE takes SQLite's write lock up front (waiting out the busy timeout),
+            // so a transaction that reads first cannot fail on upgrading its snapshot
+            // when a writer outside the gate (a single autocommit statement) got in between.
+            _ => {
+                let options = TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..Default::default()
+                };
+                self.conn.begin_with_options(options).await?
+            }
         };
         Ok(WriteTxn { txn, _gate: gate })
     }
@@ -160,7 +169,9 @@ pub fn is_retryable(err: &DbErr) -> bool {
     match e.as_ref() {
         sea_orm::sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
-            code == "40001" || code == "5" || code == "6" || db.message().contains("Lock wait timeout")
+            // SQLite's SQLITE_BUSY/SQLITE_LOCKED (any extended code) read "… is locked".
+            let sqlite_busy = db.message().contains("database is locked") || db.message().contains("table is locked");
+            code == "40001" || sqlite_busy || db.message().contains("Lock wait timeout")
         }
         _ => false,
     }

@@ -40,6 +40,17 @@ pub struct ChatSettings {
     pub cold_retention: Option<Duration>,
 }
 
+/// Booking webhook intake.
+#[derive(Clone, Debug)]
+pub struct MeetingsSettings {
+    /// `CALENDLY_WEBHOOK_SIGNING_KEY`. Unset on the embedded run: generated once into
+    /// `<data>/secrets/` (and logged) so a developer can sign test deliveries; unset
+    /// elsewhere: intake answers 503 until it is configured.
+    pub signing_key: Option<String>,
+    /// How old a signature timestamp may be (`CALENDLY_TOLERANCE_SECS`, default 180).
+    pub tolerance: Duration,
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub database_url: String,
@@ -59,6 +70,7 @@ pub struct Settings {
     pub migrate_on_start: bool,
     pub broker: BrokerSettings,
     pub chat: ChatSettings,
+    pub meetings: MeetingsSettings,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/switchboard.db?mode=rwc";
@@ -131,10 +143,35 @@ impl Settings {
                     .filter(|d| *d > 0)
                     .map(|d| Duration::from_secs(d * 86_400)),
             },
+            meetings: MeetingsSettings {
+                signing_key: var("CALENDLY_WEBHOOK_SIGNING_KEY"),
+                tolerance: Duration::from_secs(number("CALENDLY_TOLERANCE_SECS", 180)),
+            },
         }
     }
 
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
+    }
+
+    /// Fills in development secrets for the embedded run: read from `<data>/secrets/`,
+    /// generated there on first run. Never done for a MySQL deployment, whose processes
+    /// must share one configured key.
+    pub fn with_dev_secrets(mut self) -> Self {
+        if self.meetings.signing_key.is_none() && self.is_sqlite() {
+            let path = std::path::Path::new(&self.data_dir).join("secrets").join("calendly-signing-key");
+            let key = std::fs::read_to_string(&path).ok().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty());
+            let key = key.unwrap_or_else(|| {
+                let key = super::secrets::random_token(32);
+                let written = path.parent().map(std::fs::create_dir_all).transpose().and_then(|_| std::fs::write(&path, &key));
+                if let Err(e) = written {
+                    tracing::warn!(error = %e, "could not keep the generated Calendly signing key");
+                }
+                key
+            });
+            tracing::info!(path = %path.display(), "development Calendly signing key in use (set CALENDLY_WEBHOOK_SIGNING_KEY to choose one)");
+            self.meetings.signing_key = Some(key);
+        }
+        self
     }
 }

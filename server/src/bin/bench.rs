@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+const BENCH_KEY: &str = "bench-signing-key";
+
 struct Row {
     figure: String,
     value: f64,
@@ -69,6 +71,7 @@ impl Bench {
         s.demo_data = false;
         s.broker.allowed_targets = vec!["127.0.0.1".into()];
         s.broker.concurrency = 64;
+        s.meetings.signing_key = Some(BENCH_KEY.into());
         tweak(&mut s);
         let app = Application::build(Options { settings: s, run_jobs: true }).await.expect("app starts");
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -240,7 +243,7 @@ async fn seed_chat(bench: &Bench, total: usize, expired: usize, users: usize) {
     let started = Instant::now();
     for chunk_start in (0..total).step_by(2000) {
         let rows = (chunk_start..(chunk_start + 2000).min(total)).map(|n| message::ActiveModel {
-            username: Set(format!("u{}", n % users)),
+            username: Set(format!("user{}", n % users)),
             sender_id: Set(None),
             sender: Set(Some("seed".into())),
             text: Set(format!("seeded message number {n}, a sentence of ordinary length")),
@@ -264,7 +267,7 @@ async fn bench_chat(db: Db, rows: &mut Vec<Row>) {
     let (wall, lat) = load(5000, 64, move |i| {
         let b = b.clone();
         async move {
-            b.post("/chat", json!({"username": format!("u{}", (i * 7919) % users), "text": "benchmark message", "timeout": 3600})).await;
+            b.post("/chat", json!({"username": format!("user{}", (i * 7919) % users), "text": "benchmark message", "timeout": 3600})).await;
         }
     })
     .await;
@@ -276,7 +279,7 @@ async fn bench_chat(db: Db, rows: &mut Vec<Row>) {
     let (wall, lat) = load(5000, 64, move |i| {
         let b = b.clone();
         async move {
-            let url = format!("{}/chats/u{}", b.base, (i * 104_729) % users);
+            let url = format!("{}/chats/user{}", b.base, (i * 104_729) % users);
             let res = b.client.get(url).bearer_auth(&b.token).send().await.unwrap();
             assert!(res.status().is_success());
             let _ = res.bytes().await;
@@ -306,6 +309,78 @@ async fn bench_chat(db: Db, rows: &mut Vec<Row>) {
     rows.push(row("chat cold read GET /chat/{id} p99", percentile(&lat, 99.0), "ms"));
 }
 
+// ---- meetings --------------------------------------------------------------------------
+
+fn calendly_delivery(n: usize, event: &str) -> Vec<u8> {
+    let api = "https://api.calendly.com";
+    serde_json::to_vec(&json!({
+        "created_at": "2026-11-20T09:00:01Z", "created_by": format!("{api}/users/HOST"), "event": event,
+        "payload": {
+            "uri": format!("{api}/scheduled_events/EV{n}/invitees/IN{n}"), "email": "grace@example.com",
+            "name": "Grace Hopper", "status": "active", "timezone": "UTC", "rescheduled": false,
+            "scheduled_event": {
+                "uri": format!("{api}/scheduled_events/EV{n}"), "name": "Intro call",
+                "start_time": "2031-01-01T10:00:00Z", "end_time": "2031-01-01T10:30:00Z",
+                "location": {"type": "zoom", "location": "https://zoom.example/j/1"},
+                "event_memberships": [{"user_email": "host@example.com"}]
+            }
+        }
+    }))
+    .unwrap()
+}
+
+async fn post_webhook(b: &Bench, body: Vec<u8>) {
+    let t = app::platform::time::now_ms() / 1000;
+    let sig = format!("t={t},v1={}", app::meetings::calendly::sign(BENCH_KEY, t, &body));
+    let res = b
+        .client
+        .post(format!("{}/webhooks/calendly", b.base))
+        .header("content-type", "application/json")
+        .header("calendly-webhook-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "webhook: {}", res.status());
+}
+
+async fn bench_meetings(db: Db, rows: &mut Vec<Row>) {
+    let bench = Arc::new(Bench::start(db, |_| {}).await);
+    let database = db.name().to_owned();
+    let row = |figure: &str, value: f64, unit: &'static str| Row { figure: figure.into(), value, unit, database: database.clone() };
+
+    let b = bench.clone();
+    let (wall, lat) = load(3000, 32, move |i| {
+        let b = b.clone();
+        async move { post_webhook(&b, calendly_delivery(i, "invitee.created")).await }
+    })
+    .await;
+    rows.push(row("meetings webhook intake (32 connections)", 3000.0 / wall.as_secs_f64(), "req/s"));
+    rows.push(row("meetings webhook intake latency p50", percentile(&lat, 50.0), "ms"));
+    rows.push(row("meetings webhook intake latency p99", percentile(&lat, 99.0), "ms"));
+
+    // Webhook → browser: the time from sending a delivery to its change event arriving on
+    // an open SSE stream (what a page sees), one delivery at a time.
+    use futures::StreamExt;
+    let res = bench.client.get(format!("{}/api/v1/meetings/events", bench.base)).bearer_auth(&bench.token).send().await.unwrap();
+    let mut stream = res.bytes_stream();
+    let mut latencies = Vec::new();
+    for n in 0..100 {
+        let sent = Instant::now();
+        post_webhook(&bench, calendly_delivery(100_000 + n, "invitee.canceled")).await;
+        loop {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("event in time").unwrap().unwrap();
+            if String::from_utf8_lossy(&chunk).contains("event: change") {
+                break;
+            }
+        }
+        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    rows.push(row("meetings webhook→browser (SSE) p50", percentile(&latencies, 50.0), "ms"));
+    rows.push(row("meetings webhook→browser (SSE) p99", percentile(&latencies, 99.0), "ms"));
+}
+
 #[tokio::main]
 async fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
@@ -322,6 +397,10 @@ async fn main() {
         if matches!(what.as_str(), "broker" | "all") {
             eprintln!("benchmarking the broker on {}…", db.name());
             bench_broker(db, &mut rows).await;
+        }
+        if matches!(what.as_str(), "meetings" | "all") {
+            eprintln!("benchmarking meetings on {}…", db.name());
+            bench_meetings(db, &mut rows).await;
         }
         if matches!(what.as_str(), "chat" | "all") {
             eprintln!("benchmarking chat on {}…", db.name());

@@ -11,5 +11,6 @@ mod receiver;
 mod changes;
 mod chat;
 mod jobs;
+mod meetings;
 mod object_store;
 mod pages;

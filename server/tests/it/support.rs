@@ -244,3 +244,69 @@ impl Drop for ServerProcess {
         self.kill();
     }
 }
+
+/// A TCP proxy in front of a real server that a test can cut and restore: the database
+/// "goes down" for the app behind it while every other test keeps its MariaDB.
+pub struct TcpProxy {
+    pub port: u16,
+    enabled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let enabled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Default::default();
+        let (on, all) = (enabled.clone(), links.clone());
+        let target = target.to_owned();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { continue };
+                if !on.load(Ordering::SeqCst) {
+                    continue; // dropped: connection refused-ish
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                all.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Self { port, enabled, links }
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.enabled.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.enabled.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl TestDb {
+    /// This MariaDB database, reached through `proxy`.
+    pub fn url_via(&self, proxy: &TcpProxy) -> String {
+        // mysql://user@host:port/db → mysql://user@127.0.0.1:<proxy>/db
+        let (scheme, rest) = self.url.split_once("://").unwrap();
+        let (authority, db) = rest.split_once('/').unwrap();
+        let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@")).unwrap_or_default();
+        format!("{scheme}://{user}127.0.0.1:{}/{db}", proxy.port)
+    }
+
+    /// The `host:port` this database is served on.
+    pub fn address(&self) -> String {
+        let rest = self.url.split_once("://").unwrap().1;
+        let authority = rest.split_once('/').unwrap().0;
+        authority.rsplit_once('@').map_or(authority, |(_, a)| a).to_owned()
+    }
+}

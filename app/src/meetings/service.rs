@@ -1,0 +1,364 @@
+//! Meetings use cases: webhook intake (verify → store raw → fold), the spool that keeps
+//! deliveries safe while the database is down, folding into one row per meeting, and
+//! the listing.
+
+use super::calendly::{self, Envelope, Fact, InviteeFacts};
+use super::domain::*;
+use super::store::{inbox, meeting};
+use crate::error::{AppError, AppResult};
+use crate::platform::changes;
+use crate::platform::db::{for_update, is_unique_violation, Db};
+use crate::platform::state::AppState;
+use crate::platform::time::{now_ms, parse_rfc3339};
+use bytes::Bytes;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub const SOURCE: &str = "calendly";
+pub const CHANNEL: &str = "meetings/";
+const SPOOL_PREFIX: &str = "spool/calendly/";
+/// How long intake waits for the database before spooling instead.
+const STORE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What intake did with a delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Intake {
+    /// Stored (and folded, unless folding failed: the backstop job retries it).
+    Accepted(i64),
+    /// The same (event, invitee) was stored before; nothing changed.
+    Duplicate,
+    /// The database could not take it; it is safe in the object store until replayed.
+    Spooled,
+}
+
+/// Verifies, parses and stores a delivery, then folds it. Answers only once the raw body
+/// is durable — in the database, or in the object store when the database is down.
+#[tracing::instrument(skip_all, fields(event))]
+pub async fn intake(state: &AppState, signature: Option<&str>, body: Bytes) -> AppResult<Intake> {
+    let key = state
+        .settings
+        .meetings
+        .signing_key
+        .as_deref()
+        .ok_or_else(|| AppError::unavailable("webhook intake is not configured: set CALENDLY_WEBHOOK_SIGNING_KEY"))?;
+    calendly::verify(signature, &body, key, now_ms() / 1000, state.settings.meetings.tolerance.as_secs() as i64)?;
+    let envelope = calendly::parse_envelope(&body)?;
+    calendly::facts(&envelope)?; // refuse malformed known events before storing them
+    tracing::Span::current().record("event", envelope.event.as_str());
+    let received_at = now_ms();
+    let stored = tokio::time::timeout(STORE_TIMEOUT, store_raw(&state.db, &envelope, &body, received_at)).await;
+    match stored {
+        Ok(Ok(Some(id))) => {
+            if let Err(e) = fold(state, id).await {
+                tracing::warn!(id, error = %e.message, "folding failed; the backstop job will retry");
+            }
+            Ok(Intake::Accepted(id))
+        }
+        Ok(Ok(None)) => Ok(Intake::Duplicate),
+        Ok(Err(e)) => spool(state, &body, received_at, &e.message).await,
+        Err(_) => spool(state, &body, received_at, "timed out").await,
+    }
+}
+
+/// Stores the raw delivery; `None` when its dedupe key is already there.
+async fn store_raw(db: &Db, env: &Envelope, body: &[u8], received_at: i64) -> AppResult<Option<i64>> {
+    let row = inbox::ActiveModel {
+        source: Set(SOURCE.into()),
+        event: Set(env.event.chars().take(64).collect()),
+        dedupe_key: Set(calendly::dedupe_key(env, body)),
+        body: Set(String::from_utf8_lossy(body).into_owned()),
+        received_at: Set(received_at),
+        processed_at: Set(None),
+        error: Set(None),
+        ..Default::default()
+    };
+    match inbox::Entity::insert(row).exec(&db.conn).await {
+        Ok(res) => Ok(Some(res.last_insert_id)),
+        Err(e) if is_unique_violation(&e) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Spooled {
+    received_at: i64,
+    body: String,
+}
+
+async fn spool(state: &AppState, body: &[u8], received_at: i64, why: &str) -> AppResult<Intake> {
+    let key = format!("{SPOOL_PREFIX}{received_at:013}-{:016x}.json", rand::random::<u64>());
+    let record = Spooled { received_at, body: String::from_utf8_lossy(body).into_owned() };
+    let bytes = serde_json::to_vec(&record).map_err(|_| AppError::internal())?;
+    match state.store.put(&key, bytes.into()).await {
+        Ok(()) => {
+            tracing::warn!(%key, why, "database unavailable: webhook spooled to the object store");
+            metrics::counter!("meetings_webhooks_spooled_total").increment(1);
+            Ok(Intake::Spooled)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, why, "neither the database nor the object store took the webhook");
+            Err(AppError::unavailable("cannot store the delivery right now; retry later"))
+        }
+    }
+}
+
+/// Moves spooled deliveries into the database (deduplicated like any other), oldest
+/// first, deleting each spool object once stored. Returns how many were replayed.
+#[tracing::instrument(skip(state))]
+pub async fn replay_spool(state: &AppState) -> AppResult<u64> {
+    let mut replayed = 0;
+    loop {
+        let keys = state.store.list(SPOOL_PREFIX, None, 100).await?;
+        if keys.is_empty() {
+            return Ok(replayed);
+        }
+        for key in &keys {
+            let Some(bytes) = state.store.get(key).await? else { continue };
+            let record: Spooled = match serde_json::from_slice(&bytes) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(%key, error = %e, "unreadable spool object left in place");
+                    continue;
+                }
+            };
+            // Signature and shape were checked when it was accepted.
+            let env = calendly::parse_envelope(record.body.as_bytes())?;
+            if let Some(id) = store_raw(&state.db, &env, record.body.as_bytes(), record.received_at).await? {
+                if let Err(e) = fold(state, id).await {
+                    tracing::warn!(id, error = %e.message, "folding a replayed delivery failed; the backstop job will retry");
+                }
+            }
+            state.store.delete(key).await?;
+            replayed += 1;
+        }
+        if keys.len() < 100 {
+            return Ok(replayed);
+        }
+    }
+}
+
+/// Folds stored deliveries that were not folded yet (a crash between store and fold).
+pub async fn fold_pending(state: &AppState, limit: u64) -> AppResult<u64> {
+    let ids: Vec<i64> = inbox::Entity::find()
+        .select_only()
+        .column(inbox::Column::Id)
+        .filter(inbox::Column::ProcessedAt.is_null())
+        .order_by_asc(inbox::Column::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(&state.db.conn)
+        .await?;
+    for id in &ids {
+        fold(state, *id).await?;
+    }
+    Ok(ids.len() as u64)
+}
+
+/// Applies one stored delivery to the meetings, once.
+#[tracing::instrument(skip(state))]
+pub async fn fold(state: &AppState, inbox_id: i64) -> AppResult<()> {
+    let db = &state.db;
+    db.retrying(|| async {
+        let txn = db.write_txn().await?;
+        let row = for_update(inbox::Entity::find_by_id(inbox_id), db.backend()).one(&*txn).await?;
+        let Some(row) = row.filter(|r| r.processed_at.is_none()) else { return Ok(()) };
+        let env = calendly::parse_envelope(row.body.as_bytes())?;
+        let error = match calendly::facts(&env)? {
+            Fact::Invitee(facts) => apply_invitee(&*txn, &facts).await?,
+            Fact::NoShow { invitee_uri, no_show } => apply_no_show(&*txn, &invitee_uri, no_show, env.created_at).await?,
+            Fact::Unknown => Some(format!("event {:?} is stored but not folded", env.event)),
+        };
+        inbox::Entity::update_many()
+            .col_expr(inbox::Column::ProcessedAt, Expr::value(now_ms()))
+            .col_expr(inbox::Column::Error, Expr::value(error))
+            .filter(inbox::Column::Id.eq(inbox_id))
+            .exec(&*txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    })
+    .await
+}
+
+fn status_of(f: &InviteeFacts) -> &'static str {
+    match (f.canceled, f.rescheduled) {
+        (false, _) => "scheduled",
+        (true, true) => "rescheduled",
+        (true, false) => "canceled",
+    }
+}
+
+/// Merges an invitee fact into its meeting. Commutative: a cancellation is final, so a
+/// cancel that arrives before its create still ends canceled, and duplicates change
+/// nothing.
+async fn apply_invitee<C: ConnectionTrait>(conn: &C, f: &InviteeFacts) -> AppResult<Option<String>> {
+    let backend = conn.get_database_backend();
+    let now = now_ms();
+    let existing = for_update(meeting::Entity::find().filter(meeting::Column::EventUri.eq(&f.event_uri)), backend).one(conn).await?;
+    let rescheduled_to = f.new_invitee.as_deref().filter(|_| f.canceled).and_then(calendly::event_of_invitee);
+    let rescheduled_from = f.old_invitee.as_deref().filter(|_| !f.canceled).and_then(calendly::event_of_invitee);
+    let (before, mut row): (Option<String>, meeting::ActiveModel) = match existing {
+        Some(m) => (Some(m.status.clone()), m.into()),
+        None => (
+            None,
+            meeting::ActiveModel {
+                event_uri: Set(f.event_uri.clone()),
+                status: Set("scheduled".into()),
+                no_show: Set(false),
+                no_show_at: Set(None),
+                canceled_by: Set(None),
+                cancel_reason: Set(None),
+                canceler_type: Set(None),
+                rescheduled_to: Set(None),
+                rescheduled_from: Set(None),
+                created_at: Set(now),
+                ..Default::default()
+            },
+        ),
+    };
+    // Both events carry the scheduled event's details; they never change for one event.
+    row.name = Set(f.event_name.chars().take(255).collect());
+    row.invitee_uri = Set(f.invitee_uri.chars().take(191).collect());
+    row.invitee_name = Set(f.name.chars().take(255).collect());
+    row.invitee_email = Set(f.email.chars().take(255).collect());
+    row.invitee_timezone = Set(f.timezone.chars().take(64).collect());
+    row.host_email = Set(f.host_email.chars().take(191).collect());
+    row.start_time = Set(f.start_time);
+    row.end_time = Set(f.end_time);
+    row.location = Set(f.location.chars().take(500).collect());
+    row.updated_at = Set(now);
+    let after = match before.as_deref() {
+        Some("canceled" | "rescheduled") if !f.canceled => before.clone().unwrap_or_default(),
+        _ => status_of(f).to_owned(),
+    };
+    row.status = Set(after.clone());
+    if f.canceled {
+        row.canceled_by = Set(f.canceled_by.clone());
+        row.cancel_reason = Set(f.cancel_reason.clone());
+        row.canceler_type = Set(f.canceler_type.clone());
+        if rescheduled_to.is_some() {
+            row.rescheduled_to = Set(rescheduled_to);
+        }
+    }
+    if rescheduled_from.is_some() {
+        row.rescheduled_from = Set(rescheduled_from);
+    }
+    let saved = match before {
+        Some(_) => meeting::Entity::update(row).exec(conn).await?,
+        None => match meeting::Entity::insert(row).exec_with_returning(conn).await {
+            Ok(m) => m,
+            // Another process inserted it a moment ago: retry, and the update path runs.
+            Err(e) if is_unique_violation(&e) => return Err(AppError::new(503, crate::error::DB_CONFLICT, "concurrent insert")),
+            Err(e) => return Err(e.into()),
+        },
+    };
+    if before.as_deref() != Some(after.as_str()) {
+        announce(conn, &saved).await?;
+    }
+    Ok(None)
+}
+
+async fn apply_no_show<C: ConnectionTrait>(conn: &C, invitee_uri: &str, no_show: bool, at: i64) -> AppResult<Option<String>> {
+    let found = for_update(meeting::Entity::find().filter(meeting::Column::InviteeUri.eq(invitee_uri)), conn.get_database_backend())
+        .one(conn)
+        .await?;
+    let Some(m) = found else { return Ok(Some("no meeting for this invitee yet".into())) };
+    if m.no_show_at.is_some_and(|prev| prev > at) {
+        return Ok(None); // an older fact arriving late
+    }
+    meeting::Entity::update_many()
+        .col_expr(meeting::Column::NoShow, Expr::value(no_show))
+        .col_expr(meeting::Column::NoShowAt, Expr::value(at))
+        .col_expr(meeting::Column::UpdatedAt, Expr::value(now_ms()))
+        .filter(meeting::Column::Id.eq(m.id))
+        .exec(conn)
+        .await?;
+    changes::record(conn, CHANNEL, &serde_json::json!({"meeting": m.id, "no_show": no_show})).await?;
+    Ok(None)
+}
+
+/// Tells open pages and the broker (`meeting:scheduled|canceled|rescheduled`).
+async fn announce<C: ConnectionTrait>(conn: &C, m: &meeting::Model) -> AppResult<()> {
+    changes::record(conn, CHANNEL, &serde_json::json!({"meeting": m.id, "status": m.status})).await?;
+    let event = serde_json::json!({
+        "event_uri": m.event_uri, "name": m.name, "status": m.status,
+        "invitee": {"name": m.invitee_name, "email": m.invitee_email},
+        "host_email": m.host_email,
+        "start_time": crate::platform::time::to_rfc3339(m.start_time),
+        "end_time": crate::platform::time::to_rfc3339(m.end_time),
+        "cancel_reason": m.cancel_reason, "rescheduled_to": m.rescheduled_to, "rescheduled_from": m.rescheduled_from,
+    });
+    crate::broker::service::publish_event(conn, &format!("meeting:{}", m.status), &event).await?;
+    Ok(())
+}
+
+/// `2026-11-20` or a full ISO-8601 time.
+fn parse_bound(field: &str, raw: Option<&str>) -> AppResult<Option<i64>> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
+    parse_rfc3339(raw)
+        .or_else(|| parse_rfc3339(&format!("{raw}T00:00:00Z")))
+        .map(Some)
+        .ok_or_else(|| AppError::invalid(field, format!("{field} must be a date (2026-11-20) or an ISO-8601 time")))
+}
+
+/// Meetings matching the filter, by start time, each with its reschedule links resolved.
+#[tracing::instrument(skip(db))]
+pub async fn list(db: &Db, filter: &MeetingFilter) -> AppResult<Vec<MeetingView>> {
+    let from = parse_bound("from", filter.from.as_deref())?;
+    let to = parse_bound("to", filter.to.as_deref())?;
+    let mut q = meeting::Entity::find();
+    if let Some(status) = filter.status.as_deref().filter(|s| !s.is_empty()) {
+        if !STATUSES.contains(&status) {
+            return Err(AppError::invalid("status", "status is scheduled, canceled or rescheduled"));
+        }
+        q = q.filter(meeting::Column::Status.eq(status));
+    }
+    if let Some(host) = filter.host.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        q = q.filter(meeting::Column::HostEmail.eq(host));
+    }
+    if let Some(from) = from {
+        q = q.filter(meeting::Column::StartTime.gte(from));
+    }
+    if let Some(to) = to {
+        q = q.filter(meeting::Column::StartTime.lt(to));
+    }
+    let limit = filter.limit.unwrap_or(200).clamp(1, 1000);
+    let rows = q.order_by_asc(meeting::Column::StartTime).order_by_asc(meeting::Column::Id).limit(limit).all(&db.conn).await?;
+    let linked: Vec<String> = rows.iter().flat_map(|m| [m.rescheduled_to.clone(), m.rescheduled_from.clone()]).flatten().collect();
+    let targets: HashMap<String, (i64, i64)> = meeting::Entity::find()
+        .filter(meeting::Column::EventUri.is_in(linked))
+        .all(&db.conn)
+        .await?
+        .into_iter()
+        .map(|m| (m.event_uri, (m.id, m.start_time)))
+        .collect();
+    let link = |uri: Option<String>| {
+        uri.map(|event_uri| {
+            let found = targets.get(&event_uri).copied();
+            MeetingLink { id: found.map(|f| f.0), start_time: found.map(|f| f.1), event_uri }
+        })
+    };
+    Ok(rows
+        .into_iter()
+        .map(|m| MeetingView {
+            id: m.id,
+            name: m.name,
+            status: m.status,
+            invitee_name: m.invitee_name,
+            invitee_email: m.invitee_email,
+            host_email: m.host_email,
+            start_time: m.start_time,
+            end_time: m.end_time,
+            location: m.location,
+            canceled_by: m.canceled_by,
+            cancel_reason: m.cancel_reason,
+            no_show: m.no_show,
+            rescheduled_to: link(m.rescheduled_to),
+            rescheduled_from: link(m.rescheduled_from),
+            event_uri: m.event_uri,
+        })
+        .collect())
+}
