@@ -10,6 +10,7 @@ pub mod chat;
 pub mod error;
 pub mod home;
 pub mod meetings;
+pub mod scheduler;
 pub mod ui;
 
 #[cfg(feature = "ssr")]
@@ -67,6 +68,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=LoginPage ssr=SSR/>
                 <Route path=path!("/signup") view=SignupPage ssr=SSR/>
                 <Route path=path!("/account") view=AccountPage ssr=SSR/>
+                <Route path=path!("/calendar") view=scheduler::CalendarScreen ssr=SSR/>
+                <Route path=path!("/settings") view=scheduler::SettingsPage ssr=SSR/>
                 <Route path=path!("/meetings") view=meetings::MeetingsPage ssr=SSR/>
                 <Route path=path!("/inbox") view=chat::InboxPage ssr=SSR/>
                 <Route path=path!("/inbox/message") view=chat::MessagePage ssr=SSR/>
@@ -90,6 +93,7 @@ fn NavLinks() -> impl IntoView {
                     let admin = viewer.as_ref().is_some_and(|v| v.is_admin());
                     view! {
                         {viewer.is_some().then(|| view! {
+                            <A href="/calendar">"Calendar"</A>
                             <A href="/meetings">"Meetings"</A>
                             <A href="/inbox">"Inbox"</A>
                         })}

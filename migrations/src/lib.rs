@@ -15,6 +15,7 @@ mod m20261122_000001_foundation;
 mod m20261123_000002_broker;
 mod m20261124_000003_chat;
 mod m20261125_000004_meetings;
+mod m20261126_000005_scheduler;
 mod columns;
 
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_broker::Migration),
             Box::new(m20261124_000003_chat::Migration),
             Box::new(m20261125_000004_meetings::Migration),
+            Box::new(m20261126_000005_scheduler::Migration),
         ]
     }
 }

@@ -15,6 +15,7 @@ use utoipa::{Modify, OpenApi};
         (name = "accounts", description = "sign-up, tokens, the calling account"),
         (name = "broker", description = "topics, subscribers, ordered signed webhook delivery, delivery log, replay"),
         (name = "chat", description = "expiring messages; also served at the root: /chat, /chat/{id}, /chats/{username}"),
+        (name = "scheduler", description = "users' calendars: events, free/busy, iCal feeds (GET /ical/{token}.ics)"),
         (name = "meetings", description = "booking webhooks in (POST /webhooks/calendly), one live state per meeting out"),
     ),
 )]

@@ -108,6 +108,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", app::chat::http::api_routes())
         .nest("/api/v1", app::chat::http::v1_only_routes())
         .nest("/api/v1", app::meetings::http::api_routes())
+        .nest("/api/v1", app::scheduler::http::api_routes())
+        .merge(app::scheduler::http::feed_routes())
         // The chat contract of the original exercise, unchanged, at the root.
         .merge(app::chat::http::api_routes())
         .merge(app::meetings::http::webhook_routes())

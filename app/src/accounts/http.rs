@@ -205,6 +205,23 @@ async fn me(caller: Caller) -> Json<UserView> {
     Json(caller.viewer.into())
 }
 
+#[derive(Deserialize, ToSchema)]
+pub struct ProfileBody {
+    display_name: Option<String>,
+    /// IANA zone, e.g. `Europe/Paris`: calendars are shown in it.
+    time_zone: Option<String>,
+    /// Let others see your events in full (else only as free/busy).
+    calendar_shared: Option<bool>,
+}
+
+/// Change your display name, time zone or calendar sharing.
+#[utoipa::path(patch, path = "/me", tag = "accounts", security(("bearer" = [])), request_body = ProfileBody,
+    responses((status = 200, body = UserView), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+async fn update_me(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<ProfileBody>) -> AppResult<Json<UserView>> {
+    let u = service::update_profile(&state.db, caller.viewer.id, body.display_name.as_deref(), body.time_zone.as_deref(), body.calendar_shared).await?;
+    Ok(Json(Viewer::from(u).into()))
+}
+
 /// The caller's API tokens (never the secrets).
 #[utoipa::path(get, path = "/me/tokens", tag = "accounts", security(("bearer" = [])),
     responses((status = 200, body = Vec<TokenView>), (status = 401, body = ErrorEnvelope)))]
@@ -238,7 +255,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(signup))
         .routes(routes!(create_token))
-        .routes(routes!(me))
+        .routes(routes!(me, update_me))
         .routes(routes!(list_tokens))
         .routes(routes!(revoke_token))
 }

@@ -95,6 +95,7 @@ pub async fn sign_up(db: &Db, username: &str, password: &str, display_name: Opti
         role: Set(role.as_str().into()),
         time_zone: Set("UTC".into()),
         created_at: Set(now_ms()),
+        calendar_shared: Set(false),
         ..Default::default()
     };
     let created = match user::Entity::insert(row).exec_with_returning(&*txn).await {
@@ -277,4 +278,24 @@ pub async fn revoke_api_token(db: &Db, user_id: i64, token_id: i64) -> AppResult
         return Err(AppError::not_found("token"));
     }
     Ok(())
+}
+
+/// Changes the caller's own profile: display name, time zone, calendar sharing.
+pub async fn update_profile(db: &Db, user_id: i64, display_name: Option<&str>, time_zone: Option<&str>, shared: Option<bool>) -> AppResult<user::Model> {
+    let mut row: user::ActiveModel = user::Entity::find_by_id(user_id).one(&db.conn).await?.ok_or_else(|| AppError::not_found("user"))?.into();
+    if let Some(name) = display_name {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > DISPLAY_NAME_MAX {
+            return Err(AppError::invalid("display_name", "display name must be 1 to 100 characters"));
+        }
+        row.display_name = Set(name.to_owned());
+    }
+    if let Some(zone) = time_zone {
+        crate::scheduler::zones::parse_zone("time_zone", zone)?;
+        row.time_zone = Set(zone.to_owned());
+    }
+    if let Some(s) = shared {
+        row.calendar_shared = Set(s);
+    }
+    Ok(user::Entity::update(row).exec(&db.conn).await?)
 }

@@ -14,6 +14,8 @@ pub mod user {
         pub role: String,
         pub time_zone: String,
         pub created_at: i64,
+        /// Others see this user's events in full (else only as free/busy).
+        pub calendar_shared: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

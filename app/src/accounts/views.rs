@@ -18,6 +18,7 @@ pub fn UserMenu() -> impl IntoView {
                             <A href="/account" attr:class="user-link" attr:data-testid="current-user">
                                 {viewer.display_name}
                             </A>
+                            <A href="/settings" attr:class="hint">"Settings"</A>
                             <ActionForm action=auth.log_out>
                                 <button type="submit" class="secondary small">"Sign out"</button>
                             </ActionForm>

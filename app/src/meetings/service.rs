@@ -282,7 +282,7 @@ async fn apply_no_show<C: ConnectionTrait>(conn: &C, invitee_uri: &str, no_show:
 
 /// Tells open pages and the broker (`meeting:scheduled|canceled|rescheduled`).
 async fn announce<C: ConnectionTrait>(conn: &C, m: &meeting::Model) -> AppResult<()> {
-    changes::record(conn, CHANNEL, &serde_json::json!({"meeting": m.id, "status": m.status})).await?;
+    changes::record(conn, CHANNEL, &serde_json::json!({"meeting": m.id, "event_uri": m.event_uri, "status": m.status})).await?;
     let event = serde_json::json!({
         "event_uri": m.event_uri, "name": m.name, "status": m.status,
         "invitee": {"name": m.invitee_name, "email": m.invitee_email},

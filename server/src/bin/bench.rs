@@ -366,11 +366,13 @@ async fn bench_meetings(db: Db, rows: &mut Vec<Row>) {
     let mut stream = res.bytes_stream();
     let mut latencies = Vec::new();
     for n in 0..100 {
+        // Wait for this delivery's own change (the stream may still carry older ones).
+        let marker = format!("/scheduled_events/EV{}\"", 100_000 + n);
         let sent = Instant::now();
         post_webhook(&bench, calendly_delivery(100_000 + n, "invitee.canceled")).await;
         loop {
             let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("event in time").unwrap().unwrap();
-            if String::from_utf8_lossy(&chunk).contains("event: change") {
+            if String::from_utf8_lossy(&chunk).contains(&marker) {
                 break;
             }
         }

@@ -8,6 +8,7 @@ mod accounts;
 mod broker;
 mod broker_processes;
 mod receiver;
+mod scheduler;
 mod changes;
 mod chat;
 mod jobs;

@@ -1,0 +1,90 @@
+//! Scheduler vocabulary shared with the browser.
+
+use serde::{Deserialize, Serialize};
+
+pub const TITLE_MAX: usize = 200;
+pub const DESCRIPTION_MAX: usize = 5000;
+pub const LOCATION_MAX: usize = 500;
+/// Longest event accepted. The bound lets "events overlapping a range" be answered from
+/// the `(owner, start)` index: an overlapping event starts at most this long before it.
+pub const MAX_EVENT_DAYS: i64 = 62;
+
+/// An event as the API and pages show it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct EventView {
+    pub id: i64,
+    /// Stable iCalendar UID.
+    pub uid: String,
+    /// The owner's username.
+    pub owner: String,
+    /// "Busy" when the viewer may see only free/busy.
+    pub title: String,
+    pub description: String,
+    pub location: String,
+    /// ISO-8601 UTC.
+    pub start: String,
+    pub end: String,
+    pub all_day: bool,
+    /// The IANA zone the event was entered in (all-day events are days in this zone).
+    pub time_zone: String,
+    /// Optimistic concurrency: send it back with PATCH.
+    pub version: i32,
+    /// True when the owner's calendar is not shared with the viewer: only the time shows.
+    pub busy_only: bool,
+    /// Other events of the same owner that overlap this one.
+    pub conflicts: Vec<i64>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A user as the scheduler shows them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct CalendarUser {
+    pub username: String,
+    pub display_name: String,
+    pub time_zone: String,
+    /// Whether others see this user's events in full.
+    pub calendar_shared: bool,
+}
+
+/// One event placed on the calendar grid, in the viewer's zone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Placed {
+    pub id: i64,
+    pub title: String,
+    pub location: String,
+    pub description: String,
+    pub all_day: bool,
+    pub busy_only: bool,
+    pub conflict: bool,
+    pub version: i32,
+    /// `YYYY-MM-DDTHH:MM` in the viewer's zone (what the edit form shows).
+    pub local_start: String,
+    pub local_end: String,
+    /// Index of the first and last day it covers within the grid.
+    pub first_day: usize,
+    pub last_day: usize,
+    /// Minutes after midnight on its first / last day (for the week grid).
+    pub start_minute: i32,
+    pub end_minute: i32,
+}
+
+/// A calendar page: days in the viewer's zone and the events on them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CalendarPage {
+    pub owner: CalendarUser,
+    pub viewer_zone: String,
+    pub editable: bool,
+    /// `week` or `month`.
+    pub view: String,
+    /// The grid's days, `YYYY-MM-DD`, in the viewer's zone.
+    pub days: Vec<String>,
+    /// The anchor of the previous/next page and of today.
+    pub prev: String,
+    pub next: String,
+    pub today: String,
+    pub title: String,
+    pub events: Vec<Placed>,
+}

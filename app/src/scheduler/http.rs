@@ -1,0 +1,237 @@
+//! Scheduler REST routes and the iCal feed.
+
+use super::domain::{CalendarUser, EventView};
+use super::service::{self, Input};
+use super::{ical, zones};
+use crate::accounts::http::Caller;
+use crate::error::{AppError, AppResult, ErrorEnvelope};
+use crate::platform::http::{ApiJson, ApiQuery};
+use crate::platform::state::AppState;
+use crate::platform::time::now_ms;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// A user's public profile.
+#[utoipa::path(get, path = "/users/{username}", tag = "scheduler", security(("bearer" = [])),
+    params(("username" = String, Path)),
+    responses((status = 200, body = CalendarUser), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+async fn get_user(State(state): State<AppState>, _caller: Caller, Path(username): Path<String>) -> AppResult<Json<CalendarUser>> {
+    Ok(Json(service::calendar_user(&service::find_user(&state.db, &username).await?)))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct RangeParams {
+    /// Start of the range (ISO-8601 with offset); default now.
+    from: Option<String>,
+    /// End of the range (exclusive); default 30 days after `from`.
+    to: Option<String>,
+    /// From `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Page size, default 100, max 500.
+    limit: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventPage {
+    events: Vec<EventView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+/// A user's events overlapping a time range, by start. Others than the owner see only
+/// free/busy unless the owner shares the calendar.
+#[utoipa::path(get, path = "/users/{username}/events", tag = "scheduler", security(("bearer" = [])),
+    params(("username" = String, Path), RangeParams),
+    responses((status = 200, body = EventPage), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+async fn list_events(State(state): State<AppState>, caller: Caller, Path(username): Path<String>, ApiQuery(q): ApiQuery<RangeParams>) -> AppResult<Json<EventPage>> {
+    let owner = service::find_user(&state.db, &username).await?;
+    let from = match q.from.as_deref() {
+        Some(f) => zones::parse_instant("from", f)?,
+        None => now_ms(),
+    };
+    let to = match q.to.as_deref() {
+        Some(t) => zones::parse_instant("to", t)?,
+        None => from + 30 * 86_400_000,
+    };
+    let page = service::range(&state.db, owner.id, from, to, q.cursor.as_deref(), q.limit.unwrap_or(100)).await?;
+    let busy_only = !service::sees_details(&caller, &owner);
+    let conflicts = service::conflicts_within(&page.events);
+    let events = page
+        .events
+        .iter()
+        .map(|e| service::view(e, &owner.username, busy_only, conflicts.get(&e.id).cloned().unwrap_or_default()))
+        .collect();
+    Ok(Json(EventPage { events, next_cursor: page.next_cursor }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct EventBody {
+    /// 1–200 characters.
+    title: Option<String>,
+    description: Option<String>,
+    location: Option<String>,
+    /// ISO-8601 with offset; for all-day events a date (`2026-11-22`).
+    start: Option<String>,
+    /// ISO-8601 with offset, after `start`; for all-day events the day after the last
+    /// (default: one day).
+    end: Option<String>,
+    all_day: Option<bool>,
+    /// IANA zone the event belongs to (default the owner's).
+    time_zone: Option<String>,
+}
+
+impl EventBody {
+    fn input(self) -> Input {
+        Input { title: self.title, description: self.description, location: self.location, start: self.start, end: self.end, all_day: self.all_day, time_zone: self.time_zone }
+    }
+}
+
+/// Create an event on a calendar (the owner's own, or any for an admin).
+#[utoipa::path(post, path = "/users/{username}/events", tag = "scheduler", security(("bearer" = [])),
+    params(("username" = String, Path)), request_body = EventBody,
+    responses(
+        (status = 201, description = "created; Location names it", body = EventView),
+        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+async fn create_event(State(state): State<AppState>, caller: Caller, Path(username): Path<String>, ApiJson(body): ApiJson<EventBody>) -> AppResult<Response> {
+    let owner = service::find_user(&state.db, &username).await?;
+    if !service::may_edit(&caller, owner.id) {
+        return Err(AppError::forbidden("you may add events only to your own calendar"));
+    }
+    let input = body.input();
+    if input.start.is_none() {
+        return Err(AppError::invalid("start", "start is required"));
+    }
+    if input.end.is_none() && input.all_day != Some(true) {
+        return Err(AppError::invalid("end", "end is required"));
+    }
+    let fields = service::resolve(service::new_fields(&owner), &input)?;
+    let created = service::create(&state.db, &owner, fields).await?;
+    let location = HeaderValue::from_str(&format!("/api/v1/events/{}", created.id)).map_err(|_| AppError::internal())?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(created)).into_response())
+}
+
+/// One event (free/busy only for others unless the owner shares).
+#[utoipa::path(get, path = "/events/{id}", tag = "scheduler", security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = EventView), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+async fn get_event(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Json<EventView>> {
+    let (e, owner) = service::find_event(&state.db, id).await?;
+    let busy_only = !service::sees_details(&caller, &owner);
+    let conflicts = service::overlapping(&state.db.conn, owner.id, e.start_at, e.end_at, Some(e.id)).await?;
+    Ok(Json(service::view(&e, &owner.username, busy_only, conflicts)))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PatchBody {
+    /// The version you read: a stale one gets 409.
+    version: i32,
+    #[serde(flatten)]
+    change: EventBody,
+}
+
+/// Change an event. `version` must be the current one (optimistic concurrency).
+#[utoipa::path(patch, path = "/events/{id}", tag = "scheduler", security(("bearer" = [])), params(("id" = i64, Path)),
+    request_body = PatchBody,
+    responses((status = 200, body = EventView), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope), (status = 409, description = "stale version", body = ErrorEnvelope)))]
+async fn patch_event(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiJson(body): ApiJson<PatchBody>) -> AppResult<Json<EventView>> {
+    let (_, owner) = service::find_event(&state.db, id).await?;
+    if !service::may_edit(&caller, owner.id) {
+        return Err(AppError::forbidden("you may change only your own events"));
+    }
+    let input = body.change.input();
+    Ok(Json(service::update(&state.db, id, body.version, |f| service::resolve(f, &input)).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct DeleteParams {
+    /// When given, delete only if it is still this version.
+    version: Option<i32>,
+}
+
+/// Delete an event.
+#[utoipa::path(delete, path = "/events/{id}", tag = "scheduler", security(("bearer" = [])), params(("id" = i64, Path), DeleteParams),
+    responses((status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
+async fn delete_event(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiQuery(q): ApiQuery<DeleteParams>) -> AppResult<StatusCode> {
+    let (_, owner) = service::find_event(&state.db, id).await?;
+    if !service::may_edit(&caller, owner.id) {
+        return Err(AppError::forbidden("you may delete only your own events"));
+    }
+    service::delete(&state.db, id, q.version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn ics(body: String, filename: &str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/calendar; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("inline; filename=\"{filename}\"")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// One event as an .ics file.
+#[utoipa::path(get, path = "/events/{id}/ics", tag = "scheduler", security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, description = "text/calendar", content_type = "text/calendar", body = String),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+async fn event_ics(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Response> {
+    let (e, owner) = service::find_event(&state.db, id).await?;
+    if !service::sees_details(&caller, &owner) {
+        return Err(AppError::forbidden("this calendar is not shared with you"));
+    }
+    Ok(ics(ical::calendar(&owner.display_name, &owner.time_zone, std::slice::from_ref(&e)), &format!("event-{id}.ics")))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FeedUrl {
+    /// Secret address of your calendar in iCal format; anyone with it can read it.
+    url: String,
+}
+
+fn feed_url(state: &AppState, token: &str) -> FeedUrl {
+    FeedUrl { url: format!("{}/ical/{token}.ics", state.settings.public_url.trim_end_matches('/')) }
+}
+
+/// Your secret iCal feed address (created on first call).
+#[utoipa::path(get, path = "/me/ical", tag = "scheduler", security(("bearer" = [])),
+    responses((status = 200, body = FeedUrl), (status = 401, body = ErrorEnvelope)))]
+async fn my_feed(State(state): State<AppState>, caller: Caller) -> AppResult<Json<FeedUrl>> {
+    Ok(Json(feed_url(&state, &service::feed_token(&state.db, caller.viewer.id, false).await?)))
+}
+
+/// Replace your feed address; the old one stops working at once.
+#[utoipa::path(post, path = "/me/ical/rotate", tag = "scheduler", security(("bearer" = [])),
+    responses((status = 200, body = FeedUrl), (status = 401, body = ErrorEnvelope)))]
+async fn rotate_feed(State(state): State<AppState>, caller: Caller) -> AppResult<Json<FeedUrl>> {
+    Ok(Json(feed_url(&state, &service::feed_token(&state.db, caller.viewer.id, true).await?)))
+}
+
+/// A user's calendar in iCal format, by its secret address (`/ical/<token>.ics`).
+#[utoipa::path(get, path = "/ical/{file}", tag = "scheduler", params(("file" = String, Path, description = "<token>.ics")),
+    responses((status = 200, description = "text/calendar", content_type = "text/calendar", body = String), (status = 404, body = ErrorEnvelope)))]
+async fn ical_feed(State(state): State<AppState>, Path(file): Path<String>, _headers: HeaderMap) -> AppResult<Response> {
+    let token = file.strip_suffix(".ics").ok_or_else(|| AppError::not_found("calendar"))?;
+    let (owner, events) = service::feed(&state.db, token).await?;
+    Ok(ics(ical::calendar(&owner.display_name, &owner.time_zone, &events), &format!("{}.ics", owner.username)))
+}
+
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_user))
+        .routes(routes!(list_events, create_event))
+        .routes(routes!(get_event, patch_event, delete_event))
+        .routes(routes!(event_ics))
+        .routes(routes!(my_feed))
+        .routes(routes!(rotate_feed))
+}
+
+/// Mounted at the root: feed addresses calendar apps subscribe to.
+pub fn feed_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ical_feed))
+}
