@@ -127,6 +127,23 @@ pub async fn publish_event<C: ConnectionTrait>(conn: &C, topic: &str, payload: &
     Ok(publish(conn, &name, &payload, None, None).await?.id)
 }
 
+/// A delivery of `message_id` on a lane, due now: how publishing and replay both start one.
+fn pending_delivery(lane_id: i64, message_id: i64, subscriber_id: i64, now: i64) -> delivery::ActiveModel {
+    delivery::ActiveModel {
+        lane_id: Set(lane_id),
+        message_id: Set(message_id),
+        subscriber_id: Set(subscriber_id),
+        state: Set(PENDING.into()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        last_status: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        finished_at: Set(None),
+        ..Default::default()
+    }
+}
+
 /// Appends one pending delivery of `message_id` to the lane of every subscription that
 /// matches the topic. A handful of statements whatever the number of subscribers.
 async fn fan_out<C: ConnectionTrait>(conn: &C, topic_row: &topic::Model, name: &TopicName, message_id: i64, now: i64) -> AppResult<()> {
@@ -139,19 +156,7 @@ async fn fan_out<C: ConnectionTrait>(conn: &C, topic_row: &topic::Model, name: &
         return Ok(());
     }
     let lanes = lanes_for(conn, topic_row.id, &subs, now).await?;
-    let rows = lanes.iter().map(|l| delivery::ActiveModel {
-        lane_id: Set(l.id),
-        message_id: Set(message_id),
-        subscriber_id: Set(l.subscriber_id),
-        state: Set(PENDING.into()),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        last_status: Set(None),
-        last_error: Set(None),
-        created_at: Set(now),
-        finished_at: Set(None),
-        ..Default::default()
-    });
+    let rows = lanes.iter().map(|l| pending_delivery(l.id, message_id, l.subscriber_id, now));
     delivery::Entity::insert_many(rows).exec_without_returning(conn).await?;
     let ids: Vec<i64> = lanes.iter().map(|l| l.id).collect();
     enqueue_on_lanes(conn, &ids, 1, now).await
@@ -811,19 +816,7 @@ pub async fn replay(db: &Db, subscriber_id: i64, what: Replay) -> AppResult<u64>
             continue;
         };
         let lane = lanes_for(&*txn, topic_id, std::slice::from_ref(sub), now).await?.remove(0);
-        let rows = ids.iter().map(|&message_id| delivery::ActiveModel {
-            lane_id: Set(lane.id),
-            message_id: Set(message_id),
-            subscriber_id: Set(subscriber_id),
-            state: Set(PENDING.into()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            last_status: Set(None),
-            last_error: Set(None),
-            created_at: Set(now),
-            finished_at: Set(None),
-            ..Default::default()
-        });
+        let rows = ids.iter().map(|&message_id| pending_delivery(lane.id, message_id, subscriber_id, now));
         delivery::Entity::insert_many(rows).exec_without_returning(&*txn).await?;
         enqueue_on_lanes(&*txn, &[lane.id], ids.len() as i64, now).await?;
         total += ids.len() as u64;
