@@ -381,7 +381,7 @@ async fn replay(State(state): State<AppState>, _admin: AdminCaller, Path(id): Pa
 
 /// Live delivery events of a subscriber (Server-Sent Events; resumable with Last-Event-ID).
 #[utoipa::path(get, path = "/subscribers/{id}/events", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
-    responses((status = 200, description = "text/event-stream of delivery changes", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "text/event-stream of delivery changes", content_type = "text/event-stream", body = crate::platform::changes::ChangeEvent),
         (status = 404, body = ErrorEnvelope)))]
 async fn events(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>, headers: HeaderMap) -> AppResult<impl IntoResponse> {
     service::find_subscriber(&state.db, id).await?;

@@ -98,7 +98,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 /// Changes to the caller's inbox (Server-Sent Events; resumable with Last-Event-ID):
 /// a message arrived, or messages were read.
 #[utoipa::path(get, path = "/me/chat/events", tag = "chat", security(("bearer" = [])),
-    responses((status = 200, description = "text/event-stream of inbox changes", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "text/event-stream of inbox changes", content_type = "text/event-stream", body = crate::platform::changes::ChangeEvent),
         (status = 401, body = ErrorEnvelope)))]
 async fn inbox_events(State(state): State<AppState>, caller: Caller, headers: axum::http::HeaderMap) -> impl axum::response::IntoResponse {
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());

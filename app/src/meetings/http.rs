@@ -53,7 +53,7 @@ async fn list_meetings(State(state): State<AppState>, _caller: Caller, ApiQuery(
 
 /// Changes to meetings (Server-Sent Events; resumable with Last-Event-ID).
 #[utoipa::path(get, path = "/meetings/events", tag = "meetings", security(("bearer" = [])),
-    responses((status = 200, description = "text/event-stream of meeting changes", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "text/event-stream of meeting changes", content_type = "text/event-stream", body = crate::platform::changes::ChangeEvent),
         (status = 401, body = ErrorEnvelope)))]
 async fn meeting_events(State(state): State<AppState>, _caller: Caller, headers: HeaderMap) -> impl IntoResponse {
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());

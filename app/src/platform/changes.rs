@@ -200,6 +200,20 @@ impl ChangeHub {
 /// The SSE event name of every change; the stream's URL says which changes they are.
 pub const EVENT: &str = "change";
 
+/// The shape of one event on a change stream, for the OpenAPI document. OpenAPI 3.1 has
+/// no `itemSchema`, so a `text/event-stream` response's `schema` describes a single
+/// event; describing it as a plain string made schemathesis reject every real event.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: events are built by [`sse`]
+pub struct ChangeEvent {
+    /// Always `change`.
+    event: String,
+    /// The change id; a reconnect sends it back as `Last-Event-ID` to resume.
+    id: String,
+    /// The change itself, a JSON document encoded as text.
+    data: String,
+}
+
 /// An SSE response carrying the changes on channels starting with `prefix`: first the
 /// ones after `last_event_id` from the table, then live ones from the hub. Each event is
 /// named [`EVENT`], carries the change's JSON payload, and has the change id as its `id`,
