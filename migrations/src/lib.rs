@@ -16,6 +16,7 @@ mod m20261123_000002_broker;
 mod m20261124_000003_chat;
 mod m20261125_000004_meetings;
 mod m20261126_000005_scheduler;
+mod m20261127_000006_wages;
 mod columns;
 
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_chat::Migration),
             Box::new(m20261125_000004_meetings::Migration),
             Box::new(m20261126_000005_scheduler::Migration),
+            Box::new(m20261127_000006_wages::Migration),
         ]
     }
 }

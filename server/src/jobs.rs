@@ -32,6 +32,31 @@ pub fn registry(settings: &app::platform::settings::Settings) -> JobRegistry {
             Ok(())
         });
     }
+    // Leased for 30 min: a process killed mid-import leaves it to another runner after
+    // that; re-running is harmless (upserts by case number).
+    jobs.register("wages.import_lca", Duration::from_secs(1800), 3, |state, job| async move {
+        #[derive(serde::Deserialize)]
+        struct Payload {
+            import: i64,
+        }
+        let id = job.parse::<Payload>()?.import;
+        match app::wages::service::run_import(&state, id).await {
+            Ok(p) => {
+                tracing::info!(import = id, new = p.rows_new, updated = p.rows_updated, bad = p.rows_bad, "LCA import done");
+                Ok(())
+            }
+            // An unreadable header or a missing upload will not get better by retrying:
+            // the import is marked failed with the reason, and the job ends.
+            Err(e) if e.status < 500 => {
+                tracing::warn!(import = id, error = %e.message, "LCA import failed");
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!(e.message)),
+        }
+    });
+    jobs.register("wages.seed_demo", Duration::from_secs(1800), 3, |state, _| async move {
+        app::wages::demo::seed(&state).await.map_err(|e| anyhow::anyhow!(e.message))
+    });
     jobs.periodic("accounts.sweep_sessions", Duration::from_secs(3600), Duration::from_secs(60), |state, _| async move {
         let removed = app::accounts::service::sweep_sessions(&state.db).await?;
         tracing::info!(removed, "expired sessions swept");

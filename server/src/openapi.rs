@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
         (name = "chat", description = "expiring messages; also served at the root: /chat, /chat/{id}, /chats/{username}"),
         (name = "scheduler", description = "users' calendars: events, free/busy, iCal feeds (GET /ical/{token}.ics)"),
         (name = "meetings", description = "booking webhooks in (POST /webhooks/calendly), one live state per meeting out"),
+        (name = "wages", description = "LCA wage records, box-and-whisker statistics against BLS OEWS market percentiles, imports"),
     ),
 )]
 pub struct ApiDoc;

@@ -109,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", app::chat::http::v1_only_routes())
         .nest("/api/v1", app::meetings::http::api_routes())
         .nest("/api/v1", app::scheduler::http::api_routes())
+        .nest("/api/v1", app::wages::http::api_routes())
         .merge(app::scheduler::http::feed_routes())
         // The chat contract of the original exercise, unchanged, at the root.
         .merge(app::chat::http::api_routes())
@@ -132,6 +133,21 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Queues the wage portal's demo data (OEWS market + labelled synthetic sample) unless it
+/// is there: a job, so serving starts at once while it loads.
+async fn queue_demo(state: &AppState) -> anyhow::Result<()> {
+    let present = async {
+        Ok::<_, app::error::AppError>(
+            app::wages::service::has_market_data(&state.db).await? && app::wages::service::has_synthetic(&state.db).await?,
+        )
+    };
+    if !present.await.map_err(|e| anyhow::anyhow!(e.message))? {
+        app::platform::jobs::enqueue(&state.db.conn, "wages.seed_demo", &serde_json::json!({})).await?;
+        tracing::info!("wage portal demo data queued");
+    }
+    Ok(())
+}
+
 pub struct Application {
     listener: TcpListener,
     state: AppState,
@@ -152,6 +168,9 @@ impl Application {
         state.changes.prime(&state.db).await.context("reading the change log position")?;
         if options.run_jobs {
             JobRunner::new(state.clone(), registry.clone()).seed_periodic().await.context("seeding periodic jobs")?;
+            if state.settings.demo_data {
+                queue_demo(&state).await?;
+            }
         }
         Ok(Self { listener, state, run_jobs: options.run_jobs, registry })
     }

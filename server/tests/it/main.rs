@@ -15,3 +15,4 @@ mod jobs;
 mod meetings;
 mod object_store;
 mod pages;
+mod wages;

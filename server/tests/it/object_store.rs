@@ -60,6 +60,15 @@ async fn contract(store: &dyn ObjectStore) {
     let big: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     store.put("big/object.bin", Bytes::from(big.clone())).await.unwrap();
     assert!(store.get("big/object.bin").await.unwrap().unwrap() == big, "12 MiB object round-trips");
+
+    // Files go in and come out without being held in memory (wage uploads), identical.
+    let dir = tempfile::tempdir().unwrap();
+    let (source, copy) = (dir.path().join("upload.csv"), dir.path().join("copy.csv"));
+    std::fs::write(&source, &big).unwrap();
+    store.put_file("wages/uploads/x.csv", &source).await.unwrap();
+    assert!(store.download("wages/uploads/x.csv", &copy).await.unwrap());
+    assert!(std::fs::read(&copy).unwrap() == big, "a 12 MiB file round-trips");
+    assert!(!store.download("wages/uploads/missing.csv", &copy).await.unwrap(), "a missing object says so");
 }
 
 #[tokio::test]

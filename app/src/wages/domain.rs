@@ -1,0 +1,166 @@
+//! Wage portal vocabulary shared with the browser.
+
+pub use super::stats::BoxStats;
+use serde::{Deserialize, Serialize};
+
+/// The filters; the page's URL query uses the same names.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+pub struct WageFilter {
+    /// Employer name: starts with (or contains, see `match`), any case.
+    pub employer: Option<String>,
+    /// Job title: starts with (or contains), any case.
+    pub job_title: Option<String>,
+    /// SOC code, `15-1252`, or a prefix such as `15-`.
+    pub soc: Option<String>,
+    /// Two-letter worksite state.
+    pub state: Option<String>,
+    /// Worksite city (exact, any case).
+    pub city: Option<String>,
+    /// First fiscal year (Oct 1 – Sep 30).
+    pub year_from: Option<i32>,
+    pub year_to: Option<i32>,
+    /// Case status, default `Certified`; `any` for all.
+    pub status: Option<String>,
+    /// `prefix` (default) or `contains` for the employer and job title filters.
+    #[serde(rename = "match")]
+    #[cfg_attr(feature = "ssr", param(rename = "match"))]
+    pub text_match: Option<String>,
+}
+
+pub const GROUP_BY: &[(&str, &str)] = &[
+    ("job_title", "job title"),
+    ("soc", "SOC occupation"),
+    ("employer", "employer"),
+    ("state", "state"),
+    ("city", "city"),
+    ("year", "fiscal year"),
+];
+
+/// BLS OEWS market percentiles drawn beside a group (p10–p90 whiskers, not Tukey).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Market {
+    pub area: String,
+    /// N national, S state, M metropolitan area.
+    pub area_type: String,
+    pub soc: String,
+    pub occupation: String,
+    pub p10: Option<f64>,
+    pub p25: Option<f64>,
+    pub p50: Option<f64>,
+    pub p75: Option<f64>,
+    pub p90: Option<f64>,
+    pub mean: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct StatsGroup {
+    pub key: String,
+    #[serde(flatten)]
+    pub stats: BoxStats,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub market: Option<Market>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct StatsResponse {
+    pub group_by: String,
+    /// The largest groups (at most 25), biggest first.
+    pub groups: Vec<StatsGroup>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct WageRecordView {
+    pub id: i64,
+    pub case_number: String,
+    pub case_status: String,
+    pub fiscal_year: i32,
+    pub employer_name: String,
+    pub job_title: String,
+    pub soc_code: String,
+    pub soc_title: String,
+    pub worksite_city: String,
+    pub worksite_state: String,
+    pub wage_from: Option<f64>,
+    pub wage_to: Option<f64>,
+    pub wage_unit: String,
+    /// Wage from × 2080 (hour), 52 (week), 26 (bi-weekly), 12 (month) or 1 (year).
+    pub annual_wage: f64,
+    pub prevailing_wage: Option<f64>,
+    pub pw_level: Option<String>,
+    pub annual_prevailing: Option<f64>,
+    /// `lca` (a real filing) or `synthetic` (generated demo data).
+    pub source: String,
+    /// Estimated percentile of the annual wage in the market (state, else national).
+    pub market_percentile: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RecordsPage {
+    pub records: Vec<WageRecordView>,
+    pub page: u64,
+    pub per_page: u64,
+    pub total: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct BadRow {
+    pub line: u64,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ImportView {
+    pub id: i64,
+    /// `lca` or `oews`.
+    pub kind: String,
+    pub filename: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: String,
+    pub bytes_total: i64,
+    pub bytes_done: i64,
+    pub rows_new: i64,
+    pub rows_updated: i64,
+    pub rows_bad: i64,
+    /// The first 100 bad rows, with their line numbers.
+    pub errors: Vec<BadRow>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+impl ImportView {
+    pub fn percent(&self) -> f64 {
+        if self.state == "done" {
+            return 100.0;
+        }
+        if self.bytes_total <= 0 { 0.0 } else { (self.bytes_done as f64 * 100.0 / self.bytes_total as f64).min(100.0) }
+    }
+}
+
+/// Grouping when none is asked for.
+pub const DEFAULT_GROUP_BY: &str = "job_title";
+/// Records per page on the wages page.
+pub const PAGE_SIZE: u64 = 25;
+/// Case statuses the LCA disclosure files use (the filter also takes `any`).
+pub const STATUSES: &[&str] = &["Certified", "Certified - Withdrawn", "Withdrawn", "Denied"];
+
+/// How the page presents the filtered rows (the same query string as the filters).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+pub struct ViewParams {
+    /// job_title (default), soc, employer, state, city or year.
+    pub group_by: Option<String>,
+    /// annual_wage (default), employer, job_title, year, state, city or soc.
+    pub sort: Option<String>,
+    /// asc (default) or desc.
+    pub dir: Option<String>,
+    /// 1-based page of records.
+    pub page: Option<u64>,
+}
