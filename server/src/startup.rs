@@ -5,7 +5,7 @@ use anyhow::Context;
 use app::broker::delivery::Dispatcher;
 use app::platform::changes::ChangeHub;
 use app::platform::db::Db;
-use app::platform::http::{request_id, server_fn_error_status, track_metrics};
+use app::platform::http::{request_id, security_headers, server_fn_error_status, track_metrics};
 use app::platform::jobs::{JobRegistry, JobRunner};
 use app::platform::object_store::{LocalFolder, S3Store, SharedStore};
 use app::platform::rate_limit::RateLimiter;
@@ -130,6 +130,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn(track_metrics))
         .layer(TraceLayer::new_for_http())
         .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
 

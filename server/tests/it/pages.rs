@@ -9,6 +9,11 @@ async fn the_first_response_is_complete_html() {
     let res = app.get("/").await;
     assert_eq!(res.status(), 200);
     assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    // Security headers; the CSP lets the WASM app run (the e2e tests fail on any
+    // violation, which the browser reports as a console error).
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("'wasm-unsafe-eval'") && csp.contains("object-src 'none'"), "{csp}");
+    assert_eq!((res.headers()["x-content-type-options"].to_str().unwrap(), res.headers()["x-frame-options"].to_str().unwrap()), ("nosniff", "DENY"));
     let html = res.text().await.unwrap();
     // Content is in the HTML itself (visible with JavaScript off), resources resolved.
     assert!(html.contains("<title>Switchboard</title>"), "{html}");
@@ -19,6 +24,7 @@ async fn the_first_response_is_complete_html() {
 
     let res = app.get("/no/such/page").await;
     assert_eq!(res.status(), 404);
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff", "on errors too");
     assert!(res.text().await.unwrap().contains("Not found"));
     app.stop().await;
 }
