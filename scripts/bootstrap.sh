@@ -74,13 +74,14 @@ ensure_e2e_packages() {
 
 # Python test tools, from PyPI in their own venv: moto's S3 server (speaks the real S3
 # wire protocol), the official Standard Webhooks library (an independent verifier of the
-# broker's signatures) and icalendar (an independent parser of the iCal feeds).
+# broker's signatures), icalendar (an independent parser of the iCal feeds) and
+# schemathesis (fuzzes the REST API from its OpenAPI document).
 ensure_python_tools() {
     local py="$SB_TOOLS/venv/bin/python"
-    if ! "$py" -c 'import moto, standardwebhooks, icalendar' >/dev/null 2>&1; then
-        sb_log "installing moto[server], standardwebhooks and icalendar into $SB_TOOLS/venv"
+    if ! "$py" -c 'import moto, standardwebhooks, icalendar, schemathesis' >/dev/null 2>&1; then
+        sb_log "installing moto[server], standardwebhooks, icalendar and schemathesis into $SB_TOOLS/venv"
         [ -x "$py" ] || python3 -m venv "$SB_TOOLS/venv"
-        "$SB_TOOLS/venv/bin/pip" install -q 'moto[server]==5.*' 'standardwebhooks==1.1.0' 'icalendar==7.*'
+        "$SB_TOOLS/venv/bin/pip" install -q 'moto[server]==5.*' 'standardwebhooks==1.1.0' 'icalendar==7.*' 'schemathesis==4.32.*'
     fi
     export SB_TEST_PYTHON="$py"
 }
