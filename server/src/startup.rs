@@ -5,6 +5,7 @@ use anyhow::Context;
 use app::broker::delivery::Dispatcher;
 use app::platform::changes::ChangeHub;
 use app::platform::db::Db;
+use app::platform::guards::{enforce_limits, reject_cross_site, RequestLimits};
 use app::platform::http::{request_id, security_headers, server_fn_error_status, track_metrics};
 use app::platform::jobs::{JobRegistry, JobRunner};
 use app::platform::object_store::{LocalFolder, S3Store, SharedStore};
@@ -94,6 +95,7 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
         store,
         changes: ChangeHub::new(),
         login_limiter: RateLimiter::new(10, Duration::from_secs(60)),
+        webhook_limiter: RateLimiter::new(settings.http.webhook_rate_per_min, Duration::from_secs(60)),
         chat_cache: app::chat::cold::BatchCache::new(64),
         settings: Arc::new(settings),
     })
@@ -118,6 +120,11 @@ pub fn router(state: AppState) -> Router {
     let openapi = Arc::new(openapi);
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
+    let limits = RequestLimits {
+        max_body_bytes: state.settings.http.max_body_bytes,
+        max_upload_bytes: state.settings.wages.upload_max_bytes,
+        timeout: state.settings.http.request_timeout,
+    };
 
     Router::new()
         .merge(api)
@@ -128,6 +135,8 @@ pub fn router(state: AppState) -> Router {
         // Inner first: metrics see the status after server-function errors are mapped.
         .route_layer(middleware::from_fn(server_fn_error_status))
         .route_layer(middleware::from_fn(track_metrics))
+        .layer(middleware::from_fn_with_state(limits, enforce_limits))
+        .layer(middleware::from_fn(reject_cross_site))
         .layer(TraceLayer::new_for_http())
         .layer(middleware::from_fn(request_id))
         .layer(middleware::from_fn(security_headers))

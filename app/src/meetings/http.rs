@@ -3,11 +3,11 @@
 use super::domain::{MeetingFilter, MeetingView};
 use super::service::{self, Intake};
 use crate::accounts::http::Caller;
-use crate::error::{AppResult, ErrorEnvelope};
+use crate::error::{AppError, AppResult, ErrorEnvelope};
 use crate::platform::http::ApiQuery;
 use crate::platform::state::AppState;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -33,8 +33,16 @@ pub struct IntakeAnswer {
         (status = 200, description = "a duplicate of an earlier delivery", body = IntakeAnswer),
         (status = 400, description = "malformed body or a required field missing", body = ErrorEnvelope),
         (status = 401, description = "missing, invalid or stale signature", body = ErrorEnvelope),
+        (status = 413, description = "larger than SB_MAX_BODY_KB", body = ErrorEnvelope),
+        (status = 429, description = "too many deliveries from this address (SB_WEBHOOK_RATE_PER_MIN)", body = ErrorEnvelope),
         (status = 503, description = "cannot store it right now; retry", body = ErrorEnvelope)))]
-async fn calendly_webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> AppResult<(StatusCode, Json<IntakeAnswer>)> {
+async fn calendly_webhook(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<ConnectInfo<std::net::SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<(StatusCode, Json<IntakeAnswer>)> {
+    check_intake_rate(&state, &headers, peer.map(|p| p.0 .0))?;
     let signature = headers.get(super::calendly::SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     let answer = match service::intake(&state, signature, body).await? {
         Intake::Accepted(id) => (StatusCode::ACCEPTED, IntakeAnswer { status: "accepted", id: Some(id) }),
@@ -42,6 +50,18 @@ async fn calendly_webhook(State(state): State<AppState>, headers: HeaderMap, bod
         Intake::Spooled => (StatusCode::ACCEPTED, IntakeAnswer { status: "spooled", id: None }),
     };
     Ok((answer.0, Json(answer.1)))
+}
+
+/// Refuses a delivery when its sender posted too many recently: a flood, forged or
+/// replayed, is turned away before any signature is computed or anything stored. The
+/// sender retries later, as Calendly does on any non-2xx.
+fn check_intake_rate(state: &AppState, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> AppResult<()> {
+    let ip = crate::platform::guards::client_ip(headers, peer, state.settings.http.trust_forwarded_for);
+    let key = ip.map(|ip| ip.to_string()).unwrap_or_default();
+    state.webhook_limiter.check(&key).map_err(|wait| {
+        tracing::warn!(client = %key, "webhook intake rate limited");
+        AppError::too_many_requests(format!("too many webhook deliveries from {key}; retry in {} s", wait.as_secs().max(1)))
+    })
 }
 
 /// Meetings by start time, filtered.

@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod changes;
 pub mod db;
+pub mod guards;
 pub mod http;
 pub mod jobs;
 pub mod object_store;

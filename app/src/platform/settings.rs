@@ -72,6 +72,23 @@ pub struct Settings {
     pub chat: ChatSettings,
     pub meetings: MeetingsSettings,
     pub wages: WagesSettings,
+    pub http: HttpSettings,
+}
+
+/// Limits that keep one client from tying up a process.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Largest request body of any route but the wage upload (`SB_MAX_BODY_KB`, default 1024).
+    pub max_body_bytes: u64,
+    /// Longest a handler may take to answer (`SB_REQUEST_TIMEOUT_SECS`, default 30); a
+    /// stream (SSE) counts only until its first byte.
+    pub request_timeout: Duration,
+    /// Webhook deliveries accepted per client address and minute
+    /// (`SB_WEBHOOK_RATE_PER_MIN`, default 600).
+    pub webhook_rate_per_min: u32,
+    /// Take the client address from the last `X-Forwarded-For` hop
+    /// (`SB_TRUST_FORWARDED_FOR`, default off): turn on only behind a proxy that sets it.
+    pub trust_forwarded_for: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -81,6 +98,9 @@ pub struct WagesSettings {
     pub oews_file: Option<String>,
     /// Largest LCA upload accepted (`SB_WAGES_UPLOAD_MAX_MB`, default 2048).
     pub upload_max_bytes: u64,
+    /// How soon another process resumes an import whose process died
+    /// (`SB_WAGES_IMPORT_LEASE_SECS`, default 60; a running import renews it).
+    pub import_lease: Duration,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/switchboard.db?mode=rwc";
@@ -160,6 +180,13 @@ impl Settings {
             wages: WagesSettings {
                 oews_file: var("SB_OEWS_FILE"),
                 upload_max_bytes: number::<u64>("SB_WAGES_UPLOAD_MAX_MB", 2048).max(1) << 20,
+                import_lease: Duration::from_secs(number("SB_WAGES_IMPORT_LEASE_SECS", 60).max(1)),
+            },
+            http: HttpSettings {
+                max_body_bytes: number::<u64>("SB_MAX_BODY_KB", 1024).max(1) << 10,
+                request_timeout: Duration::from_secs(number("SB_REQUEST_TIMEOUT_SECS", 30).max(1)),
+                webhook_rate_per_min: number("SB_WEBHOOK_RATE_PER_MIN", 600).max(1),
+                trust_forwarded_for: flag("SB_TRUST_FORWARDED_FOR", false),
             },
         }
     }

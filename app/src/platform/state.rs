@@ -17,6 +17,9 @@ pub struct AppState {
     pub changes: ChangeHub,
     pub leptos_options: LeptosOptions,
     pub login_limiter: RateLimiter,
+    /// Webhook deliveries per client address: blunts floods of forged or replayed posts
+    /// before any signature is computed.
+    pub webhook_limiter: RateLimiter,
     /// Recently read cold-storage batches of chat messages.
     pub chat_cache: crate::chat::cold::BatchCache,
 }

@@ -72,6 +72,7 @@ impl Bench {
         s.broker.allowed_targets = vec!["127.0.0.1".into()];
         s.broker.concurrency = 64;
         s.meetings.signing_key = Some(BENCH_KEY.into());
+        s.http.webhook_rate_per_min = u32::MAX; // one client posts everything here
         tweak(&mut s);
         let app = Application::build(Options { settings: s, run_jobs: true }).await.expect("app starts");
         let base = format!("http://127.0.0.1:{}", app.port());

@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod abuse;
 mod accounts;
 mod broker;
 mod broker_processes;
