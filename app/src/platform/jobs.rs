@@ -4,7 +4,9 @@
 //! write that causes it, so the job exists if and only if the write committed. Runners
 //! claim due rows with `SELECT … FOR UPDATE SKIP LOCKED` (MySQL; on SQLite the write gate
 //! serialises claimers) and lease them by pushing `run_at` into the future: if the runner
-//! dies, the lease runs out and another runner takes the job again. Completion is fenced
+//! dies, the lease runs out and another runner takes the job again. A running job renews
+//! its lease every third of it, so a lease can be short (a crash is noticed soon) while a
+//! job runs as long as its `max_runtime`. Completion is fenced
 //! by `(locked_by, attempts)`, so a runner whose lease was taken over cannot clobber the
 //! newer attempt. Failures retry with exponential backoff; periodic jobs are ordinary
 //! rows that reschedule themselves instead of being deleted.
@@ -79,6 +81,8 @@ pub type Handler = Arc<dyn Fn(AppState, Job) -> BoxFuture<'static, anyhow::Resul
 struct Kind {
     handler: Handler,
     lease: Duration,
+    /// A run taking longer is abandoned as failed (by default: the lease).
+    max_runtime: Duration,
     max_attempts: i32,
     every: Option<Duration>,
 }
@@ -97,7 +101,13 @@ impl JobRegistry {
         Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         let handler: Handler = Arc::new(move |state, job| Box::pin(f(state, job)));
-        self.kinds.insert(name, Kind { handler, lease, max_attempts, every: None });
+        self.kinds.insert(name, Kind { handler, lease, max_runtime: lease, max_attempts, every: None });
+        self
+    }
+
+    /// Lets runs of `name` take up to `max_runtime` (their lease is renewed meanwhile).
+    pub fn max_runtime(&mut self, name: &'static str, max_runtime: Duration) -> &mut Self {
+        self.kinds.get_mut(name).expect("registered before").max_runtime = max_runtime;
         self
     }
 
@@ -258,11 +268,17 @@ impl JobRunner {
     async fn execute(state: AppState, worker_id: String, claimed: Claimed) {
         let Claimed { job, kind } = claimed;
         let run = tokio::spawn((kind.handler)(state.clone(), job.clone()));
-        let outcome = match tokio::time::timeout(kind.lease, run).await {
+        let abort = run.abort_handle();
+        let renewal = tokio::spawn(renew_lease(state.db.clone(), worker_id.clone(), job.clone(), kind.lease));
+        let outcome = match tokio::time::timeout(kind.max_runtime, run).await {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(anyhow::anyhow!("job panicked: {join}")),
-            Err(_) => Err(anyhow::anyhow!("job exceeded its lease of {:?}", kind.lease)),
+            Err(_) => {
+                abort.abort();
+                Err(anyhow::anyhow!("job exceeded its run time of {:?}", kind.max_runtime))
+            }
         };
+        renewal.abort();
         let label = if outcome.is_ok() { "ok" } else { "error" };
         metrics::counter!("jobs_completed_total", "kind" => job.kind.clone(), "outcome" => label).increment(1);
         if let Err(err) = &outcome {
@@ -333,6 +349,27 @@ impl JobRunner {
         }
         let _ = tokio::time::timeout(Duration::from_secs(30), permits.acquire_many(self.workers as u32)).await;
         tracing::info!(worker = %self.worker_id, "job runner stopped");
+    }
+}
+
+/// Pushes the lease of a running job forward every third of it, while this runner still
+/// holds it; stops when it no longer does (another runner took over after a stall).
+async fn renew_lease(db: Db, worker_id: String, job: Job, lease: Duration) {
+    let every = (lease / 3).max(Duration::from_millis(50));
+    loop {
+        tokio::time::sleep(every).await;
+        let renewed = JobRow::update_many()
+            .col_expr(Column::RunAt, Expr::value(now_ms() + lease.as_millis() as i64))
+            .filter(Column::Id.eq(job.id))
+            .filter(Column::LockedBy.eq(worker_id.as_str()))
+            .filter(Column::Attempts.eq(job.attempt))
+            .exec(&db.conn)
+            .await;
+        match renewed {
+            Ok(r) if r.rows_affected == 0 => return,
+            Ok(_) => {}
+            Err(err) => tracing::warn!(job.id = job.id, error = %err, "could not renew the job's lease"),
+        }
     }
 }
 

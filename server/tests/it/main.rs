@@ -11,6 +11,7 @@ mod broker_processes;
 mod receiver;
 mod scheduler;
 mod changes;
+mod crash;
 mod chat;
 mod jobs;
 mod meetings;

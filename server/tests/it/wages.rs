@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::io::Write;
 use std::time::Duration;
 
-const HEADER: &str = "CASE_NUMBER,CASE_STATUS,RECEIVED_DATE,DECISION_DATE,EMPLOYER_NAME,JOB_TITLE,SOC_CODE,SOC_TITLE,\
+pub const HEADER: &str = "CASE_NUMBER,CASE_STATUS,RECEIVED_DATE,DECISION_DATE,EMPLOYER_NAME,JOB_TITLE,SOC_CODE,SOC_TITLE,\
 WORKSITE_CITY,WORKSITE_STATE,WAGE_RATE_OF_PAY_FROM,WAGE_RATE_OF_PAY_TO,WAGE_UNIT_OF_PAY,PREVAILING_WAGE,PW_UNIT_OF_PAY,PW_WAGE_LEVEL,VISA_CLASS";
 
 fn csv_file(text: &str) -> tempfile::NamedTempFile {
@@ -20,7 +20,7 @@ fn csv_file(text: &str) -> tempfile::NamedTempFile {
 }
 
 /// A filing line in the modern layout.
-fn filing(case: &str, employer: &str, title: &str, city: &str, state: &str, wage: &str, unit: &str) -> String {
+pub fn filing(case: &str, employer: &str, title: &str, city: &str, state: &str, wage: &str, unit: &str) -> String {
     format!("{case},Certified,2024-09-20,2024-10-02,{employer},{title},15-1252.00,Software Developers,{city},{state},{wage},,{unit},\"$100,000.00\",Year,Level II,H-1B")
 }
 
