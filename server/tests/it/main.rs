@@ -18,3 +18,4 @@ mod meetings;
 mod object_store;
 mod pages;
 mod wages;
+mod whole_app;
