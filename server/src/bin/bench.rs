@@ -1,4 +1,4 @@
-//! Benchmarks: `bench [broker|…|all]` runs the hot paths against the embedded default
+//! Benchmarks: `bench [ceilings|broker|meetings|chat|scheduler|wages|all]` runs the hot paths against the embedded default
 //! (SQLite) and MariaDB and prints a Markdown table (figure, value, unit, database).
 //! Build with `--release`; see `scripts/bench.sh`. These are measurements, not tests:
 //! nothing here passes or fails.
@@ -436,6 +436,93 @@ async fn bench_wages(db: Db, rows: &mut Vec<Row>) {
     let _ = b.stop.send(());
 }
 
+// ---- scheduler -------------------------------------------------------------------------
+
+async fn bench_scheduler(db: Db, rows: &mut Vec<Row>) {
+    let bench = Arc::new(Bench::start(db, |_| {}).await);
+    let row = |figure: &str, value: f64, unit: &'static str| Row { figure: figure.into(), value, unit, database: db.name().into() };
+    let b = bench.clone();
+    let (wall, lat) = load(2000, 16, move |i| {
+        let b = b.clone();
+        async move {
+            // One event per hour slot, so every insert also runs the overlap query.
+            let start = 1_924_992_000 + i as i64 * 3600;
+            let at = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339();
+            b.post("/api/v1/users/bench/events", json!({"title": format!("event {i}"), "start": at(start), "end": at(start + 1800)})).await;
+        }
+    })
+    .await;
+    rows.push(row("scheduler create event, published to the broker (16 connections)", 2000.0 / wall.as_secs_f64(), "req/s"));
+    rows.push(row("scheduler create event latency p50", percentile(&lat, 50.0), "ms"));
+    let b = bench.clone();
+    let (wall, _) = load(2000, 16, move |i| {
+        let b = b.clone();
+        async move {
+            let url = format!("{}/api/v1/users/bench/events?from=2031-01-{:02}T00:00:00Z&to=2031-02-01T00:00:00Z", b.base, 1 + i % 28);
+            let res = b.client.get(url).bearer_auth(&b.token).send().await.unwrap();
+            assert!(res.status().is_success(), "{}", res.status());
+            let _ = res.bytes().await;
+        }
+    })
+    .await;
+    rows.push(row("scheduler list a month of events (16 connections)", 2000.0 / wall.as_secs_f64(), "req/s"));
+    if let Ok(bench) = Arc::try_unwrap(bench) {
+        let _ = bench.stop.send(());
+    }
+}
+
+// ---- ceilings --------------------------------------------------------------------------
+
+/// What this machine can do at all: an axum handler that does nothing, over the same
+/// client and connection counts as the figures above. Every req/s figure is a fraction
+/// of this.
+async fn bench_hello(rows: &mut Vec<Row>) {
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    for connections in [16, 64] {
+        let (client, base) = (client.clone(), base.clone());
+        let (wall, _) = load(20_000, connections, move |_| {
+            let (client, base) = (client.clone(), base.clone());
+            async move {
+                let res = client.get(&base).send().await.unwrap();
+                let _ = res.bytes().await;
+            }
+        })
+        .await;
+        rows.push(Row { figure: format!("ceiling: axum hello ({connections} connections)"), value: 20_000.0 / wall.as_secs_f64(), unit: "req/s", database: "none".into() });
+    }
+}
+
+/// The database's own limit for what most writes here are: one small row in its own
+/// transaction (autocommit), through the same pool the app uses.
+async fn bench_insert(db: Db, rows: &mut Vec<Row>) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let dir = tempfile::tempdir().unwrap();
+    let database = app::platform::db::Db::connect(&fresh_database(db, dir.path()).await).await.expect("database");
+    let conn = Arc::new(database.conn.clone());
+    let key = match db {
+        Db::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+        Db::MariaDb => "BIGINT PRIMARY KEY AUTO_INCREMENT",
+    };
+    conn.execute_unprepared(&format!("CREATE TABLE ceiling (id {key}, v BIGINT NOT NULL)")).await.unwrap();
+    for connections in [1usize, 16] {
+        let c = conn.clone();
+        let total = 4000;
+        let (wall, _) = load(total, connections, move |i| {
+            let c = c.clone();
+            async move {
+                let stmt = Statement::from_sql_and_values(c.get_database_backend(), "INSERT INTO ceiling (v) VALUES (?)", [(i as i64).into()]);
+                c.execute_raw(stmt).await.unwrap();
+            }
+        })
+        .await;
+        rows.push(Row { figure: format!("ceiling: single-row INSERT, autocommit ({connections} at once)"), value: total as f64 / wall.as_secs_f64(), unit: "rows/s", database: db.name().into() });
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
@@ -448,7 +535,19 @@ async fn main() {
         eprintln!("note: a debug build; figures are only meaningful with --release");
     }
     let mut rows = Vec::new();
+    if matches!(what.as_str(), "ceilings" | "all") {
+        eprintln!("measuring the axum ceiling…");
+        bench_hello(&mut rows).await;
+    }
     for db in databases {
+        if matches!(what.as_str(), "ceilings" | "all") {
+            eprintln!("measuring the insert ceiling on {}…", db.name());
+            bench_insert(db, &mut rows).await;
+        }
+        if matches!(what.as_str(), "scheduler" | "all") {
+            eprintln!("benchmarking the scheduler on {}…", db.name());
+            bench_scheduler(db, &mut rows).await;
+        }
         if matches!(what.as_str(), "broker" | "all") {
             eprintln!("benchmarking the broker on {}…", db.name());
             bench_broker(db, &mut rows).await;
