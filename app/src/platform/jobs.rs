@@ -352,6 +352,15 @@ impl JobRunner {
     }
 }
 
+/// The job's row while this runner's claim on it is still the current one: a runner whose
+/// lease was taken over matches nothing, so it can neither renew nor record.
+fn still_held(job: &Job, worker_id: &str) -> Condition {
+    Condition::all()
+        .add(Column::Id.eq(job.id))
+        .add(Column::LockedBy.eq(worker_id))
+        .add(Column::Attempts.eq(job.attempt))
+}
+
 /// Pushes the lease of a running job forward every third of it, while this runner still
 /// holds it; stops when it no longer does (another runner took over after a stall).
 async fn renew_lease(db: Db, worker_id: String, job: Job, lease: Duration) {
@@ -360,9 +369,7 @@ async fn renew_lease(db: Db, worker_id: String, job: Job, lease: Duration) {
         tokio::time::sleep(every).await;
         let renewed = JobRow::update_many()
             .col_expr(Column::RunAt, Expr::value(now_ms() + lease.as_millis() as i64))
-            .filter(Column::Id.eq(job.id))
-            .filter(Column::LockedBy.eq(worker_id.as_str()))
-            .filter(Column::Attempts.eq(job.attempt))
+            .filter(still_held(&job, &worker_id))
             .exec(&db.conn)
             .await;
         match renewed {
@@ -381,10 +388,7 @@ async fn record_outcome(
     outcome: anyhow::Result<()>,
 ) -> Result<(), DbErr> {
     let now = now_ms();
-    let mine = Condition::all()
-        .add(Column::Id.eq(job.id))
-        .add(Column::LockedBy.eq(worker_id))
-        .add(Column::Attempts.eq(job.attempt));
+    let mine = still_held(job, worker_id);
     let update = JobRow::update_many()
         .col_expr(Column::LockedBy, Expr::value(Option::<String>::None))
         .filter(mine.clone());

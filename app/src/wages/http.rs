@@ -154,7 +154,7 @@ async fn spool_body(body: axum::body::Body, path: &std::path::Path, max: u64) ->
         let chunk = chunk.map_err(|e| AppError::bad_request(format!("the upload was cut off: {e}")))?;
         size += chunk.len() as u64;
         if size > max {
-            return Err(AppError::new(413, "payload_too_large", format!("uploads are limited to {} MiB", max >> 20)).on_field("body"));
+            return Err(crate::platform::guards::too_large(max));
         }
         file.write_all(&chunk).await.map_err(|e| AppError::unavailable(e.to_string()))?;
     }

@@ -2,7 +2,7 @@
 //! processes, SIGKILL, one MariaDB database.
 
 use crate::receiver::{Receiver, Reply};
-use crate::support::{eventually, Backend, ServerProcess, TestDb};
+use crate::support::{eventually, new_user_token, Backend, ServerProcess, TestDb};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -33,11 +33,8 @@ struct Api {
 impl Api {
     async fn admin(base: &str) -> Self {
         let client = reqwest::Client::new();
-        let creds = json!({"username": "root", "password": "correct horse battery staple"});
-        let res = client.post(format!("{base}/api/v1/auth/signup")).json(&creds).send().await.unwrap();
-        assert_eq!(res.status(), 201);
-        let token: Value = client.post(format!("{base}/api/v1/auth/tokens")).json(&creds).send().await.unwrap().json().await.unwrap();
-        Self { client, base: base.to_owned(), token: token["token"].as_str().unwrap().to_owned() }
+        let token = new_user_token(&client, base, "root").await;
+        Self { client, base: base.to_owned(), token }
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {

@@ -4,20 +4,11 @@
 //! restarted, and held to what the capability promises.
 
 use crate::meetings::{invitee_event, KEY};
-use crate::support::{eventually, Backend, ServerProcess, TcpProxy, TestDb};
+use crate::support::{eventually, new_user_token, Backend, ServerProcess, TcpProxy, TestDb};
 use crate::wages::{filing, HEADER};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
-
-/// The first account (the admin) on `base`: a bearer token.
-async fn admin_token(client: &reqwest::Client, base: &str) -> String {
-    let creds = json!({"username": "root", "password": "correct horse battery staple"});
-    let res = client.post(format!("{base}/api/v1/auth/signup")).json(&creds).send().await.unwrap();
-    assert_eq!(res.status(), 201);
-    let token: Value = client.post(format!("{base}/api/v1/auth/tokens")).json(&creds).send().await.unwrap().json().await.unwrap();
-    token["token"].as_str().unwrap().to_owned()
-}
 
 async fn get_json(client: &reqwest::Client, url: String, token: &str) -> Option<Value> {
     let res = client.get(url).bearer_auth(token).send().await.ok()?;
@@ -40,7 +31,7 @@ async fn sigkill_mid_wage_import_then_the_import_completes_exactly_once() {
     ];
     let mut server = ServerProcess::start(&env).await;
     let client = reqwest::Client::new();
-    let token = admin_token(&client, &server.base).await;
+    let token = new_user_token(&client, &server.base, "root").await;
     let rows: Vec<String> = (0..N).map(|i| filing(&format!("K-{i}"), "Crash Co", "Analyst", "Austin", "TX", &(80_000 + i).to_string(), "Year")).collect();
     let body = format!("{HEADER}\n{}\n", rows.join("\n"));
     let res = client.post(format!("{}/api/v1/wages/imports?filename=crash.csv", server.base)).bearer_auth(&token).body(body).send().await.unwrap();
@@ -97,7 +88,7 @@ async fn sigkill_during_spooled_webhook_intake_loses_no_accepted_delivery() {
     ];
     let mut server = ServerProcess::start(&env).await;
     let client = reqwest::Client::new();
-    let token = admin_token(&client, &server.base).await;
+    let token = new_user_token(&client, &server.base, "root").await;
 
     proxy.cut();
     // A sender that keeps posting; the process dies under it part-way.

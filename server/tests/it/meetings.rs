@@ -274,10 +274,8 @@ async fn a_webhook_on_one_process_reaches_a_page_on_another() {
     let a = ServerProcess::start(&env(&data.0)).await;
     let b = ServerProcess::start(&env(&data.1)).await;
     let client = reqwest::Client::new();
-    let creds = json!({"username": "viewer", "password": "correct horse battery staple"});
-    client.post(format!("{}/api/v1/auth/signup", b.base)).json(&creds).send().await.unwrap();
-    let token: Value = client.post(format!("{}/api/v1/auth/tokens", b.base)).json(&creds).send().await.unwrap().json().await.unwrap();
-    let res = client.get(format!("{}/api/v1/meetings/events", b.base)).bearer_auth(token["token"].as_str().unwrap()).send().await.unwrap();
+    let token = crate::support::new_user_token(&client, &b.base, "viewer").await;
+    let res = client.get(format!("{}/api/v1/meetings/events", b.base)).bearer_auth(&token).send().await.unwrap();
     let mut events = crate::changes::SseReader::new(res);
 
     let res = deliver(&client, &a.base, &invitee_event("invitee.created", "XP", "I", "2030-05-01T10:00:00.000000Z", json!({}))).await;

@@ -139,16 +139,7 @@ impl TestApp {
 
     /// Creates an account and returns a bearer token for it.
     pub async fn user_with_token(&self, username: &str) -> String {
-        let password = "correct horse battery staple";
-        let res = self
-            .post_json("/api/v1/auth/signup", &serde_json::json!({"username": username, "password": password}))
-            .await;
-        assert_eq!(res.status(), 201, "signup {username}: {}", res.text().await.unwrap_or_default());
-        let res = self
-            .post_json("/api/v1/auth/tokens", &serde_json::json!({"username": username, "password": password}))
-            .await;
-        assert_eq!(res.status(), 201);
-        res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+        new_user_token(&self.client, &self.base, username).await
     }
 
     /// Stops the server gracefully and waits for it.
@@ -162,6 +153,17 @@ impl TestApp {
             joined.expect("server task").expect("server exits cleanly");
         }
     }
+}
+
+/// Signs `username` up on the server at `base` (the first account is the admin) and
+/// returns a bearer token for it.
+pub async fn new_user_token(client: &reqwest::Client, base: &str, username: &str) -> String {
+    let creds = serde_json::json!({"username": username, "password": "correct horse battery staple"});
+    let res = client.post(format!("{base}/api/v1/auth/signup")).json(&creds).send().await.expect("request");
+    assert_eq!(res.status(), 201, "signup {username}: {}", res.text().await.unwrap_or_default());
+    let res = client.post(format!("{base}/api/v1/auth/tokens")).json(&creds).send().await.expect("request");
+    assert_eq!(res.status(), 201);
+    res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
 }
 
 /// Asserts the app's error shape: status, `error.code`, and `error.field` when given.

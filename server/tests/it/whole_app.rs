@@ -7,15 +7,13 @@
 use crate::changes::SseReader;
 use crate::meetings::{deliver, invitee_event, KEY};
 use crate::receiver::Receiver;
-use crate::support::{eventually, Backend, ServerProcess, TestDb};
+use crate::support::{eventually, new_user_token, Backend, ServerProcess, TestDb};
 use crate::wages::{filing, HEADER};
 use app::platform::object_store::ObjectStore;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
-
-const PASSWORD: &str = "correct horse battery staple";
 
 struct Caller {
     client: reqwest::Client,
@@ -25,10 +23,8 @@ struct Caller {
 impl Caller {
     async fn sign_up(base: &str, username: &str) -> Self {
         let client = reqwest::Client::new();
-        let creds = json!({"username": username, "password": PASSWORD});
-        assert_eq!(client.post(format!("{base}/api/v1/auth/signup")).json(&creds).send().await.unwrap().status(), 201);
-        let token: Value = client.post(format!("{base}/api/v1/auth/tokens")).json(&creds).send().await.unwrap().json().await.unwrap();
-        Self { client, token: token["token"].as_str().unwrap().to_owned() }
+        let token = new_user_token(&client, base, username).await;
+        Self { client, token }
     }
 
     async fn call(&self, method: reqwest::Method, url: String, body: Option<Value>) -> Value {
