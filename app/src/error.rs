@@ -119,6 +119,14 @@ mod ssr {
         }
     }
 
+    impl AppError {
+        /// 500 whose cause goes to the log (the client sees only the generic message).
+        pub fn internal_because(cause: impl std::fmt::Display) -> Self {
+            tracing::error!(%cause, "internal error");
+            AppError::internal()
+        }
+    }
+
     impl From<sea_orm::DbErr> for AppError {
         fn from(err: sea_orm::DbErr) -> Self {
             if crate::platform::db::is_retryable(&err) {

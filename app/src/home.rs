@@ -18,13 +18,28 @@ pub struct InstallationStatus {
 pub async fn system_status() -> Result<InstallationStatus, AppError> {
     use crate::platform::state::AppState;
     let state = AppState::from_context()?;
-    let database = if state.db.is_mysql() { "MySQL / MariaDB" } else { "SQLite (embedded)" };
+    let caller = crate::accounts::caller().await.ok().flatten();
     Ok(InstallationStatus {
-        database: database.into(),
-        object_store: state.store.describe(),
+        database: if state.db.is_mysql() { "MySQL / MariaDB" } else { "SQLite (embedded)" }.into(),
+        object_store: object_store_for(&state, caller.as_ref()),
         jobs_due: crate::platform::jobs::queue_depth(&state.db).await?,
         version: env!("CARGO_PKG_VERSION").into(),
     })
+}
+
+/// Where objects live, in as much detail as the caller may know: the S3 endpoint and
+/// bucket or the folder path only for admins (they help an attacker aim), the kind for
+/// everyone else.
+#[cfg(feature = "ssr")]
+fn object_store_for(state: &crate::platform::state::AppState, caller: Option<&crate::accounts::Caller>) -> String {
+    use crate::platform::settings::StoreSettings;
+    if caller.is_some_and(|c| c.is_admin()) {
+        return state.store.describe();
+    }
+    match state.settings.store {
+        StoreSettings::S3(_) => "S3-compatible".into(),
+        StoreSettings::Folder(_) => "local folder".into(),
+    }
 }
 
 #[component]
@@ -46,7 +61,7 @@ pub fn HomePage() -> impl IntoView {
                         _ => view! {
                             <p class="alert warn">
                                 <A href="/login">"Sign in"</A> " or " <A href="/signup">"create an account"</A>
-                                " to start. The first account becomes the administrator."
+                                " to start."
                             </p>
                         }.into_any(),
                     }

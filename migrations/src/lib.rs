@@ -17,6 +17,7 @@ mod m20261124_000003_chat;
 mod m20261125_000004_meetings;
 mod m20261126_000005_scheduler;
 mod m20261127_000006_wages;
+mod m20261201_000007_security;
 mod columns;
 
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_meetings::Migration),
             Box::new(m20261126_000005_scheduler::Migration),
             Box::new(m20261127_000006_wages::Migration),
+            Box::new(m20261201_000007_security::Migration),
         ]
     }
 }

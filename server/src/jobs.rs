@@ -63,6 +63,14 @@ pub fn registry(settings: &app::platform::settings::Settings) -> JobRegistry {
         tracing::info!(removed, "expired sessions swept");
         Ok(())
     });
+    let retention = settings.broker.retention;
+    jobs.periodic("broker.prune", Duration::from_secs(3600), Duration::from_secs(600), move |state, _| async move {
+        let pruned = app::broker::service::prune(&state.db, retention).await.map_err(crate::startup::app_failure)?;
+        if pruned > 0 {
+            tracing::info!(pruned, "delivered broker messages past their retention deleted");
+        }
+        Ok(())
+    });
     jobs.periodic("platform.prune_changes", Duration::from_secs(600), Duration::from_secs(60), |state, _| async move {
         let removed = app::platform::changes::prune(&state.db, Duration::from_secs(24 * 3600)).await?;
         tracing::debug!(removed, "old changes pruned");

@@ -4,6 +4,7 @@
 pub mod jobs;
 pub mod openapi;
 pub mod ops;
+pub mod serve;
 pub mod startup;
 pub mod telemetry;
 

@@ -17,8 +17,9 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Create an admin account, or promote an existing one. The password is read from
-    /// SB_ADMIN_PASSWORD, else from the first line of standard input.
+    /// Create an admin account with this password. An existing account of that name gets
+    /// the password, becomes an admin and loses every session and token it had. The
+    /// password is read from SB_ADMIN_PASSWORD, else from the first line of standard input.
     CreateAdmin {
         #[arg(long)]
         username: String,
@@ -60,9 +61,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::from_env();
     telemetry::init(settings.log_json);
+    // Every command opens the same database: on the embedded run it needs the same
+    // generated secrets as the server.
+    let settings = settings.with_dev_secrets();
+    let operator = app::accounts::Caller::operator();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let settings = settings.with_dev_secrets();
             let app = Application::build(Options { settings, run_jobs: true }).await?;
             app.run_until(startup::shutdown_signal()).await
         }
@@ -82,10 +86,14 @@ async fn main() -> anyhow::Result<()> {
                 }
             };
             let state = startup::open_state(settings).await?;
-            let admin = app::accounts::service::create_admin(&state.db, &username, &password)
+            let (admin, existed) = app::accounts::service::create_admin(&state, &operator, &username, &password)
                 .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-            println!("{} is now an admin", admin.username);
+                .map_err(startup::app_failure)?;
+            if existed {
+                println!("{} existed: its password is now the one given, its sessions and tokens are revoked, and it is an admin", admin.username);
+            } else {
+                println!("{} created as an admin", admin.username);
+            }
             Ok(())
         }
         Command::Chat { command: ChatCommand::Archive { now } } => {
@@ -95,11 +103,11 @@ async fn main() -> anyhow::Result<()> {
             }
             let batch = settings.chat.archive_batch;
             let state = startup::open_state(settings).await?;
-            let report = app::chat::service::archive_expired(&state, batch).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let report = app::chat::service::archive_expired(&state, batch).await.map_err(startup::app_failure)?;
             println!("archived {} message(s) in {} batch(es)", report.messages, report.batches);
             Ok(())
         }
-        Command::Wages { command } => wages(settings, command).await,
+        Command::Wages { command } => wages(settings, &operator, command).await,
     }
 }
 
@@ -111,14 +119,14 @@ fn bar(len: u64, template: &str) -> indicatif::ProgressBar {
     bar
 }
 
-async fn wages(settings: Settings, command: WagesCommand) -> anyhow::Result<()> {
+async fn wages(settings: Settings, operator: &app::accounts::Caller, command: WagesCommand) -> anyhow::Result<()> {
     let state = startup::open_state(settings).await?;
     let fail = |e: app::error::AppError| anyhow::anyhow!("{}", e.message);
     match command {
         WagesCommand::Import { file } => {
             let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
             let progress = bar(size, "{bar:40} {percent:>3}% {bytes}/{total_bytes} · {msg} · {eta} left");
-            let report = app::wages::service::import_lca(&state.db, &file, None, "lca", &|p| {
+            let report = app::wages::service::import_file(&state.db, operator, &file, &|p| {
                 progress.set_position(p.bytes_done);
                 progress.set_message(format!("{} new, {} updated, {} bad", p.rows_new, p.rows_updated, p.rows_bad));
             })

@@ -1,19 +1,23 @@
 //! Operations endpoints: liveness, readiness and Prometheus metrics.
 
+use app::platform::secrets::constant_time_eq;
 use app::platform::state::AppState;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
+/// Every operations route, in one table: the router is built from it and the
+/// authorization test enumerates it, so a route added here cannot go unchecked.
+pub fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![("/healthz", get(healthz)), ("/readyz", get(readyz)), ("/metrics", get(metrics))]
+}
+
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    table().into_iter().fold(Router::new(), |router, (path, method)| router.route(path, method))
 }
 
 /// The process is alive and serving HTTP.
@@ -30,11 +34,23 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(serde_json::json!({ "database": show(database), "object_store": show(object_store) })))
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus metrics; with `SB_METRICS_TOKEN` set, only for `Authorization: Bearer
+/// <that token>` (route names, job kinds and queue depths tell an attacker a lot).
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(expected) = state.settings.metrics_token.as_deref() {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .unwrap_or_default();
+        if !constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
+            return app::error::AppError::unauthorized("send Authorization: Bearer <SB_METRICS_TOKEN>").into_response();
+        }
+    }
     let (size, idle) = state.db.pool_stats();
     metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
     metrics::gauge!("db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle as u32) as f64);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], recorder().render())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], recorder().render()).into_response()
 }
 
 /// The process-wide Prometheus recorder (installed once, even when tests start several

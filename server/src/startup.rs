@@ -6,7 +6,8 @@ use app::broker::delivery::Dispatcher;
 use app::platform::changes::ChangeHub;
 use app::platform::db::Db;
 use app::platform::guards::{enforce_limits, reject_cross_site, RequestLimits};
-use app::platform::http::{request_id, security_headers, server_fn_error_status, track_metrics};
+use app::platform::crypto::SecretBox;
+use app::platform::http::{request_id, security_headers, server_fn_error_status, track_metrics, HeaderPolicy};
 use app::platform::jobs::{JobRegistry, JobRunner};
 use app::platform::object_store::{LocalFolder, S3Store, SharedStore};
 use app::platform::rate_limit::RateLimiter;
@@ -81,30 +82,59 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The key that seals the database's secrets. Required: processes sharing a database
+/// must share it, so it cannot be made up per process (the embedded run has one
+/// generated into its data folder by `Settings::with_dev_secrets`).
+fn sealer(settings: &Settings) -> anyhow::Result<SecretBox> {
+    let key = settings.secret_key.as_deref().context(
+        "SB_SECRET_KEY is not set: it seals webhook signing secrets and calendar feed addresses in the database, \
+         and every process on one database needs the same one (generate it with `openssl rand -base64 32`)",
+    )?;
+    SecretBox::from_config(key).map_err(|e| anyhow::anyhow!(e))
+}
+
+/// An `AppError` as an `anyhow` error that keeps its status and code in the message.
+pub fn app_failure(e: app::error::AppError) -> anyhow::Error {
+    anyhow::anyhow!("{} ({} {})", e.message, e.status, e.code)
+}
+
 /// Connects to the database (migrating it unless told not to) and the object store.
 pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
     if settings.migrate_on_start {
         migrate(&settings.database_url).await?;
     }
+    let sealer = sealer(&settings)?;
     let db = Db::connect(&settings.database_url).await.context("connecting to the database")?;
     let store = open_store(&settings).await?;
-    app::broker::service::seed_internal_topics(&db).await.map_err(|e| anyhow::anyhow!(e.message))?;
-    Ok(AppState {
+    app::broker::service::seed_internal_topics(&db).await.map_err(app_failure)?;
+    let state = AppState {
         leptos_options: leptos_options(&settings.listen),
         db,
         store,
         changes: ChangeHub::new(),
-        login_limiter: RateLimiter::new(10, Duration::from_secs(60)),
+        auth: app::accounts::service::AuthGuard::new(&settings.auth),
+        sealer,
         webhook_limiter: RateLimiter::new(settings.http.webhook_rate_per_min, Duration::from_secs(60)),
         chat_cache: app::chat::cold::BatchCache::new(64),
         settings: Arc::new(settings),
-    })
+    };
+    seal_legacy_secrets(&state).await?;
+    Ok(state)
 }
 
-/// Every route: REST (documented in `/api/openapi.json`), operations, server functions
-/// and the server-rendered pages, with request ids, tracing and metrics around them.
-pub fn router(state: AppState) -> Router {
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// Secrets earlier versions stored in clear are sealed (a no-op once done).
+async fn seal_legacy_secrets(state: &AppState) -> anyhow::Result<()> {
+    let secrets = app::broker::service::seal_legacy_secrets(&state.db, &state.sealer).await.map_err(app_failure)?;
+    let feeds = app::scheduler::service::seal_legacy_feeds(state).await.map_err(app_failure)?;
+    if secrets + feeds > 0 {
+        tracing::info!(secrets, feeds, "sealed secrets an earlier version stored in clear");
+    }
+    Ok(())
+}
+
+/// The REST API (every route documented in the OpenAPI document) and that document.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", app::accounts::http::api_routes())
         .nest("/api/v1", app::broker::http::api_routes())
         .nest("/api/v1", app::chat::http::api_routes())
@@ -116,7 +146,65 @@ pub fn router(state: AppState) -> Router {
         // The chat contract of the original exercise, unchanged, at the root.
         .merge(app::chat::http::api_routes())
         .merge(app::meetings::http::webhook_routes())
-        .split_for_parts();
+        .split_for_parts()
+}
+
+/// The OpenAPI document's own address.
+pub const OPENAPI_PATH: &str = "/api/openapi.json";
+
+/// One way in: an HTTP method and a path pattern (`{param}` for parameters).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub method: String,
+    pub path: String,
+    pub kind: EndpointKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EndpointKind {
+    Rest,
+    ServerFunction,
+    Page,
+    Operations,
+}
+
+/// Every entry point the router serves, from the same sources [`router`] is built from:
+/// the OpenAPI routes, the server functions Leptos registered, the pages and the
+/// operations table. The authorization test holds each to a rule, so a new one cannot
+/// slip in unchecked. (Everything else the router answers is the static file fallback.)
+pub fn endpoints() -> Vec<Endpoint> {
+    let (_, openapi) = api();
+    let mut out: Vec<Endpoint> = openapi
+        .paths
+        .paths
+        .iter()
+        .flat_map(|(path, item)| {
+            let item = serde_json::to_value(item).unwrap_or_default();
+            let methods: Vec<String> = item.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+            let path = path.clone();
+            methods
+                .into_iter()
+                .filter(|m| ["get", "post", "put", "patch", "delete"].contains(&m.as_str()))
+                .map(move |m| Endpoint { method: m.to_ascii_uppercase(), path: path.clone(), kind: EndpointKind::Rest })
+        })
+        .collect();
+    out.push(Endpoint { method: "GET".into(), path: OPENAPI_PATH.into(), kind: EndpointKind::Operations });
+    out.extend(ops::table().into_iter().map(|(path, _)| Endpoint { method: "GET".into(), path: path.into(), kind: EndpointKind::Operations }));
+    out.extend(leptos::server_fn::axum::server_fn_paths().map(|(path, method)| Endpoint {
+        method: method.to_string(),
+        path: path.to_owned(),
+        kind: EndpointKind::ServerFunction,
+    }));
+    out.extend(generate_route_list(App).iter().map(|r| Endpoint { method: "GET".into(), path: r.path().to_owned(), kind: EndpointKind::Page }));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Every route: REST (documented in `/api/openapi.json`), operations, server functions
+/// and the server-rendered pages, with request ids, tracing and metrics around them.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api();
     let openapi = Arc::new(openapi);
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
@@ -125,10 +213,11 @@ pub fn router(state: AppState) -> Router {
         max_upload_bytes: state.settings.wages.upload_max_bytes,
         timeout: state.settings.http.request_timeout,
     };
+    let headers = HeaderPolicy { hsts: state.settings.public_url.starts_with("https://") };
 
     Router::new()
         .merge(api)
-        .route("/api/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
+        .route(OPENAPI_PATH, get(move || async move { Json(openapi.as_ref().clone()) }))
         .merge(ops::routes())
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
@@ -139,7 +228,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(reject_cross_site))
         .layer(TraceLayer::new_for_http())
         .layer(middleware::from_fn(request_id))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(headers, security_headers))
         .with_state(state)
 }
 
@@ -151,7 +240,7 @@ async fn queue_demo(state: &AppState) -> anyhow::Result<()> {
             app::wages::service::has_market_data(&state.db).await? && app::wages::service::has_synthetic(&state.db).await?,
         )
     };
-    if !present.await.map_err(|e| anyhow::anyhow!(e.message))? {
+    if !present.await.map_err(app_failure)? {
         app::platform::jobs::enqueue(&state.db.conn, "wages.seed_demo", &serde_json::json!({})).await?;
         tracing::info!("wage portal demo data queued");
     }
@@ -182,6 +271,13 @@ impl Application {
                 queue_demo(&state).await?;
             }
         }
+        if let Some(token) = app::accounts::service::issue_setup_token(&state).await.map_err(app_failure)? {
+            tracing::warn!(
+                setup_token = %token,
+                "this installation has no administrator: run `server create-admin --username NAME`, \
+                 or sign up with this one-time setup token (it works until an administrator exists)"
+            );
+        }
         Ok(Self { listener, state, run_jobs: options.run_jobs, registry })
     }
 
@@ -208,15 +304,16 @@ impl Application {
         tracing::info!(addr = %listener.local_addr()?, store = %state.store.describe(), "Switchboard listening");
 
         let hub = state.changes.clone();
+        let header_read_timeout = state.settings.auth.header_read_timeout;
+        let drain = state.settings.http.request_timeout + Duration::from_secs(5);
         let app = router(state);
-        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(async move {
-                stop.await;
-                tracing::info!("shutting down");
-                hub.close();
-                let _ = stop_tx.send(true);
-            })
-            .await?;
+        crate::serve::serve(listener, app, header_read_timeout, drain, async move {
+            stop.await;
+            tracing::info!("shutting down");
+            hub.close();
+            let _ = stop_tx.send(true);
+        })
+        .await?;
         for task in background {
             let _ = tokio::time::timeout(Duration::from_secs(35), task).await;
         }

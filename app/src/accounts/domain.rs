@@ -142,6 +142,113 @@ impl Viewer {
     }
 }
 
+/// Rights a personal API token may ask for beyond acting as its owner. A token never
+/// carries more than its owner's role allows: a scope the role lacks is refused when the
+/// token is issued and ignored if the role changes later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scope {
+    /// Read any inbox. Admins already may; kept so existing admin scripts keep working.
+    #[serde(rename = "chat:read")]
+    ChatRead,
+}
+
+impl Scope {
+    pub const ALL: &'static [Scope] = &[Scope::ChatRead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::ChatRead => "chat:read",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|scope| scope.as_str() == s)
+    }
+
+    /// Whether an account with `role` may hold this scope.
+    pub fn allowed_for(self, role: Role) -> bool {
+        match self {
+            Scope::ChatRead => role == Role::Admin,
+        }
+    }
+}
+
+/// How a caller proved who they are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A browser session: the account's own rights.
+    Session,
+    /// A personal API token: the account's rights, and those of its scopes that the
+    /// account's role allows.
+    Token { scopes: Vec<Scope> },
+    /// The operator at the server's command line (`server …`), who has the database
+    /// anyway: acts as an administrator.
+    Operator,
+}
+
+/// Who is calling, as every service sees it: REST handlers, server functions, streams
+/// and CLI commands all build one and hand it to the service, which decides from it and
+/// the stored rows what the call may do. (The HTTP extractor only builds it.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub viewer: Viewer,
+    pub credential: Credential,
+}
+
+impl Caller {
+    pub fn session(viewer: Viewer) -> Self {
+        Self { viewer, credential: Credential::Session }
+    }
+
+    /// A token's caller; scopes the owner's role does not allow are dropped here, so a
+    /// demoted admin's old tokens lose them too.
+    pub fn token(viewer: Viewer, scopes: Vec<Scope>) -> Self {
+        let scopes = scopes.into_iter().filter(|s| s.allowed_for(viewer.role)).collect();
+        Self { viewer, credential: Credential::Token { scopes } }
+    }
+
+    /// The command-line operator.
+    pub fn operator() -> Self {
+        let viewer = Viewer {
+            id: 0,
+            username: "operator".into(),
+            display_name: "operator (command line)".into(),
+            role: Role::Admin,
+            time_zone: "UTC".into(),
+        };
+        Self { viewer, credential: Credential::Operator }
+    }
+
+    pub fn id(&self) -> i64 {
+        self.viewer.id
+    }
+
+    pub fn username(&self) -> &str {
+        &self.viewer.username
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.viewer.is_admin()
+    }
+
+    pub fn require_admin(&self) -> Result<(), AppError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(AppError::forbidden("this needs an admin account"))
+        }
+    }
+
+    /// Whether this caller has `scope`: a session or the operator when the role allows
+    /// it, a token when it was issued with it and the role (still) allows it.
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        match &self.credential {
+            Credential::Token { scopes } => scopes.contains(&scope),
+            Credential::Session | Credential::Operator => scope.allowed_for(self.viewer.role),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +261,23 @@ mod tests {
             assert_eq!(err.field.as_deref(), Some("username"), "{bad:?}");
             assert_eq!(err.status, 400);
         }
+    }
+
+    fn viewer(role: Role) -> Viewer {
+        Viewer { id: 7, username: "ada".into(), display_name: "Ada".into(), role, time_zone: "UTC".into() }
+    }
+
+    #[test]
+    fn a_token_never_carries_more_than_its_owners_role() {
+        let member = Caller::token(viewer(Role::Member), vec![Scope::ChatRead]);
+        assert!(!member.has_scope(Scope::ChatRead), "a member's chat:read token reads nothing extra");
+        assert!(Caller::token(viewer(Role::Admin), vec![Scope::ChatRead]).has_scope(Scope::ChatRead));
+        assert!(!Caller::token(viewer(Role::Admin), vec![]).has_scope(Scope::ChatRead), "a token has only its scopes");
+        assert!(Caller::session(viewer(Role::Admin)).has_scope(Scope::ChatRead));
+        assert!(!Caller::session(viewer(Role::Member)).has_scope(Scope::ChatRead));
+        assert!(Caller::operator().is_admin());
+        assert_eq!(Scope::parse("chat:read"), Some(Scope::ChatRead));
+        assert_eq!(Scope::parse("chat:write"), None);
     }
 
     #[test]

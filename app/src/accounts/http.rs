@@ -1,42 +1,21 @@
-//! Who is calling (session cookie or bearer token) and the account REST routes.
+//! Who is calling (session cookie or bearer token) and the account REST routes. The
+//! extractors here only *build* the caller; what it may do is decided by the services.
 
-use super::domain::Viewer;
-use super::service;
+use super::domain::{Caller, Viewer};
+use super::service::{self, SignUp};
 use crate::error::{AppError, AppResult, ErrorEnvelope};
 use crate::platform::http::ApiJson;
 use crate::platform::state::AppState;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub const SESSION_COOKIE: &str = "sb_session";
-
-/// An authenticated caller. `scopes` is `None` for a browser session (the user's own
-/// rights) and the token's scopes for a bearer token.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub viewer: Viewer,
-    pub scopes: Option<Vec<String>>,
-}
-
-impl Caller {
-    pub fn is_admin(&self) -> bool {
-        self.viewer.is_admin()
-    }
-
-    /// Admins have every scope; a token has those it was issued with.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.is_admin() || self.scopes.as_ref().is_some_and(|s| s.iter().any(|x| x == scope))
-    }
-
-    pub fn require_admin(&self) -> AppResult<()> {
-        if self.is_admin() { Ok(()) } else { Err(AppError::forbidden("this needs an admin account")) }
-    }
-}
 
 pub fn session_token(headers: &HeaderMap) -> Option<String> {
     headers
@@ -59,19 +38,19 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// error even when a cookie is present: a script must learn its token is wrong.
 pub async fn resolve_caller(state: &AppState, headers: &HeaderMap) -> AppResult<Option<Caller>> {
     if let Some(token) = bearer_token(headers) {
-        return match service::viewer_for_api_token(&state.db, token).await? {
-            Some((viewer, scopes)) => Ok(Some(Caller { viewer, scopes: Some(scopes) })),
-            None => Err(AppError::unauthorized("invalid or revoked API token")),
+        return match service::caller_for_api_token(&state.db, token).await? {
+            Some(caller) => Ok(Some(caller)),
+            None => Err(AppError::unauthorized("invalid, expired or revoked API token")),
         };
     }
     match session_token(headers) {
-        Some(token) => Ok(service::viewer_for_session(&state.db, &token)
-            .await?
-            .map(|viewer| Caller { viewer, scopes: None })),
+        Some(token) => Ok(service::viewer_for_session(&state.db, &token).await?.map(Caller::session)),
         None => Ok(None),
     }
 }
 
+/// Authentication only: a request without valid credentials gets 401 here; everything
+/// else is the service's to decide.
 impl FromRequestParts<AppState> for Caller {
     type Rejection = AppError;
 
@@ -82,35 +61,21 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The caller if there is one; anonymous requests pass.
-pub struct MaybeCaller(pub Option<Caller>);
+/// The client's address, for rate limits: the peer, or the trusted proxy's hop.
+pub fn client_addr(parts: &Parts, state: &AppState) -> Option<IpAddr> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    crate::platform::guards::client_ip(&parts.headers, peer, state.settings.http.trust_forwarded_for)
+}
 
-impl FromRequestParts<AppState> for MaybeCaller {
+/// The client's address as an extractor (never rejects).
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        Ok(MaybeCaller(resolve_caller(state, &parts.headers).await?))
+        Ok(ClientAddr(client_addr(parts, state)))
     }
-}
-
-/// An authenticated admin; members get 403.
-pub struct AdminCaller(pub Caller);
-
-impl FromRequestParts<AppState> for AdminCaller {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        caller.require_admin()?;
-        Ok(AdminCaller(caller))
-    }
-}
-
-/// Refuses a log-in attempt when this username was tried too often recently.
-pub fn check_login_rate(state: &AppState, username: &str) -> AppResult<()> {
-    state.login_limiter.check(&username.trim().to_ascii_lowercase()).map_err(|wait| {
-        AppError::too_many_requests(format!("too many log-in attempts; retry in {} s", wait.as_secs().max(1)))
-    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -123,6 +88,9 @@ pub struct SignUpRequest {
     /// At least 10 characters, not easily guessed.
     password: String,
     display_name: Option<String>,
+    /// The one-time setup token the server logs while the installation has no
+    /// administrator: the account that presents it becomes the first one.
+    setup_token: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -147,9 +115,11 @@ pub struct TokenRequest {
     password: String,
     /// A label for the token (default `api token`).
     name: Option<String>,
-    /// Extra scopes, e.g. `["chat:read"]`.
+    /// Extra rights, only those the account's role has (`chat:read`: admins).
     #[serde(default)]
     scopes: Vec<String>,
+    /// Days until the token stops working (1–3650); absent: until revoked.
+    expires_in_days: Option<u32>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -159,6 +129,7 @@ pub struct IssuedTokenView {
     token: String,
     name: String,
     scopes: Vec<String>,
+    expires_at: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -168,17 +139,23 @@ pub struct TokenView {
     scopes: Vec<String>,
     created_at: String,
     last_used_at: Option<String>,
+    expires_at: Option<String>,
 }
 
-/// Create an account. The first account of an installation becomes admin.
+/// Create an account. The first administrator comes from the installation's setup (see
+/// `setup_token`); everyone else is a member.
 #[utoipa::path(post, path = "/auth/signup", tag = "accounts", request_body = SignUpRequest,
     responses(
         (status = 201, description = "account created", body = UserView),
         (status = 400, description = "invalid field", body = ErrorEnvelope),
-        (status = 409, description = "username taken", body = ErrorEnvelope),
+        (status = 403, description = "invalid setup token", body = ErrorEnvelope),
+        (status = 409, description = "username taken, or an administrator exists already", body = ErrorEnvelope),
+        (status = 429, description = "too many sign-ups from this address", body = ErrorEnvelope),
+        (status = 503, description = "too many password checks at once; retry", body = ErrorEnvelope),
     ))]
-async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignUpRequest>) -> AppResult<(StatusCode, Json<UserView>)> {
-    let viewer = service::sign_up(&state.db, &req.username, &req.password, req.display_name.as_deref()).await?;
+async fn signup(State(state): State<AppState>, ClientAddr(client): ClientAddr, ApiJson(req): ApiJson<SignUpRequest>) -> AppResult<(StatusCode, Json<UserView>)> {
+    let form = SignUp { username: &req.username, password: &req.password, display_name: req.display_name.as_deref(), setup_token: req.setup_token.as_deref() };
+    let viewer = service::sign_up(&state, client, form).await?;
     Ok((StatusCode::CREATED, Json(viewer.into())))
 }
 
@@ -188,13 +165,15 @@ async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignUpReque
         (status = 201, description = "token issued", body = IssuedTokenView),
         (status = 400, description = "invalid field", body = ErrorEnvelope),
         (status = 401, description = "wrong username or password", body = ErrorEnvelope),
+        (status = 403, description = "a scope the account does not have", body = ErrorEnvelope),
         (status = 429, description = "too many attempts", body = ErrorEnvelope),
+        (status = 503, description = "too many password checks at once; retry", body = ErrorEnvelope),
     ))]
-async fn create_token(State(state): State<AppState>, ApiJson(req): ApiJson<TokenRequest>) -> AppResult<(StatusCode, Json<IssuedTokenView>)> {
-    check_login_rate(&state, &req.username)?;
-    let viewer = service::authenticate(&state.db, &req.username, &req.password).await?;
-    let issued = service::issue_api_token(&state.db, viewer.id, req.name.as_deref().unwrap_or(""), &req.scopes).await?;
-    let body = IssuedTokenView { id: issued.id, token: issued.token, name: issued.name, scopes: issued.scopes };
+async fn create_token(State(state): State<AppState>, ClientAddr(client): ClientAddr, ApiJson(req): ApiJson<TokenRequest>) -> AppResult<(StatusCode, Json<IssuedTokenView>)> {
+    use crate::platform::time::to_rfc3339;
+    let viewer = service::authenticate(&state, client, &req.username, &req.password).await?;
+    let issued = service::issue_api_token(&state.db, &viewer, req.name.as_deref().unwrap_or(""), &req.scopes, req.expires_in_days).await?;
+    let body = IssuedTokenView { id: issued.id, token: issued.token, name: issued.name, scopes: issued.scopes, expires_at: issued.expires_at.map(to_rfc3339) };
     Ok((StatusCode::CREATED, Json(body)))
 }
 
@@ -218,8 +197,33 @@ pub struct ProfileBody {
 #[utoipa::path(patch, path = "/me", tag = "accounts", security(("bearer" = [])), request_body = ProfileBody,
     responses((status = 200, body = UserView), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
 async fn update_me(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<ProfileBody>) -> AppResult<Json<UserView>> {
-    let u = service::update_profile(&state.db, caller.viewer.id, body.display_name.as_deref(), body.time_zone.as_deref(), body.calendar_shared).await?;
+    let u = service::update_profile(&state.db, &caller, body.display_name.as_deref(), body.time_zone.as_deref(), body.calendar_shared).await?;
     Ok(Json(Viewer::from(u).into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordChange {
+    current_password: String,
+    /// At least 10 characters, not easily guessed.
+    new_password: String,
+}
+
+/// Change your password. Every browser session of the account ends (sign in again);
+/// API tokens keep working.
+#[utoipa::path(post, path = "/me/password", tag = "accounts", security(("bearer" = [])), request_body = PasswordChange,
+    responses((status = 204, description = "changed"), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope), (status = 503, description = "too many password checks at once; retry", body = ErrorEnvelope)))]
+async fn change_password(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<PasswordChange>) -> AppResult<StatusCode> {
+    service::change_password(&state, &caller, &body.current_password, &body.new_password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sign out everywhere: end every browser session of your account.
+#[utoipa::path(delete, path = "/me/sessions", tag = "accounts", security(("bearer" = [])),
+    responses((status = 204, description = "every session ended"), (status = 401, body = ErrorEnvelope)))]
+async fn end_sessions(State(state): State<AppState>, caller: Caller) -> AppResult<StatusCode> {
+    service::close_all_sessions(&state.db, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The caller's API tokens (never the secrets).
@@ -227,7 +231,7 @@ async fn update_me(State(state): State<AppState>, caller: Caller, ApiJson(body):
     responses((status = 200, body = Vec<TokenView>), (status = 401, body = ErrorEnvelope)))]
 async fn list_tokens(State(state): State<AppState>, caller: Caller) -> AppResult<Json<Vec<TokenView>>> {
     use crate::platform::time::to_rfc3339;
-    let tokens = service::list_api_tokens(&state.db, caller.viewer.id).await?;
+    let tokens = service::list_api_tokens(&state.db, &caller).await?;
     Ok(Json(
         tokens
             .into_iter()
@@ -237,6 +241,7 @@ async fn list_tokens(State(state): State<AppState>, caller: Caller) -> AppResult
                 scopes: t.scopes.split_whitespace().map(str::to_owned).collect(),
                 created_at: to_rfc3339(t.created_at),
                 last_used_at: t.last_used_at.map(to_rfc3339),
+                expires_at: t.expires_at.map(to_rfc3339),
             })
             .collect(),
     ))
@@ -247,7 +252,7 @@ async fn list_tokens(State(state): State<AppState>, caller: Caller) -> AppResult
     params(("id" = i64, Path, description = "token id")),
     responses((status = 204, description = "revoked"), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 async fn revoke_token(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<StatusCode> {
-    service::revoke_api_token(&state.db, caller.viewer.id, id).await?;
+    service::revoke_api_token(&state.db, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -256,6 +261,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(signup))
         .routes(routes!(create_token))
         .routes(routes!(me, update_me))
+        .routes(routes!(change_password))
+        .routes(routes!(end_sessions))
         .routes(routes!(list_tokens))
         .routes(routes!(revoke_token))
 }

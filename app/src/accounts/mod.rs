@@ -10,7 +10,7 @@ pub mod service;
 #[cfg(feature = "ssr")]
 pub mod store;
 
-pub use domain::{Role, Viewer};
+pub use domain::{Caller, Credential, Role, Scope, Viewer};
 pub use views::{AccountPage, LoginPage, SignupPage, UserMenu};
 
 use crate::error::AppError;
@@ -76,14 +76,20 @@ mod ssr {
     }
 
     /// The signed-in caller of a server function, if any.
-    pub async fn caller() -> Result<Option<super::http::Caller>, AppError> {
+    pub async fn caller() -> Result<Option<super::Caller>, AppError> {
         let state = AppState::from_context()?;
         super::http::resolve_caller(&state, &request_parts()?.headers).await
     }
 
     /// The signed-in caller of a server function, or 401.
-    pub async fn require_caller() -> Result<super::http::Caller, AppError> {
+    pub async fn require_caller() -> Result<super::Caller, AppError> {
         caller().await?.ok_or_else(|| AppError::unauthorized("please sign in"))
+    }
+
+    /// The client's address (for rate limits) of a server function's request.
+    pub fn client() -> Result<Option<std::net::IpAddr>, AppError> {
+        let state = AppState::from_context()?;
+        Ok(super::http::client_addr(&request_parts()?, &state))
     }
 }
 
@@ -91,10 +97,17 @@ mod ssr {
 pub use ssr::{caller, require_caller};
 
 /// Only local paths are followed after log-in, so a crafted link cannot bounce a user
-/// to another site.
+/// to another site. Browsers drop tabs and newlines from URLs and read `\` as `/`, so
+/// `/\t/evil.example` would become `//evil.example`: any control character, space or
+/// backslash makes the target the home page.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n) if n.starts_with('/')
+            && !n.starts_with("//")
+            && !n.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace()) =>
+        {
+            n.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -108,8 +121,7 @@ pub async fn current_viewer() -> Result<Option<Viewer>, AppError> {
 pub async fn log_in(username: String, password: String, next: Option<String>) -> Result<(), AppError> {
     use crate::platform::state::AppState;
     let state = AppState::from_context()?;
-    http::check_login_rate(&state, &username)?;
-    let viewer = service::authenticate(&state.db, &username, &password).await?;
+    let viewer = service::authenticate(&state, ssr::client()?, &username, &password).await?;
     let token = service::open_session(&state.db, viewer.id, state.settings.session_ttl).await?;
     ssr::set_session_cookie(&state, Some(&token));
     leptos_axum::redirect(&safe_next(next.as_deref()));
@@ -117,10 +129,11 @@ pub async fn log_in(username: String, password: String, next: Option<String>) ->
 }
 
 #[server(prefix = "/_fn", endpoint = "sign_up")]
-pub async fn sign_up(username: String, password: String, display_name: Option<String>) -> Result<(), AppError> {
+pub async fn sign_up(username: String, password: String, display_name: Option<String>, setup_token: Option<String>) -> Result<(), AppError> {
     use crate::platform::state::AppState;
     let state = AppState::from_context()?;
-    let viewer = service::sign_up(&state.db, &username, &password, display_name.as_deref()).await?;
+    let form = service::SignUp { username: &username, password: &password, display_name: display_name.as_deref(), setup_token: setup_token.as_deref() };
+    let viewer = service::sign_up(&state, ssr::client()?, form).await?;
     let token = service::open_session(&state.db, viewer.id, state.settings.session_ttl).await?;
     ssr::set_session_cookie(&state, Some(&token));
     leptos_axum::redirect("/");
@@ -147,6 +160,7 @@ pub struct TokenSummary {
     pub scopes: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    pub expires_at: Option<i64>,
 }
 
 #[server(prefix = "/_fn", endpoint = "my_tokens")]
@@ -154,20 +168,25 @@ pub async fn my_tokens() -> Result<Vec<TokenSummary>, AppError> {
     use crate::platform::state::AppState;
     let state = AppState::from_context()?;
     let caller = require_caller().await?;
-    Ok(service::list_api_tokens(&state.db, caller.viewer.id)
+    Ok(service::list_api_tokens(&state.db, &caller)
         .await?
         .into_iter()
-        .map(|t| TokenSummary { id: t.id, name: t.name, scopes: t.scopes, created_at: t.created_at, last_used_at: t.last_used_at })
+        .map(|t| TokenSummary { id: t.id, name: t.name, scopes: t.scopes, created_at: t.created_at, last_used_at: t.last_used_at, expires_at: t.expires_at })
         .collect())
 }
 
 /// Issues a token for the signed-in user and returns its clear text (shown once).
+/// `expires_in_days` empty: until revoked.
 #[server(prefix = "/_fn", endpoint = "create_my_token")]
-pub async fn create_my_token(name: String) -> Result<String, AppError> {
+pub async fn create_my_token(name: String, expires_in_days: Option<String>) -> Result<String, AppError> {
     use crate::platform::state::AppState;
     let state = AppState::from_context()?;
     let caller = require_caller().await?;
-    Ok(service::issue_api_token(&state.db, caller.viewer.id, &name, &[]).await?.token)
+    let days = match expires_in_days.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        None => None,
+        Some(d) => Some(d.parse::<u32>().map_err(|_| AppError::invalid("expires_in_days", "expires_in_days is a whole number of days"))?),
+    };
+    Ok(service::issue_api_token(&state.db, &caller.viewer, &name, &[], days).await?.token)
 }
 
 #[server(prefix = "/_fn", endpoint = "revoke_my_token")]
@@ -175,7 +194,33 @@ pub async fn revoke_my_token(id: i64) -> Result<(), AppError> {
     use crate::platform::state::AppState;
     let state = AppState::from_context()?;
     let caller = require_caller().await?;
-    service::revoke_api_token(&state.db, caller.viewer.id, id).await
+    service::revoke_api_token(&state.db, &caller, id).await
+}
+
+/// Changes the password; every session ends, and this browser gets a fresh one.
+#[server(prefix = "/_fn", endpoint = "change_my_password")]
+pub async fn change_my_password(current_password: String, new_password: String) -> Result<(), AppError> {
+    use crate::platform::state::AppState;
+    let state = AppState::from_context()?;
+    let caller = require_caller().await?;
+    service::change_password(&state, &caller, &current_password, &new_password).await?;
+    if caller.credential == Credential::Session {
+        let token = service::open_session(&state.db, caller.id(), state.settings.session_ttl).await?;
+        ssr::set_session_cookie(&state, Some(&token));
+    }
+    Ok(())
+}
+
+/// Ends every browser session of the account, this one included.
+#[server(prefix = "/_fn", endpoint = "sign_out_everywhere")]
+pub async fn sign_out_everywhere() -> Result<(), AppError> {
+    use crate::platform::state::AppState;
+    let state = AppState::from_context()?;
+    let caller = require_caller().await?;
+    service::close_all_sessions(&state.db, &caller).await?;
+    ssr::set_session_cookie(&state, None);
+    leptos_axum::redirect("/login");
+    Ok(())
 }
 
 #[cfg(test)]
@@ -183,7 +228,17 @@ mod tests {
     #[test]
     fn only_local_paths_are_followed_after_log_in() {
         assert_eq!(super::safe_next(Some("/meetings?x=1")), "/meetings?x=1");
-        for bad in [Some("https://evil.example"), Some("//evil.example"), Some("/\\evil"), None] {
+        for bad in [
+            Some("https://evil.example"),
+            Some("//evil.example"),
+            Some("/\\evil"),
+            Some("/\t/evil.example"),
+            Some("/\n/evil.example"),
+            Some("/\r//evil.example"),
+            Some("/ /evil.example"),
+            Some("/\u{7f}/evil.example"),
+            None,
+        ] {
             assert_eq!(super::safe_next(bad), "/");
         }
     }

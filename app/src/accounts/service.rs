@@ -1,21 +1,31 @@
-//! Account use cases: sign-up, log-in, sessions and personal API tokens. Called by the
-//! server functions (UI), the REST handlers and the CLI alike.
+//! Account use cases: sign-up, log-in, sessions, passwords and personal API tokens. Called
+//! by the server functions (UI), the REST handlers and the CLI alike, and the one place
+//! that decides who may try a password how often and who becomes an administrator.
 
-use super::domain::{NewPassword, Role, Username, Viewer};
-use super::store::{api_token, session, user};
+use super::domain::{Caller, NewPassword, Role, Scope, Username, Viewer};
+use super::store::{api_token, claim, session, setup_token, user};
 use crate::error::{AppError, AppResult};
 use crate::platform::db::{is_unique_violation, Db};
+use crate::platform::rate_limit::RateLimiter;
 use crate::platform::secrets::{random_token, sha256_hex};
+use crate::platform::settings::AuthSettings;
+use crate::platform::state::AppState;
 use crate::platform::time::now_ms;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-use std::sync::OnceLock;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 pub const DISPLAY_NAME_MAX: usize = 100;
 pub const TOKEN_PREFIX: &str = "sb_";
+/// The claim whose holder is the installation's first administrator (one row at most).
+const FIRST_ADMIN: &str = "first_admin";
+/// Longest lifetime a token may be given.
+pub const MAX_TOKEN_DAYS: u32 = 3650;
 
 impl From<user::Model> for Viewer {
     fn from(u: user::Model) -> Self {
@@ -29,37 +39,86 @@ impl From<user::Model> for Viewer {
     }
 }
 
-fn parse_display_name(raw: Option<&str>, username: &Username) -> AppResult<String> {
-    let name = raw.map(str::trim).filter(|s| !s.is_empty()).unwrap_or(username.as_str());
-    if name.chars().count() > DISPLAY_NAME_MAX {
-        return Err(AppError::invalid("display_name", "display name must be at most 100 characters"));
-    }
-    Ok(name.to_owned())
+// ---------------------------------------------------------------------------------------
+// Who may try a password how often
+
+/// Limits on everything that costs a password hash. Each hash takes ~19 MiB and tens of
+/// milliseconds of a core, so an unlimited sign-up or log-in endpoint is a memory and CPU
+/// exhaustion tool, and a per-username limit alone lets one client spray passwords over
+/// many accounts. Attempts are counted per username *and* per client address before any
+/// hashing, and hashes run a bounded number at a time.
+#[derive(Clone)]
+pub struct AuthGuard {
+    login_by_user: RateLimiter,
+    login_by_ip: RateLimiter,
+    signup_by_ip: RateLimiter,
+    hashing: Arc<Semaphore>,
+    hash_wait: Duration,
 }
 
-/// Argon2id (the crate's defaults: m = 19 MiB, t = 2, p = 1, as OWASP recommends), run
-/// off the async threads because it is deliberately slow.
-async fn hash_password(password: String) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || {
+impl AuthGuard {
+    pub fn new(s: &AuthSettings) -> Self {
+        Self {
+            login_by_user: RateLimiter::new(s.login_per_user_per_min, Duration::from_secs(60)),
+            login_by_ip: RateLimiter::new(s.login_per_ip_per_min, Duration::from_secs(60)),
+            signup_by_ip: RateLimiter::new(s.signup_per_ip_per_hour, Duration::from_secs(3600)),
+            hashing: Arc::new(Semaphore::new(s.hash_concurrency)),
+            hash_wait: s.hash_wait,
+        }
+    }
+}
+
+fn take(limiter: &RateLimiter, key: &str, what: &str) -> AppResult<()> {
+    limiter.check(key).map_err(|wait| {
+        tracing::warn!(key, what, "rate limited");
+        AppError::too_many_requests(format!("too many {what}; retry in {} s", wait.as_secs().max(1)))
+    })
+}
+
+fn address_key(client: Option<IpAddr>) -> String {
+    client.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+/// Runs `work` (a hash or a verification) on a blocking thread once a hashing slot is
+/// free; a flood that keeps every slot busy gets 503 quickly instead of queueing without
+/// bound.
+async fn with_hash_slot<T: Send + 'static>(guard: &AuthGuard, work: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
+    let permit = tokio::time::timeout(guard.hash_wait, guard.hashing.clone().acquire_owned())
+        .await
+        .map_err(|_| {
+            tracing::warn!("every password hashing slot is busy");
+            AppError::new(503, "busy", "too many sign-ins at once; retry in a few seconds")
+        })?
+        .map_err(|_| AppError::internal_because("the hashing semaphore was closed"))?;
+    let out = tokio::task::spawn_blocking(move || {
+        let out = work();
+        drop(permit);
+        out
+    })
+    .await
+    .map_err(|e| AppError::internal_because(format!("password hashing task failed: {e}")))?;
+    Ok(out)
+}
+
+/// Argon2id (the crate's defaults: m = 19 MiB, t = 2, p = 1, as OWASP recommends).
+async fn hash_password(guard: &AuthGuard, password: &NewPassword) -> AppResult<String> {
+    let password = password.expose().to_owned();
+    with_hash_slot(guard, move || {
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
         Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
     })
-    .await
-    .map_err(|_| AppError::internal())?
-    .map_err(|e| {
-        tracing::error!(error = %e, "password hashing failed");
-        AppError::internal()
-    })
+    .await?
+    .map_err(|e| AppError::internal_because(format!("password hashing failed: {e}")))
 }
 
-async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
+async fn verify_password(guard: &AuthGuard, password: &str, hash: String) -> AppResult<bool> {
+    let password = password.to_owned();
+    with_hash_slot(guard, move || {
         PasswordHash::new(&hash)
             .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
             .unwrap_or(false)
     })
     .await
-    .unwrap_or(false)
 }
 
 /// A hash to verify against when the username is unknown, so that "no such user" takes
@@ -77,20 +136,66 @@ fn decoy_hash() -> String {
         .clone()
 }
 
-/// Creates an account. The very first account becomes `admin`; later ones `member`.
-#[tracing::instrument(skip(db, password))]
-pub async fn sign_up(db: &Db, username: &str, password: &str, display_name: Option<&str>) -> AppResult<Viewer> {
-    let username = Username::parse(username)?;
-    let password = NewPassword::parse(password, &username)?;
-    let display_name = parse_display_name(display_name, &username)?;
-    let hash = hash_password(password.expose().to_owned()).await?;
+// ---------------------------------------------------------------------------------------
+// Sign-up and the first administrator
 
-    let txn = db.write_txn().await?;
-    let first = user::Entity::find().one(&*txn).await?.is_none();
-    let role = if first { Role::Admin } else { Role::Member };
+fn parse_display_name(raw: Option<&str>, username: &Username) -> AppResult<String> {
+    let name = raw.map(str::trim).filter(|s| !s.is_empty()).unwrap_or(username.as_str());
+    if name.chars().count() > DISPLAY_NAME_MAX {
+        return Err(AppError::invalid("display_name", "display name must be at most 100 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// What a sign-up form or request carries.
+pub struct SignUp<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    pub display_name: Option<&'a str>,
+    /// The one-time setup token the server logs while the installation has no
+    /// administrator: whoever presents it becomes the first one.
+    pub setup_token: Option<&'a str>,
+}
+
+/// Creates an account. It becomes the administrator only if it is the first to claim
+/// that (one row, taken by a unique key, so two racing sign-ups cannot both win) and
+/// either the installation lets the first sign-up claim it (`SB_FIRST_SIGNUP_ADMIN`, the
+/// embedded default) or it presents the logged setup token. Everyone else is a member.
+#[tracing::instrument(skip(state, req), fields(username = req.username))]
+pub async fn sign_up(state: &AppState, client: Option<IpAddr>, req: SignUp<'_>) -> AppResult<Viewer> {
+    take(&state.auth.signup_by_ip, &address_key(client), "sign-ups from this address")?;
+    let username = Username::parse(req.username)?;
+    let password = NewPassword::parse(req.password, &username)?;
+    let display_name = parse_display_name(req.display_name, &username)?;
+    let setup_token = req.setup_token.map(str::trim).filter(|t| !t.is_empty());
+    let hash = hash_password(&state.auth, &password).await?;
+
+    let txn = state.db.write_txn().await?;
+    let created = insert_user(&*txn, &username, &display_name, hash, Role::Member).await?;
+    let becomes_admin = match setup_token {
+        Some(token) => {
+            if !consume_setup_token(&*txn, token).await? {
+                return Err(AppError::forbidden("that setup token is not valid (it works once, until an administrator exists)").on_field("setup_token"));
+            }
+            if !claim_first_admin(&*txn, created.id).await? {
+                return Err(AppError::conflict("admin_exists", "this installation already has an administrator").on_field("setup_token"));
+            }
+            true
+        }
+        None => state.settings.auth.first_signup_admin && claim_first_admin(&*txn, created.id).await?,
+    };
+    let role = if becomes_admin { set_role(&*txn, created.id, Role::Admin).await?; Role::Admin } else { Role::Member };
+    let created = user::Model { role: role.as_str().into(), ..created };
+    announce_user(&*txn, &created).await?;
+    txn.commit().await?;
+    tracing::info!(user.id = created.id, role = role.as_str(), "account created");
+    Ok(created.into())
+}
+
+async fn insert_user<C: ConnectionTrait>(conn: &C, username: &Username, display_name: &str, hash: String, role: Role) -> AppResult<user::Model> {
     let row = user::ActiveModel {
         username: Set(username.to_string()),
-        display_name: Set(display_name),
+        display_name: Set(display_name.to_owned()),
         password_hash: Set(hash),
         role: Set(role.as_str().into()),
         time_zone: Set("UTC".into()),
@@ -98,62 +203,141 @@ pub async fn sign_up(db: &Db, username: &str, password: &str, display_name: Opti
         calendar_shared: Set(false),
         ..Default::default()
     };
-    let created = match user::Entity::insert(row).exec_with_returning(&*txn).await {
-        Ok(model) => model,
+    match user::Entity::insert(row).exec_with_returning(conn).await {
+        Ok(model) => Ok(model),
         Err(err) if is_unique_violation(&err) => {
-            return Err(AppError::conflict("username_taken", "that username is already taken").on_field("username"))
+            Err(AppError::conflict("username_taken", "that username is already taken").on_field("username"))
         }
-        Err(err) => return Err(err.into()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn announce_user<C: ConnectionTrait>(conn: &C, u: &user::Model) -> AppResult<()> {
+    let event = serde_json::json!({"id": u.id, "username": u.username, "display_name": u.display_name, "role": u.role});
+    crate::broker::service::publish_event(conn, "user:new", &event).await?;
+    Ok(())
+}
+
+async fn set_role<C: ConnectionTrait>(conn: &C, user_id: i64, role: Role) -> AppResult<()> {
+    user::Entity::update_many()
+        .col_expr(user::Column::Role, Expr::value(role.as_str()))
+        .filter(user::Column::Id.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Takes the first-administrator claim for `user_id` unless someone holds it. Insert-if-
+/// absent on a primary key: of two racing transactions, the second waits for the first
+/// and then finds the row, so exactly one ever succeeds. Winning ends setup: any
+/// outstanding setup tokens are deleted.
+async fn claim_first_admin<C: ConnectionTrait>(conn: &C, user_id: i64) -> AppResult<bool> {
+    // A plain insert whose unique violation means "taken": the duplicate-key error ends
+    // only this statement, on both engines, and the transaction goes on. (An upsert's
+    // affected-row count would depend on MySQL's CLIENT_FOUND_ROWS flag.)
+    let row = claim::ActiveModel { claim: Set(FIRST_ADMIN.into()), user_id: Set(user_id), created_at: Set(now_ms()) };
+    match claim::Entity::insert(row).exec_without_returning(conn).await {
+        Ok(_) => {
+            // The table holds one row per server start at most: a handful.
+            setup_token::Entity::delete_many().exec(conn).await?;
+            Ok(true)
+        }
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn consume_setup_token<C: ConnectionTrait>(conn: &C, token: &str) -> AppResult<bool> {
+    let res = setup_token::Entity::delete_many().filter(setup_token::Column::TokenHash.eq(sha256_hex(token))).exec(conn).await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Whether the installation has its first administrator.
+pub async fn has_admin(db: &Db) -> AppResult<bool> {
+    Ok(claim::Entity::find_by_id(FIRST_ADMIN.to_owned()).one(&db.conn).await?.is_some())
+}
+
+/// While there is no administrator and the first sign-up may not simply claim it, issues
+/// a one-time setup token (stored as its digest) for the operator to find in the log.
+pub async fn issue_setup_token(state: &AppState) -> AppResult<Option<String>> {
+    if state.settings.auth.first_signup_admin || has_admin(&state.db).await? {
+        return Ok(None);
+    }
+    let token = random_token(24);
+    let row = setup_token::ActiveModel { token_hash: Set(sha256_hex(&token)), created_at: Set(now_ms()) };
+    setup_token::Entity::insert(row).exec_without_returning(&state.db.conn).await?;
+    Ok(Some(token))
+}
+
+/// The `create-admin` command: creates an admin account with this password, or — when
+/// the account exists — sets its password, makes it an admin and ends every session and
+/// token it had, so whoever registered the name first keeps nothing. Returns the account
+/// and whether it existed.
+#[tracing::instrument(skip(state, password))]
+pub async fn create_admin(state: &AppState, caller: &Caller, username: &str, password: &str) -> AppResult<(Viewer, bool)> {
+    caller.require_admin()?;
+    let username = Username::parse(username)?;
+    let password = NewPassword::parse(password, &username)?;
+    let hash = hash_password(&state.auth, &password).await?;
+    let txn = state.db.write_txn().await?;
+    let existing = user::Entity::find().filter(user::Column::Username.eq(username.as_str())).one(&*txn).await?;
+    let (account, existed) = match existing {
+        Some(found) => {
+            user::Entity::update_many()
+                .col_expr(user::Column::PasswordHash, Expr::value(hash))
+                .col_expr(user::Column::Role, Expr::value(Role::Admin.as_str()))
+                .filter(user::Column::Id.eq(found.id))
+                .exec(&*txn)
+                .await?;
+            revoke_everything(&*txn, found.id).await?;
+            (user::Model { role: Role::Admin.as_str().into(), ..found }, true)
+        }
+        None => {
+            let created = insert_user(&*txn, &username, username.as_str(), hash, Role::Admin).await?;
+            announce_user(&*txn, &created).await?;
+            (created, false)
+        }
     };
-    let event = serde_json::json!({"id": created.id, "username": created.username, "display_name": created.display_name, "role": created.role});
-    crate::broker::service::publish_event(&*txn, "user:new", &event).await?;
+    claim_first_admin(&*txn, account.id).await?;
     txn.commit().await?;
-    tracing::info!(user.id = created.id, role = role.as_str(), "account created");
-    Ok(created.into())
+    tracing::info!(user.id = account.id, existed, "administrator set by the operator");
+    Ok((account.into(), existed))
 }
 
-/// Creates an admin account, or promotes an existing one (the `create-admin` command).
-#[tracing::instrument(skip(db, password))]
-pub async fn create_admin(db: &Db, username: &str, password: &str) -> AppResult<Viewer> {
-    let name = Username::parse(username)?;
-    if let Some(existing) = find_user(db, &name).await? {
-        let mut row: user::ActiveModel = existing.into();
-        row.role = Set(Role::Admin.as_str().into());
-        let updated = user::Entity::update(row).exec(&db.conn).await?;
-        return Ok(updated.into());
-    }
-    let viewer = sign_up(db, username, password, None).await?;
-    if viewer.role != Role::Admin {
-        user::Entity::update_many()
-            .col_expr(user::Column::Role, Expr::value(Role::Admin.as_str()))
-            .filter(user::Column::Id.eq(viewer.id))
-            .exec(&db.conn)
-            .await?;
-    }
-    Ok(Viewer { role: Role::Admin, ..viewer })
+/// Every session and API token of an account.
+async fn revoke_everything<C: ConnectionTrait>(conn: &C, user_id: i64) -> AppResult<()> {
+    session::Entity::delete_many().filter(session::Column::UserId.eq(user_id)).exec(conn).await?;
+    api_token::Entity::delete_many().filter(api_token::Column::UserId.eq(user_id)).exec(conn).await?;
+    Ok(())
 }
 
-pub async fn find_user(db: &Db, username: &Username) -> AppResult<Option<user::Model>> {
+// ---------------------------------------------------------------------------------------
+// Log-in, sessions, passwords
+
+async fn find_user(db: &Db, username: &Username) -> AppResult<Option<user::Model>> {
     Ok(user::Entity::find().filter(user::Column::Username.eq(username.as_str())).one(&db.conn).await?)
 }
 
 /// Checks a username and password. Unknown user and wrong password get the same
-/// answer, so the endpoint cannot be used to discover accounts.
-#[tracing::instrument(skip(db, password))]
-pub async fn authenticate(db: &Db, username: &str, password: &str) -> AppResult<Viewer> {
+/// answer, so the endpoint cannot be used to discover accounts. Attempts count against
+/// the username and the client address before any hashing.
+#[tracing::instrument(skip(state, password))]
+pub async fn authenticate(state: &AppState, client: Option<IpAddr>, username: &str, password: &str) -> AppResult<Viewer> {
     let denied = || AppError::unauthorized("invalid username or password");
     if password.is_empty() {
         return Err(AppError::invalid("password", "password is required"));
     }
-    let Ok(name) = Username::parse(username) else {
-        verify_password(password.to_owned(), decoy_hash()).await;
-        return Err(denied());
+    take(&state.auth.login_by_ip, &address_key(client), "log-in attempts from this address")?;
+    take(&state.auth.login_by_user, &username.trim().to_ascii_lowercase(), "log-in attempts for this account")?;
+    let found = match Username::parse(username) {
+        Ok(name) => find_user(&state.db, &name).await?,
+        Err(_) => None,
     };
-    match find_user(db, &name).await? {
-        Some(found) if verify_password(password.to_owned(), found.password_hash.clone()).await => Ok(found.into()),
+    match found {
+        Some(found) if verify_password(&state.auth, password, found.password_hash.clone()).await? => Ok(found.into()),
         Some(_) => Err(denied()),
         None => {
-            verify_password(password.to_owned(), decoy_hash()).await;
+            verify_password(&state.auth, password, decoy_hash()).await?;
             Err(denied())
         }
     }
@@ -195,6 +379,38 @@ pub async fn close_session(db: &Db, token: &str) -> AppResult<()> {
     Ok(())
 }
 
+/// Signs the caller out of every browser session ("sign out everywhere"); API tokens
+/// stay (they are revoked one by one). Returns how many sessions ended.
+#[tracing::instrument(skip_all, fields(user.id = caller.id()))]
+pub async fn close_all_sessions(db: &Db, caller: &Caller) -> AppResult<u64> {
+    let res = session::Entity::delete_many().filter(session::Column::UserId.eq(caller.id())).exec(&db.conn).await?;
+    Ok(res.rows_affected)
+}
+
+/// Changes the caller's password after checking the current one, and ends every browser
+/// session of the account (a stolen session does not survive the change).
+#[tracing::instrument(skip_all, fields(user.id = caller.id()))]
+pub async fn change_password(state: &AppState, caller: &Caller, current: &str, new: &str) -> AppResult<()> {
+    take(&state.auth.login_by_user, caller.username(), "password attempts for this account")?;
+    let row = user::Entity::find_by_id(caller.id()).one(&state.db.conn).await?.ok_or_else(|| AppError::not_found("user"))?;
+    if current.is_empty() || !verify_password(&state.auth, current, row.password_hash.clone()).await? {
+        return Err(AppError::invalid("current_password", "the current password is not right"));
+    }
+    let username = Username::parse(&row.username)?;
+    let new = NewPassword::parse(new, &username).map_err(|e| e.on_field("new_password"))?;
+    let hash = hash_password(&state.auth, &new).await?;
+    let txn = state.db.write_txn().await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, Expr::value(hash))
+        .filter(user::Column::Id.eq(row.id))
+        .exec(&*txn)
+        .await?;
+    session::Entity::delete_many().filter(session::Column::UserId.eq(row.id)).exec(&*txn).await?;
+    txn.commit().await?;
+    tracing::info!("password changed; sessions ended");
+    Ok(())
+}
+
 /// Deletes expired sessions (periodic job), walking the `expires_at` index.
 pub async fn sweep_sessions(db: &Db) -> AppResult<u64> {
     let res = session::Entity::delete_many()
@@ -204,51 +420,69 @@ pub async fn sweep_sessions(db: &Db) -> AppResult<u64> {
     Ok(res.rows_affected)
 }
 
-/// Scopes a personal API token may carry beyond acting as its owner.
-pub const KNOWN_SCOPES: &[&str] = &["chat:read"];
+// ---------------------------------------------------------------------------------------
+// Personal API tokens
 
 pub struct IssuedToken {
     pub id: i64,
     pub token: String,
     pub name: String,
     pub scopes: Vec<String>,
+    pub expires_at: Option<i64>,
 }
 
-/// Issues a personal API token. The clear text is returned once and never stored.
-#[tracing::instrument(skip(db))]
-pub async fn issue_api_token(db: &Db, user_id: i64, name: &str, scopes: &[String]) -> AppResult<IssuedToken> {
+/// Issues a personal API token to `owner` (who has just proved who they are). A scope
+/// the owner's role does not allow is refused: a token never carries more rights than
+/// its owner. The clear text is returned once and never stored.
+#[tracing::instrument(skip(db, owner), fields(user.id = owner.id))]
+pub async fn issue_api_token(db: &Db, owner: &Viewer, name: &str, scopes: &[String], expires_in_days: Option<u32>) -> AppResult<IssuedToken> {
     let name = name.trim();
     let name = if name.is_empty() { "api token" } else { name };
     if name.chars().count() > 100 {
         return Err(AppError::invalid("name", "token name must be at most 100 characters"));
     }
-    if let Some(bad) = scopes.iter().find(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
-        return Err(AppError::invalid("scopes", format!("unknown scope {bad:?}; known: {}", KNOWN_SCOPES.join(", "))));
+    let mut parsed = Vec::new();
+    for raw in scopes {
+        let known = Scope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+        let scope = Scope::parse(raw).ok_or_else(|| AppError::invalid("scopes", format!("unknown scope {raw:?}; known: {known}")))?;
+        if !scope.allowed_for(owner.role) {
+            return Err(AppError::forbidden(format!("a token cannot carry {raw}: your account does not have that right")).on_field("scopes"));
+        }
+        if !parsed.contains(&scope) {
+            parsed.push(scope);
+        }
     }
+    let expires_at = match expires_in_days {
+        None => None,
+        Some(d) if (1..=MAX_TOKEN_DAYS).contains(&d) => Some(now_ms() + d as i64 * 86_400_000),
+        Some(_) => return Err(AppError::invalid("expires_in_days", format!("expires_in_days must be 1 to {MAX_TOKEN_DAYS}"))),
+    };
+    let scopes: Vec<String> = parsed.iter().map(|s| s.as_str().to_owned()).collect();
     let token = format!("{TOKEN_PREFIX}{}", random_token(32));
     let row = api_token::ActiveModel {
-        user_id: Set(user_id),
+        user_id: Set(owner.id),
         name: Set(name.to_owned()),
         token_hash: Set(sha256_hex(&token)),
         scopes: Set(scopes.join(" ")),
         created_at: Set(now_ms()),
         last_used_at: Set(None),
+        expires_at: Set(expires_at),
         ..Default::default()
     };
     let id = api_token::Entity::insert(row).exec(&db.conn).await?.last_insert_id;
-    Ok(IssuedToken { id, token, name: name.to_owned(), scopes: scopes.to_vec() })
+    Ok(IssuedToken { id, token, name: name.to_owned(), scopes, expires_at })
 }
 
-/// The owner and scopes of a bearer token.
+/// The caller a bearer token stands for, if it is valid and unexpired.
 #[tracing::instrument(skip_all)]
-pub async fn viewer_for_api_token(db: &Db, token: &str) -> AppResult<Option<(Viewer, Vec<String>)>> {
+pub async fn caller_for_api_token(db: &Db, token: &str) -> AppResult<Option<Caller>> {
+    let now = now_ms();
     let found = api_token::Entity::find()
         .filter(api_token::Column::TokenHash.eq(sha256_hex(token)))
         .one(&db.conn)
         .await?;
-    let Some(found) = found else { return Ok(None) };
+    let Some(found) = found.filter(|t| t.expires_at.is_none_or(|at| at > now)) else { return Ok(None) };
     // Record use at most once a minute: no write on every request.
-    let now = now_ms();
     if found.last_used_at.is_none_or(|at| now - at > 60_000) {
         api_token::Entity::update_many()
             .col_expr(api_token::Column::LastUsedAt, Expr::value(now))
@@ -256,22 +490,25 @@ pub async fn viewer_for_api_token(db: &Db, token: &str) -> AppResult<Option<(Vie
             .exec(&db.conn)
             .await?;
     }
-    let scopes = found.scopes.split_whitespace().map(str::to_owned).collect();
-    Ok(user::Entity::find_by_id(found.user_id).one(&db.conn).await?.map(|u| (u.into(), scopes)))
+    let scopes = found.scopes.split_whitespace().filter_map(Scope::parse).collect();
+    Ok(user::Entity::find_by_id(found.user_id).one(&db.conn).await?.map(|u| Caller::token(u.into(), scopes)))
 }
 
-pub async fn list_api_tokens(db: &Db, user_id: i64) -> AppResult<Vec<api_token::Model>> {
+/// The caller's own tokens, newest first (never the secrets).
+pub async fn list_api_tokens(db: &Db, caller: &Caller) -> AppResult<Vec<api_token::Model>> {
     Ok(api_token::Entity::find()
-        .filter(api_token::Column::UserId.eq(user_id))
+        .filter(api_token::Column::UserId.eq(caller.id()))
         .order_by_desc(api_token::Column::Id)
+        .limit(1000)
         .all(&db.conn)
         .await?)
 }
 
-pub async fn revoke_api_token(db: &Db, user_id: i64, token_id: i64) -> AppResult<()> {
+/// Revokes one of the caller's own tokens; another account's token is simply not found.
+pub async fn revoke_api_token(db: &Db, caller: &Caller, token_id: i64) -> AppResult<()> {
     let res = api_token::Entity::delete_many()
         .filter(api_token::Column::Id.eq(token_id))
-        .filter(api_token::Column::UserId.eq(user_id))
+        .filter(api_token::Column::UserId.eq(caller.id()))
         .exec(&db.conn)
         .await?;
     if res.rows_affected == 0 {
@@ -281,8 +518,8 @@ pub async fn revoke_api_token(db: &Db, user_id: i64, token_id: i64) -> AppResult
 }
 
 /// Changes the caller's own profile: display name, time zone, calendar sharing.
-pub async fn update_profile(db: &Db, user_id: i64, display_name: Option<&str>, time_zone: Option<&str>, shared: Option<bool>) -> AppResult<user::Model> {
-    let mut row: user::ActiveModel = user::Entity::find_by_id(user_id).one(&db.conn).await?.ok_or_else(|| AppError::not_found("user"))?.into();
+pub async fn update_profile(db: &Db, caller: &Caller, display_name: Option<&str>, time_zone: Option<&str>, shared: Option<bool>) -> AppResult<user::Model> {
+    let mut row: user::ActiveModel = user::Entity::find_by_id(caller.id()).one(&db.conn).await?.ok_or_else(|| AppError::not_found("user"))?.into();
     if let Some(name) = display_name {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > DISPLAY_NAME_MAX {

@@ -1,4 +1,4 @@
-//! Account tables (see migrations `m20261122_000001_foundation`).
+//! Account tables (see migrations `m20261122_000001_foundation` and `m20261201_000007_security`).
 
 pub mod user {
     use sea_orm::entity::prelude::*;
@@ -60,6 +60,47 @@ pub mod api_token {
         pub scopes: String,
         pub created_at: i64,
         pub last_used_at: Option<i64>,
+        /// After this the token is refused; `None`: it lasts until revoked.
+        pub expires_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod claim {
+    use sea_orm::entity::prelude::*;
+
+    /// A one-of-a-kind role taken by a unique key (today only `first_admin`): of two
+    /// racing claimants exactly one inserts the row.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "account_claims")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub claim: String,
+        pub user_id: i64,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod setup_token {
+    use sea_orm::entity::prelude::*;
+
+    /// A one-time token (its SHA-256) that makes whoever signs up with it the first
+    /// administrator; issued at start-up while there is none, all deleted once there is.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "admin_setup_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_hash: String,
+        pub created_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

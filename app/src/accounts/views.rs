@@ -1,4 +1,4 @@
-use super::{Auth, CreateMyToken, RevokeMyToken};
+use super::{Auth, ChangeMyPassword, CreateMyToken, RevokeMyToken, SignOutEverywhere};
 use crate::ui::{ErrorAlert, FieldError};
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -73,7 +73,7 @@ pub fn SignupPage() -> impl IntoView {
         <main class="page">
             <div class="card auth-card">
                 <h1>"Create your account"</h1>
-                <p class="lead">"The first account of a new installation becomes its administrator."</p>
+                <p class="lead">"Create an account to use the calendar, meetings, inbox and wage data."</p>
                 <ActionForm action=auth.sign_up attr:class="form">
                     <div class="field">
                         <label for="username">"Username"</label>
@@ -94,6 +94,16 @@ pub fn SignupPage() -> impl IntoView {
                         <span class="hint">"At least 10 characters; a few unrelated words work well."</span>
                         <FieldError error field="password"/>
                     </div>
+                    <details class="field">
+                        <summary>"Setting up a new installation?"</summary>
+                        <label for="setup_token">"Setup token"</label>
+                        <input id="setup_token" name="setup_token" type="text" autocomplete="off" spellcheck="false"/>
+                        <span class="hint">
+                            "The server logs a one-time setup token while it has no administrator; "
+                            "the account that presents it becomes the first one."
+                        </span>
+                        <FieldError error field="setup_token"/>
+                    </details>
                     <ErrorAlert error unless_field=true/>
                     <button type="submit">"Create account"</button>
                 </ActionForm>
@@ -138,7 +148,14 @@ pub fn AccountPage() -> impl IntoView {
                     ". A token acts as you; it is shown once, then only its name remains."
                 </p>
                 <ActionForm action=create attr:class="row">
-                    <input type="text" name="name" placeholder="Token name, e.g. laptop script" maxlength="100" required/>
+                    <input type="text" name="name" placeholder="Token name, e.g. laptop script" maxlength="100" required
+                        aria-label="Token name"/>
+                    <select name="expires_in_days" aria-label="Token lifetime">
+                        <option value="30">"expires in 30 days"</option>
+                        <option value="90" selected>"expires in 90 days"</option>
+                        <option value="365">"expires in a year"</option>
+                        <option value="">"never expires"</option>
+                    </select>
                     <button type="submit">"Create token"</button>
                 </ActionForm>
                 {move || create.value().get().map(|res| match res {
@@ -158,13 +175,15 @@ pub fn AccountPage() -> impl IntoView {
                         }
                         view! {
                             <table class="data">
-                                <thead><tr><th>"Name"</th><th>"Created"</th><th>"Last used"</th><th></th></tr></thead>
+                                <thead><tr><th>"Name"</th><th>"Created"</th><th>"Last used"</th><th>"Expires"</th><th></th></tr></thead>
                                 <tbody>
                                     {list.into_iter().map(|t| view! {
                                         <tr>
                                             <td>{t.name}</td>
                                             <td><crate::ui::When ms=t.created_at/></td>
                                             <td>{t.last_used_at.map(|ms| view! { <crate::ui::When ms/> }.into_any())
+                                                .unwrap_or_else(|| "never".into_any())}</td>
+                                            <td>{t.expires_at.map(|ms| view! { <crate::ui::When ms/> }.into_any())
                                                 .unwrap_or_else(|| "never".into_any())}</td>
                                             <td>
                                                 <ActionForm action=revoke>
@@ -180,6 +199,44 @@ pub fn AccountPage() -> impl IntoView {
                     })}
                 </Transition>
             </section>
+            <PasswordCard/>
         </main>
+    }
+}
+
+/// Change the password (every session ends; this browser gets a fresh one) or sign out
+/// of every browser at once.
+#[component]
+fn PasswordCard() -> impl IntoView {
+    let change = ServerAction::<ChangeMyPassword>::new();
+    let everywhere = ServerAction::<SignOutEverywhere>::new();
+    let error = Signal::derive(move || change.value().get().and_then(Result::err));
+    view! {
+        <section class="card">
+            <h2>"Password and sessions"</h2>
+            <ActionForm action=change attr:class="form">
+                <div class="field">
+                    <label for="current_password">"Current password"</label>
+                    <input id="current_password" name="current_password" type="password" autocomplete="current-password" required/>
+                    <FieldError error field="current_password"/>
+                </div>
+                <div class="field">
+                    <label for="new_password">"New password"</label>
+                    <input id="new_password" name="new_password" type="password" autocomplete="new-password" required minlength="10"/>
+                    <FieldError error field="new_password"/>
+                </div>
+                <ErrorAlert error unless_field=true/>
+                <button type="submit">"Change password"</button>
+                {move || change.value().get().and_then(Result::ok).map(|_| view! {
+                    <p class="alert ok" role="status" data-testid="password-changed">
+                        "Password changed. Every other browser has been signed out."
+                    </p>
+                })}
+            </ActionForm>
+            <p class="hint">"Lost a device? End every browser session of your account, this one included."</p>
+            <ActionForm action=everywhere>
+                <button type="submit" class="secondary">"Sign out everywhere"</button>
+            </ActionForm>
+        </section>
     }
 }

@@ -223,12 +223,15 @@ impl Dispatcher {
             msg.payload
         );
         let timestamp = started_at / 1000;
-        let mut secrets = vec![target.secret.as_str()];
-        if let (Some(prev), Some(until)) = (&target.previous_secret, target.previous_secret_until) {
-            if until > started_at {
-                secrets.push(prev);
+        let secrets = match service::signing_secrets(&self.state.sealer, target, started_at) {
+            Ok(secrets) => secrets,
+            Err(_) => {
+                // Logged where it failed; retried like any failure until the key is fixed.
+                let error = "the signing secret cannot be opened with SB_SECRET_KEY".to_owned();
+                return Attempted { outcome: Outcome::Refused { error }, started_at, duration_ms: 0, body: None };
             }
-        }
+        };
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let signature = signature_header(&secrets, &msg_id, timestamp, body.as_bytes());
         let outcome = match self.policy.check_url(&target.url, "url") {
             Err(refused) => Outcome::Refused { error: refused.message },

@@ -5,7 +5,7 @@ use super::domain::*;
 use super::service::{self, Published, Replay, SubscriptionOptions};
 use super::store::subscriber;
 use super::targets::TargetPolicy;
-use crate::accounts::http::{AdminCaller, Caller};
+use crate::accounts::Caller;
 use crate::error::{AppError, AppResult, ErrorEnvelope};
 use crate::platform::http::{ApiJson, ApiQuery};
 use crate::platform::state::AppState;
@@ -44,15 +44,15 @@ pub struct UpdateTopic {
 /// List topics.
 #[utoipa::path(get, path = "/topics", tag = "broker", security(("bearer" = [])),
     responses((status = 200, body = Vec<TopicSummary>), (status = 401, body = ErrorEnvelope)))]
-async fn list_topics(State(state): State<AppState>, _caller: Caller) -> AppResult<Json<Vec<TopicSummary>>> {
-    Ok(Json(service::list_topics(&state.db).await?))
+async fn list_topics(State(state): State<AppState>, caller: Caller) -> AppResult<Json<Vec<TopicSummary>>> {
+    Ok(Json(service::list_topics(&state.db, &caller).await?))
 }
 
 /// Create a topic.
 #[utoipa::path(post, path = "/topics", tag = "broker", security(("bearer" = [])), request_body = CreateTopic,
     responses((status = 201, body = TopicSummary), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
-async fn create_topic(State(state): State<AppState>, _admin: AdminCaller, ApiJson(req): ApiJson<CreateTopic>) -> AppResult<(StatusCode, Json<TopicSummary>)> {
-    let t = service::create_topic(&state.db, &req.name, &req.description, req.members_may_publish).await?;
+async fn create_topic(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<CreateTopic>) -> AppResult<(StatusCode, Json<TopicSummary>)> {
+    let t = service::create_topic(&state.db, &caller, &req.name, &req.description, req.members_may_publish).await?;
     Ok((StatusCode::CREATED, Json(service::topic_summary(t))))
 }
 
@@ -60,16 +60,16 @@ async fn create_topic(State(state): State<AppState>, _admin: AdminCaller, ApiJso
 #[utoipa::path(get, path = "/topics/{topic}", tag = "broker", security(("bearer" = [])),
     params(("topic" = String, Path, description = "topic name, e.g. fin:purchase")),
     responses((status = 200, body = TopicSummary), (status = 404, body = ErrorEnvelope)))]
-async fn get_topic(State(state): State<AppState>, _caller: Caller, Path(topic): Path<String>) -> AppResult<Json<TopicSummary>> {
-    Ok(Json(service::topic_summary(service::find_topic(&state.db, &topic).await?)))
+async fn get_topic(State(state): State<AppState>, caller: Caller, Path(topic): Path<String>) -> AppResult<Json<TopicSummary>> {
+    Ok(Json(service::topic_summary(service::topic_for(&state.db, &caller, &topic).await?)))
 }
 
 /// Change a topic's description or who may publish.
 #[utoipa::path(patch, path = "/topics/{topic}", tag = "broker", security(("bearer" = [])), request_body = UpdateTopic,
     params(("topic" = String, Path)),
     responses((status = 200, body = TopicSummary), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
-async fn update_topic(State(state): State<AppState>, _admin: AdminCaller, Path(topic): Path<String>, ApiJson(req): ApiJson<UpdateTopic>) -> AppResult<Json<TopicSummary>> {
-    let t = service::update_topic(&state.db, &topic, req.description.as_deref(), req.members_may_publish).await?;
+async fn update_topic(State(state): State<AppState>, caller: Caller, Path(topic): Path<String>, ApiJson(req): ApiJson<UpdateTopic>) -> AppResult<Json<TopicSummary>> {
+    let t = service::update_topic(&state.db, &caller, &topic, req.description.as_deref(), req.members_may_publish).await?;
     Ok(Json(service::topic_summary(t)))
 }
 
@@ -77,8 +77,8 @@ async fn update_topic(State(state): State<AppState>, _admin: AdminCaller, Path(t
 #[utoipa::path(delete, path = "/topics/{topic}", tag = "broker", security(("bearer" = [])),
     params(("topic" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
-async fn delete_topic(State(state): State<AppState>, _admin: AdminCaller, Path(topic): Path<String>) -> AppResult<StatusCode> {
-    service::delete_topic(&state.db, &topic).await?;
+async fn delete_topic(State(state): State<AppState>, caller: Caller, Path(topic): Path<String>) -> AppResult<StatusCode> {
+    service::delete_topic(&state.db, &caller, &topic).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -97,20 +97,7 @@ pub struct PublishRequest {
         (status = 202, description = "accepted for delivery", body = Published),
         (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 async fn publish(State(state): State<AppState>, caller: Caller, Path(topic): Path<String>, ApiJson(req): ApiJson<PublishRequest>) -> AppResult<(StatusCode, Json<Published>)> {
-    let t = service::find_topic(&state.db, &topic).await?;
-    if !caller.is_admin() && !t.members_may_publish {
-        return Err(AppError::forbidden("only admins may publish to this topic"));
-    }
-    let name = TopicName::parse(&t.name)?;
-    let published = state
-        .db
-        .retrying(|| async {
-            let txn = state.db.write_txn().await?;
-            let published = service::publish(&*txn, &name, &req.payload, req.idempotency_key.as_deref(), Some(caller.viewer.id)).await?;
-            txn.commit().await?;
-            Ok(published)
-        })
-        .await?;
+    let published = service::publish_as(&state.db, &caller, &topic, &req.payload, req.idempotency_key.as_deref()).await?;
     Ok((StatusCode::ACCEPTED, Json(published)))
 }
 
@@ -161,60 +148,59 @@ pub struct SecretView {
 /// List subscribers.
 #[utoipa::path(get, path = "/subscribers", tag = "broker", security(("bearer" = [])),
     responses((status = 200, body = Vec<SubscriberView>), (status = 403, body = ErrorEnvelope)))]
-async fn list_subscribers(State(state): State<AppState>, _admin: AdminCaller) -> AppResult<Json<Vec<SubscriberView>>> {
-    Ok(Json(service::list_subscribers(&state.db).await?.iter().map(subscriber_view).collect()))
+async fn list_subscribers(State(state): State<AppState>, caller: Caller) -> AppResult<Json<Vec<SubscriberView>>> {
+    Ok(Json(service::list_subscribers(&state.db, &caller).await?.iter().map(subscriber_view).collect()))
 }
 
 /// Register a subscriber; the response carries its signing secret once.
 #[utoipa::path(post, path = "/subscribers", tag = "broker", security(("bearer" = [])), request_body = CreateSubscriber,
     responses((status = 201, body = CreatedSubscriber), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
-async fn create_subscriber(State(state): State<AppState>, _admin: AdminCaller, ApiJson(req): ApiJson<CreateSubscriber>) -> AppResult<(StatusCode, Json<CreatedSubscriber>)> {
-    let s = service::create_subscriber(&state.db, &policy(&state), &req.name, &req.url).await?;
-    let body = CreatedSubscriber { id: s.id, name: s.name, url: s.url, secret: s.secret, created_at: to_rfc3339(s.created_at) };
+async fn create_subscriber(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<CreateSubscriber>) -> AppResult<(StatusCode, Json<CreatedSubscriber>)> {
+    let (s, secret) = service::create_subscriber(&state.db, &state.sealer, &caller, &policy(&state), &req.name, &req.url).await?;
+    let body = CreatedSubscriber { id: s.id, name: s.name, url: s.url, secret, created_at: to_rfc3339(s.created_at) };
     Ok((StatusCode::CREATED, Json(body)))
 }
 
 /// One subscriber.
 #[utoipa::path(get, path = "/subscribers/{id}", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 200, body = SubscriberView), (status = 404, body = ErrorEnvelope)))]
-async fn get_subscriber(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>) -> AppResult<Json<SubscriberView>> {
-    Ok(Json(subscriber_view(&service::find_subscriber(&state.db, id).await?)))
+async fn get_subscriber(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Json<SubscriberView>> {
+    Ok(Json(subscriber_view(&service::subscriber(&state.db, &caller, id).await?)))
 }
 
 /// Rename a subscriber or change its endpoint.
 #[utoipa::path(patch, path = "/subscribers/{id}", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     request_body = UpdateSubscriber,
     responses((status = 200, body = SubscriberView), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
-async fn update_subscriber(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>, ApiJson(req): ApiJson<UpdateSubscriber>) -> AppResult<Json<SubscriberView>> {
-    let s = service::update_subscriber(&state.db, &policy(&state), id, req.name.as_deref(), req.url.as_deref()).await?;
+async fn update_subscriber(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiJson(req): ApiJson<UpdateSubscriber>) -> AppResult<Json<SubscriberView>> {
+    let s = service::update_subscriber(&state.db, &caller, &policy(&state), id, req.name.as_deref(), req.url.as_deref()).await?;
     Ok(Json(subscriber_view(&s)))
 }
 
 /// Delete a subscriber, its subscriptions and its delivery log.
 #[utoipa::path(delete, path = "/subscribers/{id}", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ErrorEnvelope)))]
-async fn delete_subscriber(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>) -> AppResult<StatusCode> {
-    service::delete_subscriber(&state.db, id).await?;
+async fn delete_subscriber(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<StatusCode> {
+    service::delete_subscriber(&state.db, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn secret_view(s: subscriber::Model) -> SecretView {
-    let until = s.previous_secret_until.filter(|t| *t > crate::platform::time::now_ms());
-    SecretView { secret: s.secret, previous_valid_until: until.map(to_rfc3339) }
+fn secret_view(s: service::SecretInfo) -> SecretView {
+    SecretView { secret: s.secret, previous_valid_until: s.previous_valid_until.map(to_rfc3339) }
 }
 
 /// Reveal the signing secret.
 #[utoipa::path(get, path = "/subscribers/{id}/secret", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 200, body = SecretView), (status = 404, body = ErrorEnvelope)))]
-async fn reveal_secret(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>) -> AppResult<Json<SecretView>> {
-    Ok(Json(secret_view(service::find_subscriber(&state.db, id).await?)))
+async fn reveal_secret(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Json<SecretView>> {
+    Ok(Json(secret_view(service::reveal_secret(&state.db, &state.sealer, &caller, id).await?)))
 }
 
 /// Issue a new signing secret; the old one keeps signing for 24 h.
 #[utoipa::path(post, path = "/subscribers/{id}/secret/rotate", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 200, body = SecretView), (status = 404, body = ErrorEnvelope)))]
-async fn rotate_secret(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>) -> AppResult<Json<SecretView>> {
-    Ok(Json(secret_view(service::rotate_secret(&state.db, id).await?)))
+async fn rotate_secret(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Json<SecretView>> {
+    Ok(Json(secret_view(service::rotate_secret(&state.db, &state.sealer, &caller, id).await?)))
 }
 
 // ---- subscriptions ---------------------------------------------------------------------
@@ -245,64 +231,54 @@ fn options(policy: Option<String>, max_attempts: Option<i32>, retry_base_ms: Opt
     Ok(SubscriptionOptions { policy, max_attempts, retry_base_ms, retry_max_ms })
 }
 
-async fn summary(state: &AppState, id: i64) -> AppResult<SubscriptionSummary> {
-    let sub = service::find_subscription(&state.db, id).await?;
-    service::list_subscriptions(&state.db, sub.subscriber_id)
-        .await?
-        .into_iter()
-        .find(|s| s.id == id)
-        .ok_or_else(|| AppError::not_found("subscription"))
-}
-
 /// A subscriber's subscriptions, with lag (messages waiting) and blocked state.
 #[utoipa::path(get, path = "/subscribers/{id}/subscriptions", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 200, body = Vec<SubscriptionSummary>), (status = 404, body = ErrorEnvelope)))]
-async fn list_subscriptions(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>) -> AppResult<Json<Vec<SubscriptionSummary>>> {
-    service::find_subscriber(&state.db, id).await?;
-    Ok(Json(service::list_subscriptions(&state.db, id).await?))
+async fn list_subscriptions(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Json<Vec<SubscriptionSummary>>> {
+    Ok(Json(service::list_subscriptions(&state.db, &caller, id).await?))
 }
 
 /// Subscribe to a topic or wildcard.
 #[utoipa::path(post, path = "/subscribers/{id}/subscriptions", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     request_body = CreateSubscription,
     responses((status = 201, body = SubscriptionSummary), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
-async fn create_subscription(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>, ApiJson(req): ApiJson<CreateSubscription>) -> AppResult<(StatusCode, Json<SubscriptionSummary>)> {
+async fn create_subscription(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiJson(req): ApiJson<CreateSubscription>) -> AppResult<(StatusCode, Json<SubscriptionSummary>)> {
     let opts = options(req.policy, req.max_attempts, req.retry_base_ms, req.retry_max_ms)?;
-    let sub = service::subscribe(&state.db, id, &req.topic, opts, state.settings.broker.max_attempts).await?;
-    Ok((StatusCode::CREATED, Json(summary(&state, sub.id).await?)))
+    let sub = service::subscribe(&state.db, &caller, id, &req.topic, opts, state.settings.broker.max_attempts).await?;
+    Ok((StatusCode::CREATED, Json(service::subscription_summary(&state.db, &caller, sub.id).await?)))
 }
 
 /// Change a subscription's failure policy or retry schedule.
 #[utoipa::path(patch, path = "/subscriptions/{id}", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     request_body = UpdateSubscription,
     responses((status = 200, body = SubscriptionSummary), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
-async fn update_subscription(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>, ApiJson(req): ApiJson<UpdateSubscription>) -> AppResult<Json<SubscriptionSummary>> {
-    service::update_subscription(&state.db, id, options(req.policy, req.max_attempts, req.retry_base_ms, req.retry_max_ms)?).await?;
-    Ok(Json(summary(&state, id).await?))
+async fn update_subscription(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiJson(req): ApiJson<UpdateSubscription>) -> AppResult<Json<SubscriptionSummary>> {
+    service::update_subscription(&state.db, &caller, id, options(req.policy, req.max_attempts, req.retry_base_ms, req.retry_max_ms)?).await?;
+    Ok(Json(service::subscription_summary(&state.db, &caller, id).await?))
 }
 
 /// Delete a subscription (its pending deliveries are dropped).
 #[utoipa::path(delete, path = "/subscriptions/{id}", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ErrorEnvelope)))]
-async fn delete_subscription(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>) -> AppResult<StatusCode> {
-    service::unsubscribe(&state.db, id).await?;
+async fn delete_subscription(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<StatusCode> {
+    service::unsubscribe(&state.db, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Pause delivery; messages keep queueing.
 #[utoipa::path(post, path = "/subscriptions/{id}/pause", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 200, body = SubscriptionSummary), (status = 404, body = ErrorEnvelope)))]
-async fn pause(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>) -> AppResult<Json<SubscriptionSummary>> {
-    service::set_paused(&state.db, id, true).await?;
-    Ok(Json(summary(&state, id).await?))
+async fn pause(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Json<SubscriptionSummary>> {
+    service::set_paused(&state.db, &caller, id, true).await?;
+    Ok(Json(service::subscription_summary(&state.db, &caller, id).await?))
 }
 
 /// Resume delivery (also re-enables a subscription disabled by a 410).
 #[utoipa::path(post, path = "/subscriptions/{id}/resume", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 200, body = SubscriptionSummary), (status = 404, body = ErrorEnvelope)))]
-async fn resume(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>) -> AppResult<Json<SubscriptionSummary>> {
-    service::set_paused(&state.db, id, false).await?;
-    Ok(Json(summary(&state, id).await?))
+async fn resume(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Json<SubscriptionSummary>> {
+    service::set_paused(&state.db, &caller, id, false).await?;
+    Ok(Json(service::subscription_summary(&state.db, &caller, id).await?))
 }
 
 // ---- deliveries ------------------------------------------------------------------------
@@ -321,32 +297,31 @@ pub struct DeliveryParams {
 #[utoipa::path(get, path = "/subscribers/{id}/deliveries", tag = "broker", security(("bearer" = [])),
     params(("id" = i64, Path), DeliveryParams),
     responses((status = 200, body = Vec<DeliverySummary>), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
-async fn list_deliveries(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>, ApiQuery(q): ApiQuery<DeliveryParams>) -> AppResult<Json<Vec<DeliverySummary>>> {
-    service::find_subscriber(&state.db, id).await?;
+async fn list_deliveries(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiQuery(q): ApiQuery<DeliveryParams>) -> AppResult<Json<Vec<DeliverySummary>>> {
     let query = service::DeliveryQuery { state: q.state, before: q.before, limit: q.limit.unwrap_or(50) };
-    Ok(Json(service::list_deliveries(&state.db, id, query).await?))
+    Ok(Json(service::list_deliveries(&state.db, &caller, id, query).await?))
 }
 
 /// Every attempt of a delivery: status, latency, truncated response.
 #[utoipa::path(get, path = "/deliveries/{id}/attempts", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 200, body = Vec<AttemptSummary>), (status = 404, body = ErrorEnvelope)))]
-async fn list_attempts(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>) -> AppResult<Json<Vec<AttemptSummary>>> {
-    Ok(Json(service::list_attempts(&state.db, id).await?))
+async fn list_attempts(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Json<Vec<AttemptSummary>>> {
+    Ok(Json(service::list_attempts(&state.db, &caller, id).await?))
 }
 
 /// Skip a pending delivery (e.g. a blocked head), letting the lane go on.
 #[utoipa::path(post, path = "/deliveries/{id}/skip", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
-async fn skip(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>) -> AppResult<StatusCode> {
-    service::skip_delivery(&state.db, id).await?;
+async fn skip(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<StatusCode> {
+    service::skip_delivery(&state.db, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Retry a blocked head from scratch.
 #[utoipa::path(post, path = "/deliveries/{id}/retry", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
-async fn retry(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>) -> AppResult<StatusCode> {
-    service::retry_delivery(&state.db, id).await?;
+async fn retry(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<StatusCode> {
+    service::retry_delivery(&state.db, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -367,7 +342,7 @@ pub struct Replayed {
 #[utoipa::path(post, path = "/subscribers/{id}/replay", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     request_body = ReplayRequest,
     responses((status = 202, body = Replayed), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
-async fn replay(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>, ApiJson(req): ApiJson<ReplayRequest>) -> AppResult<(StatusCode, Json<Replayed>)> {
+async fn replay(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiJson(req): ApiJson<ReplayRequest>) -> AppResult<(StatusCode, Json<Replayed>)> {
     let what = match (req.message_id, req.since.as_deref()) {
         (Some(m), None) => Replay::Message(m),
         (None, Some(since)) => Replay::Since(
@@ -375,7 +350,7 @@ async fn replay(State(state): State<AppState>, _admin: AdminCaller, Path(id): Pa
         ),
         _ => return Err(AppError::invalid("message_id", "give either message_id or since")),
     };
-    let replayed = service::replay(&state.db, id, what).await?;
+    let replayed = service::replay(&state.db, &caller, id, what).await?;
     Ok((StatusCode::ACCEPTED, Json(Replayed { replayed })))
 }
 
@@ -383,10 +358,9 @@ async fn replay(State(state): State<AppState>, _admin: AdminCaller, Path(id): Pa
 #[utoipa::path(get, path = "/subscribers/{id}/events", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 200, description = "text/event-stream of delivery changes", content_type = "text/event-stream", body = crate::platform::changes::ChangeEvent),
         (status = 404, body = ErrorEnvelope)))]
-async fn events(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>, headers: HeaderMap) -> AppResult<impl IntoResponse> {
-    service::find_subscriber(&state.db, id).await?;
-    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    Ok(crate::platform::changes::sse(state.db.clone(), state.changes.clone(), service::channel(id), last))
+async fn events(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, headers: HeaderMap) -> AppResult<impl IntoResponse> {
+    let channel = service::subscriber_channel(&state.db, &caller, id).await?;
+    Ok(crate::platform::changes::sse(state.db.clone(), state.changes.clone(), channel, crate::platform::changes::last_event_id(&headers)))
 }
 
 pub fn api_routes() -> OpenApiRouter<AppState> {

@@ -40,9 +40,8 @@ pub struct SubscriberDetail {
 }
 
 #[cfg(feature = "ssr")]
-async fn admin() -> Result<crate::platform::state::AppState, AppError> {
-    crate::accounts::require_caller().await?.require_admin()?;
-    crate::platform::state::AppState::from_context()
+async fn context() -> Result<(crate::accounts::Caller, crate::platform::state::AppState), AppError> {
+    Ok((crate::accounts::require_caller().await?, crate::platform::state::AppState::from_context()?))
 }
 
 #[cfg(feature = "ssr")]
@@ -52,37 +51,27 @@ fn target_policy(state: &crate::platform::state::AppState) -> targets::TargetPol
 
 #[server(prefix = "/_fn", endpoint = "broker_overview")]
 pub async fn broker_overview() -> Result<Overview, AppError> {
-    let state = admin().await?;
-    let subscribers = service::list_subscribers(&state.db).await?.iter().map(service::subscriber_summary).collect();
-    Ok(Overview { topics: service::list_topics(&state.db).await?, subscribers })
+    let (caller, state) = context().await?;
+    let subscribers = service::list_subscribers(&state.db, &caller).await?.iter().map(service::subscriber_summary).collect();
+    Ok(Overview { topics: service::list_topics(&state.db, &caller).await?, subscribers })
 }
 
 #[server(prefix = "/_fn", endpoint = "broker_create_topic")]
 pub async fn create_topic(name: String, description: String, members_may_publish: Option<String>) -> Result<(), AppError> {
-    let state = admin().await?;
-    service::create_topic(&state.db, name.trim(), description.trim(), members_may_publish.is_some()).await?;
+    let (caller, state) = context().await?;
+    service::create_topic(&state.db, &caller, name.trim(), description.trim(), members_may_publish.is_some()).await?;
     Ok(())
 }
 
-/// Publishes a message typed into the admin page (a JSON payload).
+/// Publishes a message typed into the admin page (a JSON payload). Answers the message
+/// id, or `None` when no subscription wanted it.
 #[server(prefix = "/_fn", endpoint = "broker_publish")]
-pub async fn publish_message(topic: String, payload: String) -> Result<i64, AppError> {
-    let caller = crate::accounts::require_caller().await?;
-    caller.require_admin()?;
-    let state = crate::platform::state::AppState::from_context()?;
+pub async fn publish_message(topic: String, payload: String) -> Result<Option<i64>, AppError> {
+    let (caller, state) = context().await?;
     let payload: serde_json::Value = serde_json::from_str(&payload)
         .map_err(|e| AppError::invalid("payload", format!("the payload is not valid JSON: {e}")))?;
     let name = TopicName::parse(&topic).map_err(|e| e.on_field("topic"))?;
-    let published = state
-        .db
-        .retrying(|| async {
-            let txn = state.db.write_txn().await?;
-            let published = service::publish(&*txn, &name, &payload, None, Some(caller.viewer.id)).await?;
-            txn.commit().await?;
-            Ok(published)
-        })
-        .await?;
-    Ok(published.id)
+    Ok(service::publish_as(&state.db, &caller, name.as_str(), &payload, None).await?.id)
 }
 
 /// The new subscriber's id and its secret (shown once).
@@ -94,74 +83,71 @@ pub struct NewSubscriber {
 
 #[server(prefix = "/_fn", endpoint = "broker_create_subscriber")]
 pub async fn create_subscriber(name: String, url: String) -> Result<NewSubscriber, AppError> {
-    let state = admin().await?;
-    let s = service::create_subscriber(&state.db, &target_policy(&state), &name, url.trim()).await?;
-    Ok(NewSubscriber { id: s.id, secret: s.secret })
+    let (caller, state) = context().await?;
+    let (s, secret) = service::create_subscriber(&state.db, &state.sealer, &caller, &target_policy(&state), &name, url.trim()).await?;
+    Ok(NewSubscriber { id: s.id, secret })
 }
 
 #[server(prefix = "/_fn", endpoint = "broker_subscriber")]
 pub async fn load_subscriber(id: i64) -> Result<SubscriberDetail, AppError> {
-    let state = admin().await?;
-    let s = service::find_subscriber(&state.db, id).await?;
+    let (caller, state) = context().await?;
+    let s = service::subscriber(&state.db, &caller, id).await?;
     let query = service::DeliveryQuery { state: None, before: None, limit: 50 };
     Ok(SubscriberDetail {
         subscriber: service::subscriber_summary(&s),
-        subscriptions: service::list_subscriptions(&state.db, id).await?,
-        deliveries: service::list_deliveries(&state.db, id, query).await?,
+        subscriptions: service::list_subscriptions(&state.db, &caller, id).await?,
+        deliveries: service::list_deliveries(&state.db, &caller, id, query).await?,
     })
 }
 
 #[server(prefix = "/_fn", endpoint = "broker_reveal_secret")]
 pub async fn reveal_secret(id: i64) -> Result<String, AppError> {
-    let state = admin().await?;
-    Ok(service::find_subscriber(&state.db, id).await?.secret)
+    let (caller, state) = context().await?;
+    Ok(service::reveal_secret(&state.db, &state.sealer, &caller, id).await?.secret)
 }
 
 #[server(prefix = "/_fn", endpoint = "broker_rotate_secret")]
 pub async fn rotate_secret(id: i64) -> Result<String, AppError> {
-    let state = admin().await?;
-    Ok(service::rotate_secret(&state.db, id).await?.secret)
+    let (caller, state) = context().await?;
+    Ok(service::rotate_secret(&state.db, &state.sealer, &caller, id).await?.secret)
 }
 
 #[server(prefix = "/_fn", endpoint = "broker_subscribe")]
 pub async fn subscribe(subscriber_id: i64, topic: String, policy: String) -> Result<(), AppError> {
-    let state = admin().await?;
+    let (caller, state) = context().await?;
     let policy = FailurePolicy::parse(&policy).ok_or_else(|| AppError::invalid("policy", "policy is block or dead_letter"))?;
     let options = service::SubscriptionOptions { policy: Some(policy), max_attempts: None, retry_base_ms: None, retry_max_ms: None };
-    service::subscribe(&state.db, subscriber_id, topic.trim(), options, state.settings.broker.max_attempts).await?;
+    service::subscribe(&state.db, &caller, subscriber_id, topic.trim(), options, state.settings.broker.max_attempts).await?;
     Ok(())
 }
 
 #[server(prefix = "/_fn", endpoint = "broker_set_paused")]
 pub async fn set_paused(subscription_id: i64, paused: bool) -> Result<(), AppError> {
-    let state = admin().await?;
-    service::set_paused(&state.db, subscription_id, paused).await?;
+    let (caller, state) = context().await?;
+    service::set_paused(&state.db, &caller, subscription_id, paused).await?;
     Ok(())
 }
 
 #[server(prefix = "/_fn", endpoint = "broker_unsubscribe")]
 pub async fn unsubscribe(subscription_id: i64) -> Result<(), AppError> {
-    let state = admin().await?;
-    service::unsubscribe(&state.db, subscription_id).await
+    let (caller, state) = context().await?;
+    service::unsubscribe(&state.db, &caller, subscription_id).await
 }
 
 /// `skip`, `retry` or `replay` one delivery.
 #[server(prefix = "/_fn", endpoint = "broker_delivery_action")]
 pub async fn delivery_action(delivery_id: i64, action: String) -> Result<(), AppError> {
-    let state = admin().await?;
+    let (caller, state) = context().await?;
     match action.as_str() {
-        "skip" => service::skip_delivery(&state.db, delivery_id).await,
-        "retry" => service::retry_delivery(&state.db, delivery_id).await,
-        "replay" => {
-            let d = service::find_delivery(&state.db, delivery_id).await?;
-            service::replay(&state.db, d.subscriber_id, service::Replay::Message(d.message_id)).await.map(|_| ())
-        }
+        "skip" => service::skip_delivery(&state.db, &caller, delivery_id).await,
+        "retry" => service::retry_delivery(&state.db, &caller, delivery_id).await,
+        "replay" => service::replay_delivery(&state.db, &caller, delivery_id).await.map(|_| ()),
         _ => Err(AppError::invalid("action", "action is skip, retry or replay")),
     }
 }
 
 #[server(prefix = "/_fn", endpoint = "broker_attempts")]
 pub async fn delivery_attempts(delivery_id: i64) -> Result<Vec<AttemptSummary>, AppError> {
-    let state = admin().await?;
-    service::list_attempts(&state.db, delivery_id).await
+    let (caller, state) = context().await?;
+    service::list_attempts(&state.db, &caller, delivery_id).await
 }

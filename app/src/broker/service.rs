@@ -11,7 +11,9 @@ use super::domain::*;
 use super::signature::generate_secret;
 use super::store::{attempt, delivery, lane, message, subscriber, subscription, topic};
 use super::targets::TargetPolicy;
+use crate::accounts::Caller;
 use crate::error::{AppError, AppResult};
+use crate::platform::crypto::SecretBox;
 use crate::platform::changes;
 use crate::platform::db::{for_update, is_unique_violation, Db};
 use crate::platform::time::now_ms;
@@ -36,6 +38,9 @@ pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 pub const ROTATION_GRACE_MS: i64 = 24 * 3600 * 1000;
 /// Most messages one replay-since call re-enqueues.
 pub const REPLAY_LIMIT: u64 = 10_000;
+/// Most rows or ids one statement carries: SQLite binds at most 32,766 values and MySQL
+/// 65,535, and a statement that grows with the data is one a user can make fail.
+pub const CHUNK: usize = 500;
 
 /// Topics the app itself publishes to; created at start-up so subscribers can find them.
 pub const INTERNAL_TOPICS: &[(&str, &str)] = &[("user:new", "an account was created")];
@@ -50,15 +55,27 @@ pub fn channel(subscriber_id: i64) -> String {
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Published {
-    pub id: i64,
-    pub seq: i64,
+    /// The message's id; absent when no subscription matched the topic (then nothing
+    /// was stored: a message nobody receives is not kept).
+    pub id: Option<i64>,
+    pub seq: Option<i64>,
     /// True when the idempotency key had been used: `id` is the first message's.
     pub duplicate: bool,
+    /// How many subscriptions it was queued for.
+    pub subscriptions: u64,
+}
+
+impl Published {
+    fn unsent() -> Self {
+        Self { id: None, seq: None, duplicate: false, subscriptions: 0 }
+    }
 }
 
 /// Publishes `payload` on `topic` inside `conn` (pass the business write's transaction).
 /// With an idempotency key, publishing the same key twice returns the first message and
-/// delivers once.
+/// delivers once. When no subscription matches, nothing is stored — the app publishes
+/// private data (chat texts, event details, invitees), which is kept only for as long as
+/// someone is to receive it — and no lock is taken.
 #[tracing::instrument(skip(conn, payload), fields(topic = %topic))]
 pub async fn publish<C: ConnectionTrait>(
     conn: &C,
@@ -77,6 +94,10 @@ pub async fn publish<C: ConnectionTrait>(
             return Err(AppError::invalid("idempotency_key", "idempotency_key must be 1 to 191 characters"));
         }
     }
+    if matching_subscriptions(conn, topic).await?.is_empty() {
+        topic::Entity::find().filter(topic::Column::Name.eq(topic.as_str())).one(conn).await?.ok_or_else(|| AppError::not_found("topic"))?;
+        return Ok(Published::unsent());
+    }
     // The topic row lock serialises publishers of one topic: sequence numbers, message ids
     // and delivery ids all follow commit order.
     let topic_row = for_update(topic::Entity::find().filter(topic::Column::Name.eq(topic.as_str())), backend)
@@ -90,8 +111,13 @@ pub async fn publish<C: ConnectionTrait>(
             .one(conn)
             .await?;
         if let Some(m) = existing {
-            return Ok(Published { id: m.id, seq: m.seq, duplicate: true });
+            return Ok(Published { id: Some(m.id), seq: Some(m.seq), duplicate: true, subscriptions: 0 });
         }
+    }
+    // Read again under the lock: what this message is queued for follows commit order.
+    let subs = matching_subscriptions(conn, topic).await?;
+    if subs.is_empty() {
+        return Ok(Published::unsent());
     }
     let seq = topic_row.last_seq + 1;
     topic::Entity::update_many()
@@ -110,21 +136,45 @@ pub async fn publish<C: ConnectionTrait>(
         ..Default::default()
     };
     let message_id = message::Entity::insert(msg).exec(conn).await?.last_insert_id;
-    fan_out(conn, &topic_row, topic, message_id, now).await?;
+    fan_out(conn, &topic_row, &subs, message_id, now).await?;
     metrics::counter!("broker_published_total").increment(1);
-    Ok(Published { id: message_id, seq, duplicate: false })
+    Ok(Published { id: Some(message_id), seq: Some(seq), duplicate: false, subscriptions: subs.len() as u64 })
+}
+
+/// Publishes for a caller of the REST API or the admin page: admins on any topic,
+/// members where the topic lets them.
+#[tracing::instrument(skip(db, caller, payload), fields(caller = %caller.username()))]
+pub async fn publish_as(db: &Db, caller: &Caller, topic: &str, payload: &serde_json::Value, idempotency_key: Option<&str>) -> AppResult<Published> {
+    let t = find_topic(db, topic).await?;
+    if !caller.is_admin() && !t.members_may_publish {
+        return Err(AppError::forbidden("only admins may publish to this topic"));
+    }
+    let name = TopicName::parse(&t.name)?;
+    db.retrying(|| async {
+        let txn = db.write_txn().await?;
+        let published = publish(&*txn, &name, payload, idempotency_key, Some(caller.id())).await?;
+        txn.commit().await?;
+        Ok(published)
+    })
+    .await
 }
 
 /// The one-line API for the app's own producers: publish `payload` on `topic` (created
 /// if missing) in the caller's transaction.
-pub async fn publish_event<C: ConnectionTrait>(conn: &C, topic: &str, payload: &impl Serialize) -> AppResult<i64> {
-    let name = TopicName::parse(topic).map_err(|_| {
-        tracing::error!(topic, "internal producer used an invalid topic name");
-        AppError::internal()
-    })?;
+pub async fn publish_event<C: ConnectionTrait>(conn: &C, topic: &str, payload: &impl Serialize) -> AppResult<Option<i64>> {
+    let name = TopicName::parse(topic).map_err(|_| AppError::internal_because(format!("internal producer used the invalid topic name {topic:?}")))?;
     ensure_topic(conn, &name, "").await?;
-    let payload = serde_json::to_value(payload).map_err(|_| AppError::internal())?;
+    let payload = serde_json::to_value(payload).map_err(AppError::internal_because)?;
     Ok(publish(conn, &name, &payload, None, None).await?.id)
+}
+
+/// The subscriptions (not disabled) whose pattern matches `topic`.
+async fn matching_subscriptions<C: ConnectionTrait>(conn: &C, topic: &TopicName) -> AppResult<Vec<subscription::Model>> {
+    Ok(subscription::Entity::find()
+        .filter(subscription::Column::Pattern.is_in(topic.matching_patterns()))
+        .filter(subscription::Column::State.ne(STATE_DISABLED))
+        .all(conn)
+        .await?)
 }
 
 /// A delivery of `message_id` on a lane, due now: how publishing and replay both start one.
@@ -144,22 +194,17 @@ fn pending_delivery(lane_id: i64, message_id: i64, subscriber_id: i64, now: i64)
     }
 }
 
-/// Appends one pending delivery of `message_id` to the lane of every subscription that
-/// matches the topic. A handful of statements whatever the number of subscribers.
-async fn fan_out<C: ConnectionTrait>(conn: &C, topic_row: &topic::Model, name: &TopicName, message_id: i64, now: i64) -> AppResult<()> {
-    let subs = subscription::Entity::find()
-        .filter(subscription::Column::Pattern.is_in(name.matching_patterns()))
-        .filter(subscription::Column::State.ne(STATE_DISABLED))
-        .all(conn)
-        .await?;
-    if subs.is_empty() {
-        return Ok(());
+/// Appends one pending delivery of `message_id` to the lane of every subscription in
+/// `subs`. A handful of statements per [`CHUNK`] subscriptions.
+async fn fan_out<C: ConnectionTrait>(conn: &C, topic_row: &topic::Model, subs: &[subscription::Model], message_id: i64, now: i64) -> AppResult<()> {
+    for subs in subs.chunks(CHUNK) {
+        let lanes = lanes_for(conn, topic_row.id, subs, now).await?;
+        let rows = lanes.iter().map(|l| pending_delivery(l.id, message_id, l.subscriber_id, now));
+        delivery::Entity::insert_many(rows).exec_without_returning(conn).await?;
+        let ids: Vec<i64> = lanes.iter().map(|l| l.id).collect();
+        enqueue_on_lanes(conn, &ids, 1, now).await?;
     }
-    let lanes = lanes_for(conn, topic_row.id, &subs, now).await?;
-    let rows = lanes.iter().map(|l| pending_delivery(l.id, message_id, l.subscriber_id, now));
-    delivery::Entity::insert_many(rows).exec_without_returning(conn).await?;
-    let ids: Vec<i64> = lanes.iter().map(|l| l.id).collect();
-    enqueue_on_lanes(conn, &ids, 1, now).await
+    Ok(())
 }
 
 /// The lanes of `subs` for one topic, created where missing, locked for this transaction.
@@ -177,41 +222,43 @@ async fn lanes_for<C: ConnectionTrait>(conn: &C, topic_id: i64, subs: &[subscrip
 /// publishers of different topics.
 async fn ensure_lanes<C: ConnectionTrait>(conn: &C, topic_id: i64, subs: &[subscription::Model], now: i64) -> AppResult<()> {
     use sea_orm::sea_query::OnConflict;
-    let sub_ids: Vec<i64> = subs.iter().map(|s| s.id).collect();
-    let have: HashSet<i64> = lane::Entity::find()
-        .select_only()
-        .column(lane::Column::SubscriptionId)
-        .filter(lane::Column::TopicId.eq(topic_id))
-        .filter(lane::Column::SubscriptionId.is_in(sub_ids))
-        .into_tuple::<i64>()
-        .all(conn)
-        .await?
-        .into_iter()
-        .collect();
-    let missing: Vec<lane::ActiveModel> = subs
-        .iter()
-        .filter(|s| !have.contains(&s.id))
-        .map(|s| lane::ActiveModel {
-            subscription_id: Set(s.id),
-            subscriber_id: Set(s.subscriber_id),
-            topic_id: Set(topic_id),
-            pending: Set(0),
-            next_due_at: Set(None),
-            active: Set(s.state == STATE_ACTIVE),
-            blocked: Set(false),
-            lease_version: Set(0),
-            created_at: Set(now),
-            ..Default::default()
-        })
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
+    for subs in subs.chunks(CHUNK) {
+        let sub_ids: Vec<i64> = subs.iter().map(|s| s.id).collect();
+        let have: HashSet<i64> = lane::Entity::find()
+            .select_only()
+            .column(lane::Column::SubscriptionId)
+            .filter(lane::Column::TopicId.eq(topic_id))
+            .filter(lane::Column::SubscriptionId.is_in(sub_ids))
+            .into_tuple::<i64>()
+            .all(conn)
+            .await?
+            .into_iter()
+            .collect();
+        let missing: Vec<lane::ActiveModel> = subs
+            .iter()
+            .filter(|s| !have.contains(&s.id))
+            .map(|s| lane::ActiveModel {
+                subscription_id: Set(s.id),
+                subscriber_id: Set(s.subscriber_id),
+                topic_id: Set(topic_id),
+                pending: Set(0),
+                next_due_at: Set(None),
+                active: Set(s.state == STATE_ACTIVE),
+                blocked: Set(false),
+                lease_version: Set(0),
+                created_at: Set(now),
+                ..Default::default()
+            })
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        // A lane created meanwhile by someone else is left as it is (a no-op update).
+        let keep = OnConflict::columns([lane::Column::SubscriptionId, lane::Column::TopicId])
+            .update_column(lane::Column::SubscriptionId)
+            .to_owned();
+        lane::Entity::insert_many(missing).on_conflict(keep).exec_without_returning(conn).await?;
     }
-    // A lane created meanwhile by someone else is left as it is (a no-op update).
-    let keep = OnConflict::columns([lane::Column::SubscriptionId, lane::Column::TopicId])
-        .update_column(lane::Column::SubscriptionId)
-        .to_owned();
-    lane::Entity::insert_many(missing).on_conflict(keep).exec_without_returning(conn).await?;
     Ok(())
 }
 
@@ -282,8 +329,9 @@ async fn insert_topic<C: ConnectionTrait>(conn: &C, name: &TopicName, descriptio
     }
 }
 
-#[tracing::instrument(skip(db))]
-pub async fn create_topic(db: &Db, name: &str, description: &str, members_may_publish: bool) -> AppResult<topic::Model> {
+#[tracing::instrument(skip(db, caller))]
+pub async fn create_topic(db: &Db, caller: &Caller, name: &str, description: &str, members_may_publish: bool) -> AppResult<topic::Model> {
+    caller.require_admin()?;
     insert_topic(&db.conn, &TopicName::parse(name)?, description, members_may_publish).await
 }
 
@@ -294,7 +342,12 @@ pub async fn seed_internal_topics(db: &Db) -> AppResult<()> {
     Ok(())
 }
 
-pub async fn find_topic(db: &Db, name: &str) -> AppResult<topic::Model> {
+/// One topic (any signed-in member may look).
+pub async fn topic_for(db: &Db, _caller: &Caller, name: &str) -> AppResult<topic::Model> {
+    find_topic(db, name).await
+}
+
+async fn find_topic(db: &Db, name: &str) -> AppResult<topic::Model> {
     let name = TopicName::parse(name).map_err(|_| AppError::not_found("topic"))?;
     topic::Entity::find()
         .filter(topic::Column::Name.eq(name.as_str()))
@@ -308,11 +361,12 @@ pub fn topic_summary(t: topic::Model) -> TopicSummary {
 }
 
 /// All topics, by name. (Topics are a short list an admin curates.)
-pub async fn list_topics(db: &Db) -> AppResult<Vec<TopicSummary>> {
+pub async fn list_topics(db: &Db, _caller: &Caller) -> AppResult<Vec<TopicSummary>> {
     Ok(topic::Entity::find().order_by_asc(topic::Column::Name).limit(1000).all(&db.conn).await?.into_iter().map(topic_summary).collect())
 }
 
-pub async fn update_topic(db: &Db, name: &str, description: Option<&str>, members_may_publish: Option<bool>) -> AppResult<topic::Model> {
+pub async fn update_topic(db: &Db, caller: &Caller, name: &str, description: Option<&str>, members_may_publish: Option<bool>) -> AppResult<topic::Model> {
+    caller.require_admin()?;
     let t = find_topic(db, name).await?;
     if description.is_some_and(|d| d.chars().count() > 500) {
         return Err(AppError::invalid("description", "description must be at most 500 characters"));
@@ -328,7 +382,8 @@ pub async fn update_topic(db: &Db, name: &str, description: Option<&str>, member
 }
 
 /// Deletes a topic that never carried a message (history stays intact).
-pub async fn delete_topic(db: &Db, name: &str) -> AppResult<()> {
+pub async fn delete_topic(db: &Db, caller: &Caller, name: &str) -> AppResult<()> {
+    caller.require_admin()?;
     let t = find_topic(db, name).await?;
     if t.last_seq > 0 {
         return Err(AppError::conflict("topic_has_messages", "a topic that carried messages cannot be deleted"));
@@ -348,24 +403,36 @@ fn check_name(name: &str) -> AppResult<String> {
     Ok(name.to_owned())
 }
 
-/// Creates a subscriber; returns it with its signing secret (shown to the caller once).
-#[tracing::instrument(skip(db, policy))]
-pub async fn create_subscriber(db: &Db, policy: &TargetPolicy, name: &str, url: &str) -> AppResult<subscriber::Model> {
+/// What a sealed signing secret is bound to (see `platform::crypto`).
+const SECRET_CONTEXT: &str = "broker_subscribers.secret";
+
+/// Creates a subscriber; returns it with its signing secret in clear (shown to the caller
+/// once; the database keeps it sealed).
+#[tracing::instrument(skip(db, sealer, caller, policy))]
+pub async fn create_subscriber(db: &Db, sealer: &SecretBox, caller: &Caller, policy: &TargetPolicy, name: &str, url: &str) -> AppResult<(subscriber::Model, String)> {
+    caller.require_admin()?;
     let name = check_name(name)?;
     let url = policy.check_url(url, "url")?;
+    let secret = generate_secret();
     let row = subscriber::ActiveModel {
         name: Set(name),
         url: Set(url.to_string()),
-        secret: Set(generate_secret()),
+        secret: Set(sealer.seal(SECRET_CONTEXT, &secret)),
         previous_secret: Set(None),
         previous_secret_until: Set(None),
         created_at: Set(now_ms()),
         ..Default::default()
     };
-    Ok(subscriber::Entity::insert(row).exec_with_returning(&db.conn).await?)
+    Ok((subscriber::Entity::insert(row).exec_with_returning(&db.conn).await?, secret))
 }
 
-pub async fn find_subscriber(db: &Db, id: i64) -> AppResult<subscriber::Model> {
+/// One subscriber, for admins.
+pub async fn subscriber(db: &Db, caller: &Caller, id: i64) -> AppResult<subscriber::Model> {
+    caller.require_admin()?;
+    find_subscriber(db, id).await
+}
+
+async fn find_subscriber(db: &Db, id: i64) -> AppResult<subscriber::Model> {
     subscriber::Entity::find_by_id(id).one(&db.conn).await?.ok_or_else(|| AppError::not_found("subscriber"))
 }
 
@@ -373,12 +440,13 @@ pub fn subscriber_summary(s: &subscriber::Model) -> SubscriberSummary {
     SubscriberSummary { id: s.id, name: s.name.clone(), url: s.url.clone(), created_at: s.created_at }
 }
 
-pub async fn list_subscribers(db: &Db) -> AppResult<Vec<subscriber::Model>> {
+pub async fn list_subscribers(db: &Db, caller: &Caller) -> AppResult<Vec<subscriber::Model>> {
+    caller.require_admin()?;
     Ok(subscriber::Entity::find().order_by_asc(subscriber::Column::Id).limit(1000).all(&db.conn).await?)
 }
 
-pub async fn update_subscriber(db: &Db, policy: &TargetPolicy, id: i64, name: Option<&str>, url: Option<&str>) -> AppResult<subscriber::Model> {
-    let mut row: subscriber::ActiveModel = find_subscriber(db, id).await?.into();
+pub async fn update_subscriber(db: &Db, caller: &Caller, policy: &TargetPolicy, id: i64, name: Option<&str>, url: Option<&str>) -> AppResult<subscriber::Model> {
+    let mut row: subscriber::ActiveModel = subscriber(db, caller, id).await?.into();
     if let Some(n) = name {
         row.name = Set(check_name(n)?);
     }
@@ -388,21 +456,88 @@ pub async fn update_subscriber(db: &Db, policy: &TargetPolicy, id: i64, name: Op
     Ok(subscriber::Entity::update(row).exec(&db.conn).await?)
 }
 
-/// Deletes a subscriber with its subscriptions, lanes and delivery log.
-pub async fn delete_subscriber(db: &Db, id: i64) -> AppResult<()> {
-    find_subscriber(db, id).await?;
-    let txn = db.write_txn().await?;
-    let deliveries: Vec<i64> = delivery::Entity::find()
-        .select_only()
-        .column(delivery::Column::Id)
-        .filter(delivery::Column::SubscriberId.eq(id))
-        .into_tuple()
-        .all(&*txn)
-        .await?;
-    for chunk in deliveries.chunks(1000) {
-        attempt::Entity::delete_many().filter(attempt::Column::DeliveryId.is_in(chunk.to_vec())).exec(&*txn).await?;
+/// A stored secret in clear. Values from before secrets were sealed are still clear
+/// text until [`seal_legacy_secrets`] has run.
+fn open_secret(sealer: &SecretBox, stored: &str) -> AppResult<String> {
+    if !SecretBox::is_sealed(stored) {
+        return Ok(stored.to_owned());
     }
-    delivery::Entity::delete_many().filter(delivery::Column::SubscriberId.eq(id)).exec(&*txn).await?;
+    sealer.open(SECRET_CONTEXT, stored).map_err(|e| {
+        AppError::internal_because(format!("a subscriber's signing secret cannot be opened ({e}); was SB_SECRET_KEY changed?"))
+    })
+}
+
+/// The secrets a delivery is signed with now: the current one, and the previous one
+/// during its grace period after a rotation.
+pub(super) fn signing_secrets(sealer: &SecretBox, s: &subscriber::Model, now: i64) -> AppResult<Vec<String>> {
+    let mut secrets = vec![open_secret(sealer, &s.secret)?];
+    if let (Some(prev), Some(until)) = (&s.previous_secret, s.previous_secret_until) {
+        if until > now {
+            secrets.push(open_secret(sealer, prev)?);
+        }
+    }
+    Ok(secrets)
+}
+
+/// A subscriber's signing secret as its admin sees it.
+pub struct SecretInfo {
+    pub secret: String,
+    /// Until when the previous secret also signs (after a rotation).
+    pub previous_valid_until: Option<i64>,
+}
+
+/// Reveals a subscriber's signing secret (admins).
+pub async fn reveal_secret(db: &Db, sealer: &SecretBox, caller: &Caller, id: i64) -> AppResult<SecretInfo> {
+    let s = subscriber(db, caller, id).await?;
+    Ok(SecretInfo {
+        secret: open_secret(sealer, &s.secret)?,
+        previous_valid_until: s.previous_secret_until.filter(|t| *t > now_ms()),
+    })
+}
+
+/// Seals signing secrets stored in clear by earlier versions; run at start-up. The
+/// subscriber list is short (an admin curates it), read a page at a time.
+pub async fn seal_legacy_secrets(db: &Db, sealer: &SecretBox) -> AppResult<u64> {
+    let mut sealed = 0;
+    let mut after = 0;
+    loop {
+        let page = subscriber::Entity::find().filter(subscriber::Column::Id.gt(after)).order_by_asc(subscriber::Column::Id).limit(CHUNK as u64).all(&db.conn).await?;
+        let Some(last) = page.last() else { return Ok(sealed) };
+        after = last.id;
+        for s in page.into_iter().filter(|s| !SecretBox::is_sealed(&s.secret) || s.previous_secret.as_deref().is_some_and(|p| !SecretBox::is_sealed(p))) {
+            let seal = |v: &str| if SecretBox::is_sealed(v) { v.to_owned() } else { sealer.seal(SECRET_CONTEXT, v) };
+            subscriber::Entity::update_many()
+                .col_expr(subscriber::Column::Secret, Expr::value(seal(&s.secret)))
+                .col_expr(subscriber::Column::PreviousSecret, Expr::value(s.previous_secret.as_deref().map(seal)))
+                .filter(subscriber::Column::Id.eq(s.id))
+                .filter(subscriber::Column::Secret.eq(s.secret.clone()))
+                .exec(&db.conn)
+                .await?;
+            sealed += 1;
+        }
+    }
+}
+
+/// Deletes a subscriber with its subscriptions, lanes and delivery log (a chunk of
+/// deliveries at a time, so no statement grows with the log).
+pub async fn delete_subscriber(db: &Db, caller: &Caller, id: i64) -> AppResult<()> {
+    subscriber(db, caller, id).await?;
+    let txn = db.write_txn().await?;
+    loop {
+        let deliveries: Vec<i64> = delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::Id)
+            .filter(delivery::Column::SubscriberId.eq(id))
+            .limit(CHUNK as u64)
+            .into_tuple()
+            .all(&*txn)
+            .await?;
+        if deliveries.is_empty() {
+            break;
+        }
+        attempt::Entity::delete_many().filter(attempt::Column::DeliveryId.is_in(deliveries.clone())).exec(&*txn).await?;
+        delivery::Entity::delete_many().filter(delivery::Column::Id.is_in(deliveries)).exec(&*txn).await?;
+    }
     lane::Entity::delete_many().filter(lane::Column::SubscriberId.eq(id)).exec(&*txn).await?;
     subscription::Entity::delete_many().filter(subscription::Column::SubscriberId.eq(id)).exec(&*txn).await?;
     subscriber::Entity::delete_by_id(id).exec(&*txn).await?;
@@ -411,14 +546,18 @@ pub async fn delete_subscriber(db: &Db, id: i64) -> AppResult<()> {
 }
 
 /// Issues a new secret; the previous one keeps signing for 24 h so receivers can switch.
-#[tracing::instrument(skip(db))]
-pub async fn rotate_secret(db: &Db, id: i64) -> AppResult<subscriber::Model> {
-    let current = find_subscriber(db, id).await?;
-    let mut row: subscriber::ActiveModel = current.clone().into();
-    row.previous_secret = Set(Some(current.secret));
-    row.previous_secret_until = Set(Some(now_ms() + ROTATION_GRACE_MS));
-    row.secret = Set(generate_secret());
-    Ok(subscriber::Entity::update(row).exec(&db.conn).await?)
+#[tracing::instrument(skip(db, sealer, caller))]
+pub async fn rotate_secret(db: &Db, sealer: &SecretBox, caller: &Caller, id: i64) -> AppResult<SecretInfo> {
+    let current = subscriber(db, caller, id).await?;
+    let secret = generate_secret();
+    let until = now_ms() + ROTATION_GRACE_MS;
+    let previous = sealer.seal(SECRET_CONTEXT, &open_secret(sealer, &current.secret)?);
+    let mut row: subscriber::ActiveModel = current.into();
+    row.previous_secret = Set(Some(previous));
+    row.previous_secret_until = Set(Some(until));
+    row.secret = Set(sealer.seal(SECRET_CONTEXT, &secret));
+    subscriber::Entity::update(row).exec(&db.conn).await?;
+    Ok(SecretInfo { secret, previous_valid_until: Some(until) })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -444,11 +583,11 @@ fn check_options(o: &SubscriptionOptions) -> AppResult<()> {
     Ok(())
 }
 
-#[tracing::instrument(skip(db, options))]
-pub async fn subscribe(db: &Db, subscriber_id: i64, pattern: &str, options: SubscriptionOptions, default_max_attempts: i32) -> AppResult<subscription::Model> {
+#[tracing::instrument(skip(db, caller, options))]
+pub async fn subscribe(db: &Db, caller: &Caller, subscriber_id: i64, pattern: &str, options: SubscriptionOptions, default_max_attempts: i32) -> AppResult<subscription::Model> {
+    subscriber(db, caller, subscriber_id).await?;
     let pattern = TopicPattern::parse(pattern)?;
     check_options(&options)?;
-    find_subscriber(db, subscriber_id).await?;
     let txn = db.write_txn().await?;
     let existing = subscription::Entity::find().filter(subscription::Column::SubscriberId.eq(subscriber_id)).all(&*txn).await?;
     if let Some(clash) = existing.iter().find(|s| TopicPattern::parse(&s.pattern).is_ok_and(|p| p.overlaps(&pattern))) {
@@ -478,11 +617,12 @@ pub async fn subscribe(db: &Db, subscriber_id: i64, pattern: &str, options: Subs
     Ok(created)
 }
 
-pub async fn find_subscription(db: &Db, id: i64) -> AppResult<subscription::Model> {
+async fn find_subscription(db: &Db, id: i64) -> AppResult<subscription::Model> {
     subscription::Entity::find_by_id(id).one(&db.conn).await?.ok_or_else(|| AppError::not_found("subscription"))
 }
 
-pub async fn update_subscription(db: &Db, id: i64, options: SubscriptionOptions) -> AppResult<subscription::Model> {
+pub async fn update_subscription(db: &Db, caller: &Caller, id: i64, options: SubscriptionOptions) -> AppResult<subscription::Model> {
+    caller.require_admin()?;
     check_options(&options)?;
     let mut row: subscription::ActiveModel = find_subscription(db, id).await?.into();
     if let Some(p) = options.policy {
@@ -500,8 +640,20 @@ pub async fn update_subscription(db: &Db, id: i64, options: SubscriptionOptions)
     Ok(subscription::Entity::update(row).exec(&db.conn).await?)
 }
 
+/// One subscription with its lag and blocked state (admins).
+pub async fn subscription_summary(db: &Db, caller: &Caller, id: i64) -> AppResult<SubscriptionSummary> {
+    caller.require_admin()?;
+    let sub = find_subscription(db, id).await?;
+    summaries(db, sub.subscriber_id).await?.into_iter().find(|s| s.id == id).ok_or_else(|| AppError::not_found("subscription"))
+}
+
 /// Subscriptions of a subscriber with their lag (messages waiting) and blocked state.
-pub async fn list_subscriptions(db: &Db, subscriber_id: i64) -> AppResult<Vec<SubscriptionSummary>> {
+pub async fn list_subscriptions(db: &Db, caller: &Caller, subscriber_id: i64) -> AppResult<Vec<SubscriptionSummary>> {
+    subscriber(db, caller, subscriber_id).await?;
+    summaries(db, subscriber_id).await
+}
+
+async fn summaries(db: &Db, subscriber_id: i64) -> AppResult<Vec<SubscriptionSummary>> {
     let subs = subscription::Entity::find()
         .filter(subscription::Column::SubscriberId.eq(subscriber_id))
         .order_by_asc(subscription::Column::Id)
@@ -530,8 +682,9 @@ pub async fn list_subscriptions(db: &Db, subscriber_id: i64) -> AppResult<Vec<Su
 
 /// Pauses (nothing is delivered, messages keep queueing) or resumes a subscription.
 /// Resuming also re-enables one the broker disabled after a 410.
-#[tracing::instrument(skip(db))]
-pub async fn set_paused(db: &Db, id: i64, paused: bool) -> AppResult<subscription::Model> {
+#[tracing::instrument(skip(db, caller))]
+pub async fn set_paused(db: &Db, caller: &Caller, id: i64, paused: bool) -> AppResult<subscription::Model> {
+    caller.require_admin()?;
     let sub = find_subscription(db, id).await?;
     let txn = db.write_txn().await?;
     let state = if paused { STATE_PAUSED } else { STATE_ACTIVE };
@@ -573,7 +726,8 @@ pub(super) async fn set_lanes_active<C: ConnectionTrait>(conn: &C, subscription_
 
 /// Deletes a subscription; messages already delivered stay in the subscriber's log,
 /// pending ones are dropped.
-pub async fn unsubscribe(db: &Db, id: i64) -> AppResult<()> {
+pub async fn unsubscribe(db: &Db, caller: &Caller, id: i64) -> AppResult<()> {
+    caller.require_admin()?;
     let sub = find_subscription(db, id).await?;
     let txn = db.write_txn().await?;
     let lane_ids: Vec<i64> = lane::Entity::find()
@@ -583,15 +737,17 @@ pub async fn unsubscribe(db: &Db, id: i64) -> AppResult<()> {
         .into_tuple()
         .all(&*txn)
         .await?;
-    delivery::Entity::update_many()
-        .col_expr(delivery::Column::State, Expr::value(SKIPPED))
-        .col_expr(delivery::Column::FinishedAt, Expr::value(now_ms()))
-        .col_expr(delivery::Column::LastError, Expr::value("subscription deleted"))
-        .filter(delivery::Column::LaneId.is_in(lane_ids.clone()))
-        .filter(delivery::Column::State.eq(PENDING))
-        .exec(&*txn)
-        .await?;
-    lane::Entity::delete_many().filter(lane::Column::Id.is_in(lane_ids)).exec(&*txn).await?;
+    for lanes in lane_ids.chunks(CHUNK) {
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::State, Expr::value(SKIPPED))
+            .col_expr(delivery::Column::FinishedAt, Expr::value(now_ms()))
+            .col_expr(delivery::Column::LastError, Expr::value("subscription deleted"))
+            .filter(delivery::Column::LaneId.is_in(lanes.to_vec()))
+            .filter(delivery::Column::State.eq(PENDING))
+            .exec(&*txn)
+            .await?;
+        lane::Entity::delete_many().filter(lane::Column::Id.is_in(lanes.to_vec())).exec(&*txn).await?;
+    }
     subscription::Entity::delete_by_id(sub.id).exec(&*txn).await?;
     txn.commit().await?;
     Ok(())
@@ -606,8 +762,15 @@ pub struct DeliveryQuery {
     pub limit: u64,
 }
 
+/// The live channel of a subscriber's deliveries (admins).
+pub async fn subscriber_channel(db: &Db, caller: &Caller, id: i64) -> AppResult<String> {
+    subscriber(db, caller, id).await?;
+    Ok(channel(id))
+}
+
 /// A subscriber's deliveries, newest first (by the `(subscriber_id, id)` index).
-pub async fn list_deliveries(db: &Db, subscriber_id: i64, q: DeliveryQuery) -> AppResult<Vec<DeliverySummary>> {
+pub async fn list_deliveries(db: &Db, caller: &Caller, subscriber_id: i64, q: DeliveryQuery) -> AppResult<Vec<DeliverySummary>> {
+    subscriber(db, caller, subscriber_id).await?;
     let mut find = delivery::Entity::find().filter(delivery::Column::SubscriberId.eq(subscriber_id));
     if let Some(before) = q.before {
         find = find.filter(delivery::Column::Id.lt(before));
@@ -665,11 +828,12 @@ async fn describe_deliveries(db: &Db, rows: Vec<delivery::Model>) -> AppResult<V
         .collect())
 }
 
-pub async fn find_delivery(db: &Db, id: i64) -> AppResult<delivery::Model> {
+async fn find_delivery(db: &Db, id: i64) -> AppResult<delivery::Model> {
     delivery::Entity::find_by_id(id).one(&db.conn).await?.ok_or_else(|| AppError::not_found("delivery"))
 }
 
-pub async fn list_attempts(db: &Db, delivery_id: i64) -> AppResult<Vec<AttemptSummary>> {
+pub async fn list_attempts(db: &Db, caller: &Caller, delivery_id: i64) -> AppResult<Vec<AttemptSummary>> {
+    caller.require_admin()?;
     find_delivery(db, delivery_id).await?;
     Ok(attempt::Entity::find()
         .filter(attempt::Column::DeliveryId.eq(delivery_id))
@@ -692,8 +856,9 @@ pub async fn list_attempts(db: &Db, delivery_id: i64) -> AppResult<Vec<AttemptSu
 
 /// Skips a pending delivery (typically the stuck head of a blocked lane): the lane goes
 /// on with the next message.
-#[tracing::instrument(skip(db))]
-pub async fn skip_delivery(db: &Db, id: i64) -> AppResult<()> {
+#[tracing::instrument(skip(db, caller))]
+pub async fn skip_delivery(db: &Db, caller: &Caller, id: i64) -> AppResult<()> {
+    caller.require_admin()?;
     let txn = db.write_txn().await?;
     let d = delivery::Entity::find_by_id(id).one(&*txn).await?.ok_or_else(|| AppError::not_found("delivery"))?;
     let lane = lock_lane(&*txn, d.lane_id).await?;
@@ -715,8 +880,9 @@ pub async fn skip_delivery(db: &Db, id: i64) -> AppResult<()> {
 }
 
 /// Retries a blocked head from scratch (attempt counter reset, lane unblocked).
-#[tracing::instrument(skip(db))]
-pub async fn retry_delivery(db: &Db, id: i64) -> AppResult<()> {
+#[tracing::instrument(skip(db, caller))]
+pub async fn retry_delivery(db: &Db, caller: &Caller, id: i64) -> AppResult<()> {
+    caller.require_admin()?;
     let txn = db.write_txn().await?;
     let d = delivery::Entity::find_by_id(id).one(&*txn).await?.ok_or_else(|| AppError::not_found("delivery"))?;
     if d.state != PENDING {
@@ -773,9 +939,16 @@ pub enum Replay {
 
 /// Sends messages to one subscriber again, appended behind whatever its lanes already
 /// hold (so per-lane order stays publish order of the *deliveries*). Returns how many.
-#[tracing::instrument(skip(db, what))]
-pub async fn replay(db: &Db, subscriber_id: i64, what: Replay) -> AppResult<u64> {
-    find_subscriber(db, subscriber_id).await?;
+/// Sends the message of one delivery to its subscriber again (the log's "replay").
+pub async fn replay_delivery(db: &Db, caller: &Caller, delivery_id: i64) -> AppResult<u64> {
+    caller.require_admin()?;
+    let d = find_delivery(db, delivery_id).await?;
+    replay(db, caller, d.subscriber_id, Replay::Message(d.message_id)).await
+}
+
+#[tracing::instrument(skip(db, caller, what))]
+pub async fn replay(db: &Db, caller: &Caller, subscriber_id: i64, what: Replay) -> AppResult<u64> {
+    subscriber(db, caller, subscriber_id).await?;
     let subs = subscription::Entity::find()
         .filter(subscription::Column::SubscriberId.eq(subscriber_id))
         .filter(subscription::Column::State.ne(STATE_DISABLED))
@@ -816,8 +989,10 @@ pub async fn replay(db: &Db, subscriber_id: i64, what: Replay) -> AppResult<u64>
             continue;
         };
         let lane = lanes_for(&*txn, topic_id, std::slice::from_ref(sub), now).await?.remove(0);
-        let rows = ids.iter().map(|&message_id| pending_delivery(lane.id, message_id, subscriber_id, now));
-        delivery::Entity::insert_many(rows).exec_without_returning(&*txn).await?;
+        for chunk in ids.chunks(CHUNK) {
+            let rows = chunk.iter().map(|&message_id| pending_delivery(lane.id, message_id, subscriber_id, now));
+            delivery::Entity::insert_many(rows).exec_without_returning(&*txn).await?;
+        }
         enqueue_on_lanes(&*txn, &[lane.id], ids.len() as i64, now).await?;
         total += ids.len() as u64;
     }
@@ -837,4 +1012,64 @@ async fn topics_matching<C: ConnectionTrait>(conn: &C, subs: &[subscription::Mod
         .filter(|t| TopicName::parse(&t.name).is_ok_and(|n| patterns.iter().any(|p| p.matches(&n))))
         .map(|t| t.id)
         .collect())
+}
+
+// ---------------------------------------------------------------------------------------
+// Retention
+
+/// Deletes messages older than `retention` whose every delivery has finished, with their
+/// deliveries and attempts (a periodic job): message payloads carry other capabilities'
+/// private data, kept only while needed. Walks `broker_messages` by primary key — ids
+/// grow with time, so the walk stops at the first young message — [`CHUNK`] messages per
+/// transaction; messages with a pending delivery (a blocked lane) stay. Returns how many
+/// messages were deleted.
+#[tracing::instrument(skip(db))]
+pub async fn prune(db: &Db, retention: std::time::Duration) -> AppResult<u64> {
+    use sea_orm::sea_query::Query;
+    let cutoff = now_ms() - retention.as_millis() as i64;
+    let (mut after, mut pruned) = (0i64, 0u64);
+    loop {
+        let batch: Vec<(i64, i64)> = message::Entity::find()
+            .select_only()
+            .column(message::Column::Id)
+            .column(message::Column::CreatedAt)
+            .filter(message::Column::Id.gt(after))
+            .order_by_asc(message::Column::Id)
+            .limit(CHUNK as u64)
+            .into_tuple()
+            .all(&db.conn)
+            .await?;
+        let Some(&(last, _)) = batch.last() else { return Ok(pruned) };
+        after = last;
+        let old: Vec<i64> = batch.iter().take_while(|(_, at)| *at < cutoff).map(|(id, _)| *id).collect();
+        let reached_young = old.len() < batch.len();
+        if !old.is_empty() {
+            let txn = db.write_txn().await?;
+            let busy: HashSet<i64> = delivery::Entity::find()
+                .select_only()
+                .column(delivery::Column::MessageId)
+                .filter(delivery::Column::MessageId.is_in(old.clone()))
+                .filter(delivery::Column::State.eq(PENDING))
+                .into_tuple::<i64>()
+                .all(&*txn)
+                .await?
+                .into_iter()
+                .collect();
+            let done: Vec<i64> = old.into_iter().filter(|id| !busy.contains(id)).collect();
+            if !done.is_empty() {
+                let their_deliveries = Query::select()
+                    .column(delivery::Column::Id)
+                    .from(delivery::Entity)
+                    .and_where(delivery::Column::MessageId.is_in(done.clone()))
+                    .to_owned();
+                attempt::Entity::delete_many().filter(attempt::Column::DeliveryId.in_subquery(their_deliveries)).exec(&*txn).await?;
+                delivery::Entity::delete_many().filter(delivery::Column::MessageId.is_in(done.clone())).exec(&*txn).await?;
+                pruned += message::Entity::delete_many().filter(message::Column::Id.is_in(done)).exec(&*txn).await?.rows_affected;
+            }
+            txn.commit().await?;
+        }
+        if reached_young {
+            return Ok(pruned);
+        }
+    }
 }

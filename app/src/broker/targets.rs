@@ -75,15 +75,19 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a >= 240) // reserved
 }
 
+/// Only global unicast (`2000::/3`) counts as public, less the ranges in it that are not
+/// really the public internet or that embed an IPv4 address the check would not see:
+/// that rules out at once everything outside it — `::a.b.c.d` (IPv4-compatible),
+/// `64:ff9b::/96` and `64:ff9b:1::/48` (NAT64), `fec0::/10` (site-local), unique local,
+/// link-local, multicast, loopback, the unspecified and discard addresses.
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    !(ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00 // unique local
-        || (first & 0xffc0) == 0xfe80 // link-local
-        || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
-        || first == 0x0064 && ip.segments()[1] == 0xff9b) // NAT64 (could reach private v4)
+    let [a, b, ..] = ip.segments();
+    let global_unicast = (a & 0xe000) == 0x2000;
+    global_unicast
+        && !(a == 0x2001 && b < 0x0200) // 2001::/23 IETF protocol assignments: Teredo 2001::/32 (embeds IPv4), ORCHID, benchmarking
+        && !(a == 0x2001 && b == 0x0db8) // documentation
+        && a != 0x2002 // 6to4: 2002:a.b.c.d::/48 reaches the IPv4 address it embeds
+        && !(a == 0x3fff && b < 0x1000) // documentation (3fff::/20)
 }
 
 /// The delivery target policy, built from `BROKER_ALLOWED_TARGETS`.
@@ -170,10 +174,18 @@ mod tests {
     #[test]
     fn private_addresses_are_refused_unless_allowed() {
         let none = TargetPolicy::new(&[]);
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "::",
+            "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+            // The gaps a review found: NAT64, IPv4-compatible, 6to4, site-local.
+            "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::a00:1", "::127.0.0.1", "::169.254.169.254",
+            "2002:7f00:1::", "2002:a9fe:a9fe::1", "fec0::1", "feff::1",
+            // Teredo, documentation, discard, multicast.
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:db8::1", "3fff::1", "100::1", "ff02::1",
+        ] {
             assert!(!none.allows_ip(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "1.1.1.1"] {
+        for ip in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "1.1.1.1", "2a00:1450:4007:80e::200e", "2001:4860:4860::8888"] {
             assert!(none.allows_ip(ip.parse().unwrap()), "{ip}");
         }
         let some = TargetPolicy::new(&["127.0.0.1".into(), "10.0.0.0/8".into(), "hooks.internal".into()]);

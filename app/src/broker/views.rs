@@ -148,8 +148,11 @@ fn PublishCard(topics: Vec<TopicSummary>, publish: ServerAction<PublishMessage>)
                 <ErrorAlert error/>
                 <div><button type="submit">"Publish"</button></div>
             </ActionForm>
-            {move || publish.value().get().and_then(Result::ok).map(|id| view! {
-                <p class="alert ok" data-testid="published">"Published message " {id} "."</p>
+            {move || publish.value().get().and_then(Result::ok).map(|id| match id {
+                Some(id) => view! { <p class="alert ok" data-testid="published">"Published message " {id} "."</p> }.into_any(),
+                None => view! {
+                    <p class="alert warn" data-testid="published">"No subscription matches this topic, so nothing was stored or sent."</p>
+                }.into_any(),
             })}
         </section>
     }

@@ -3,14 +3,14 @@
 //! `/api/v1`.
 
 use super::service;
-use crate::accounts::domain::Username;
-use crate::accounts::http::Caller;
-use crate::error::{AppError, AppResult, ErrorEnvelope};
+use crate::accounts::Caller;
+use crate::error::{AppResult, ErrorEnvelope};
 use crate::platform::http::ApiJson;
 use crate::platform::state::AppState;
 use crate::platform::time::to_rfc3339;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -52,7 +52,7 @@ pub struct InboxItem {
         (status = 400, description = "invalid field", body = ErrorEnvelope),
         (status = 401, body = ErrorEnvelope)))]
 async fn post_chat(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<PostChat>) -> AppResult<(StatusCode, Json<Created>)> {
-    let id = service::post_message(&state.db, &caller.viewer, &req.username, &req.text, req.timeout).await?;
+    let id = service::post_message(&state.db, &caller, &req.username, &req.text, req.timeout).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
@@ -65,29 +65,32 @@ async fn post_chat(State(state): State<AppState>, caller: Caller, ApiJson(req): 
         (status = 403, description = "neither addressed to nor sent by the caller", body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope)))]
 async fn get_chat(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Json<ChatMessage>> {
-    let (line, _) = service::find_message(&state, id).await?.ok_or_else(|| AppError::not_found("message"))?;
-    if !service::may_read_message(&caller, &line) {
-        return Err(AppError::forbidden("this message is neither addressed to nor sent by you"));
-    }
+    let (line, _) = service::open_message(&state, &caller, id).await?;
     Ok(Json(ChatMessage { username: line.username, text: line.text, expiration_date: to_rfc3339(line.expiration_date) }))
 }
 
-/// A user's unexpired messages, oldest first. Reading expires them: a second call does
-/// not return them again, and concurrent calls never return the same message twice.
+/// A user's unexpired messages, oldest first, at most 100 per call. Reading expires
+/// them: a second call does not return them again, and concurrent calls never return the
+/// same message twice. When more are waiting, the answer carries
+/// `Link: </chats/{username}>; rel="next"`: call again for the next page.
 #[utoipa::path(get, path = "/chats/{username}", tag = "chat", security(("bearer" = [])),
     params(("username" = String, Path, description = "the inbox owner")),
     responses(
-        (status = 200, body = Vec<InboxItem>),
+        (status = 200, body = Vec<InboxItem>, headers(("Link" = String, description = "present when more messages are waiting"))),
         (status = 400, body = ErrorEnvelope),
         (status = 401, body = ErrorEnvelope),
         (status = 403, description = "another member's inbox", body = ErrorEnvelope)))]
-async fn get_chats(State(state): State<AppState>, caller: Caller, Path(username): Path<String>) -> AppResult<Json<Vec<InboxItem>>> {
-    let username = Username::parse(&username)?;
-    if !service::may_read_inbox(&caller, username.as_str()) {
-        return Err(AppError::forbidden("you may read only your own inbox"));
+async fn get_chats(State(state): State<AppState>, caller: Caller, uri: axum::http::Uri, Path(username): Path<String>) -> AppResult<impl IntoResponse> {
+    let read = service::read_inbox(&state.db, &caller, &username).await?;
+    let mut headers = axum::http::HeaderMap::new();
+    if read.has_more {
+        // The same address again: each read takes the next page.
+        if let Ok(link) = format!("<{}>; rel=\"next\"", uri.path()).parse() {
+            headers.insert(axum::http::header::LINK, link);
+        }
     }
-    let read = service::read_inbox(&state.db, &username).await?;
-    Ok(Json(read.into_iter().map(|m| InboxItem { id: m.id, text: m.text }).collect()))
+    let items: Vec<InboxItem> = read.messages.into_iter().map(|m| InboxItem { id: m.id, text: m.text }).collect();
+    Ok((headers, Json(items)))
 }
 
 /// Mounted twice: at the root and under `/api/v1`.
@@ -100,9 +103,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/me/chat/events", tag = "chat", security(("bearer" = [])),
     responses((status = 200, description = "text/event-stream of inbox changes", content_type = "text/event-stream", body = crate::platform::changes::ChangeEvent),
         (status = 401, body = ErrorEnvelope)))]
-async fn inbox_events(State(state): State<AppState>, caller: Caller, headers: axum::http::HeaderMap) -> impl axum::response::IntoResponse {
-    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    crate::platform::changes::sse(state.db.clone(), state.changes.clone(), service::channel(&caller.viewer.username), last)
+async fn inbox_events(State(state): State<AppState>, caller: Caller, headers: axum::http::HeaderMap) -> AppResult<impl IntoResponse> {
+    let channel = service::inbox_channel(&caller, caller.username())?;
+    Ok(crate::platform::changes::sse(state.db.clone(), state.changes.clone(), channel, crate::platform::changes::last_event_id(&headers)))
 }
 
 /// Routes only under `/api/v1`.

@@ -30,14 +30,21 @@ pub struct InboxState {
     pub waiting: Vec<Waiting>,
 }
 
+/// One read of the caller's inbox.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InboxPage {
+    pub messages: Vec<MessageView>,
+    /// More messages are waiting: read again for the next page.
+    pub has_more: bool,
+}
+
 #[server(prefix = "/_fn", endpoint = "chat_inbox")]
 pub async fn load_inbox() -> Result<InboxState, AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
-    let me = crate::accounts::domain::Username::parse(&caller.viewer.username)?;
     Ok(InboxState {
-        waiting: service::waiting(&state.db, &me).await?,
-        me: me.to_string(),
+        waiting: service::waiting(&state.db, &caller, caller.username()).await?,
+        me: caller.username().to_owned(),
         now: crate::platform::time::now_ms(),
     })
 }
@@ -50,20 +57,20 @@ pub async fn send_message(to: String, text: String, timeout: Option<String>) -> 
         None => None,
         Some(t) => Some(t.parse::<i64>().map_err(|_| AppError::invalid("timeout", "timeout must be a whole number of seconds"))?),
     };
-    service::post_message(&state.db, &caller.viewer, &to, &text, timeout).await.map_err(|e| match e.field.as_deref() {
+    service::post_message(&state.db, &caller, &to, &text, timeout).await.map_err(|e| match e.field.as_deref() {
         Some("username") => e.on_field("to"),
         _ => e,
     })
 }
 
-/// Reads (and so expires) everything waiting in the caller's inbox.
+/// Reads (and so expires) what waits in the caller's inbox, a page at a time.
 #[server(prefix = "/_fn", endpoint = "chat_read")]
-pub async fn read_my_inbox() -> Result<Vec<MessageView>, AppError> {
+pub async fn read_my_inbox() -> Result<InboxPage, AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
-    let me = crate::accounts::domain::Username::parse(&caller.viewer.username)?;
-    Ok(service::read_inbox(&state.db, &me)
-        .await?
+    let read = service::read_inbox(&state.db, &caller, caller.username()).await?;
+    let messages = read
+        .messages
         .into_iter()
         .map(|m| MessageView {
             id: m.id,
@@ -75,17 +82,15 @@ pub async fn read_my_inbox() -> Result<Vec<MessageView>, AppError> {
             storage: "hot".into(),
             expired: true,
         })
-        .collect())
+        .collect();
+    Ok(InboxPage { messages, has_more: read.has_more })
 }
 
 #[server(prefix = "/_fn", endpoint = "chat_open")]
 pub async fn open_message(id: i64) -> Result<MessageView, AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
-    let (line, storage) = service::find_message(&state, id).await?.ok_or_else(|| AppError::not_found("message"))?;
-    if !service::may_read_message(&caller, &line) {
-        return Err(AppError::forbidden("this message is neither addressed to nor sent by you"));
-    }
+    let (line, storage) = service::open_message(&state, &caller, id).await?;
     Ok(MessageView {
         id: line.id,
         username: line.username,

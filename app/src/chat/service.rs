@@ -4,7 +4,7 @@
 use super::cold::{self, ColdLine};
 use super::domain::*;
 use super::store::{archived, batch, message};
-use crate::accounts::domain::{Username, Viewer};
+use crate::accounts::domain::{Caller, Username};
 use crate::error::{AppError, AppResult};
 use crate::platform::changes;
 use crate::platform::db::{for_update, is_unique_violation, Db};
@@ -18,9 +18,18 @@ pub fn channel(username: &str) -> String {
     format!("chat/{username}/")
 }
 
+/// Most messages one inbox read returns (and so expires); the rest stay unexpired for
+/// the next read. Part of the contract: a read is one bounded statement whatever was
+/// posted to the inbox.
+pub const INBOX_PAGE: u64 = 100;
+/// Most rows or ids one archiving statement carries (SQLite binds at most 32,766 values).
+const STATEMENT_CHUNK: usize = 1000;
+
 /// Posts a message to `recipient`'s inbox; returns its id. Publishes `chat:message`.
-#[tracing::instrument(skip(db, text), fields(sender = %sender.username))]
-pub async fn post_message(db: &Db, sender: &Viewer, recipient: &str, text: &str, timeout: Option<i64>) -> AppResult<i64> {
+/// Any signed-in caller may leave a message for anyone.
+#[tracing::instrument(skip(db, text, sender), fields(sender = %sender.username()))]
+pub async fn post_message(db: &Db, sender: &Caller, recipient: &str, text: &str, timeout: Option<i64>) -> AppResult<i64> {
+    let sender = &sender.viewer;
     let recipient = Username::parse(recipient)?;
     let text = parse_text(text)?;
     let timeout = parse_timeout(timeout)?;
@@ -50,19 +59,44 @@ pub async fn post_message(db: &Db, sender: &Viewer, recipient: &str, text: &str,
     .await
 }
 
-/// Returns the unexpired messages of `username`, oldest first, and expires them (their
-/// expiration becomes now) in the same transaction. Rows are locked while read, so two
-/// concurrent reads never return the same message.
-#[tracing::instrument(skip(db))]
-pub async fn read_inbox(db: &Db, username: &Username) -> AppResult<Vec<message::Model>> {
+/// What one inbox read returned.
+pub struct InboxRead {
+    /// At most [`INBOX_PAGE`] messages, oldest first, now expired.
+    pub messages: Vec<message::Model>,
+    /// More unexpired messages are waiting for the next read.
+    pub has_more: bool,
+}
+
+/// Whether `caller` may read `username`'s inbox: their own, or any as an admin.
+fn may_read_inbox(caller: &Caller, username: &Username) -> bool {
+    caller.username() == username.as_str() || caller.is_admin()
+}
+
+fn parse_inbox(caller: &Caller, username: &str) -> AppResult<Username> {
+    let username = Username::parse(username)?;
+    if !may_read_inbox(caller, &username) {
+        return Err(AppError::forbidden("you may read only your own inbox"));
+    }
+    Ok(username)
+}
+
+/// Returns up to [`INBOX_PAGE`] unexpired messages of `username`, oldest first, and
+/// expires them (their expiration becomes now) in the same transaction. Rows are locked
+/// while read, so two concurrent reads never return the same message.
+#[tracing::instrument(skip(db, caller), fields(caller = %caller.username()))]
+pub async fn read_inbox(db: &Db, caller: &Caller, username: &str) -> AppResult<InboxRead> {
+    let username = parse_inbox(caller, username)?;
     db.retrying(|| async {
         let txn = db.write_txn().await?;
         let now = now_ms();
         let unexpired = message::Entity::find()
             .filter(message::Column::Username.eq(username.as_str()))
             .filter(message::Column::ExpirationDate.gt(now))
-            .order_by_asc(message::Column::Id);
+            .order_by_asc(message::Column::Id)
+            .limit(INBOX_PAGE + 1);
         let mut rows = for_update(unexpired, db.backend()).all(&*txn).await?;
+        let has_more = rows.len() as u64 > INBOX_PAGE;
+        rows.truncate(INBOX_PAGE as usize);
         if !rows.is_empty() {
             let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();
             message::Entity::update_many()
@@ -74,13 +108,14 @@ pub async fn read_inbox(db: &Db, username: &Username) -> AppResult<Vec<message::
             rows.iter_mut().for_each(|m| m.expiration_date = now);
         }
         txn.commit().await?;
-        Ok(rows)
+        Ok(InboxRead { messages: rows, has_more })
     })
     .await
 }
 
 /// Unexpired messages waiting for `username`, without reading (expiring) them.
-pub async fn waiting(db: &Db, username: &Username) -> AppResult<Vec<Waiting>> {
+pub async fn waiting(db: &Db, caller: &Caller, username: &str) -> AppResult<Vec<Waiting>> {
+    let username = parse_inbox(caller, username)?;
     Ok(message::Entity::find()
         .filter(message::Column::Username.eq(username.as_str()))
         .filter(message::Column::ExpirationDate.gt(now_ms()))
@@ -100,9 +135,27 @@ pub enum Storage {
     Archived,
 }
 
+/// The live-page channel of `username`'s inbox, for a caller who may read it.
+pub fn inbox_channel(caller: &Caller, username: &str) -> AppResult<String> {
+    Ok(channel(parse_inbox(caller, username)?.as_str()))
+}
+
+/// A message by id, expired or not, wherever it lives — if `caller` may read it: it is
+/// addressed to or sent by them, or they are an admin (404 when there is none, 403 when
+/// it is someone else's).
+#[tracing::instrument(skip(state, caller), fields(caller = %caller.username()))]
+pub async fn open_message(state: &AppState, caller: &Caller, id: i64) -> AppResult<(ColdLine, Storage)> {
+    let (line, storage) = find_message(state, id).await?.ok_or_else(|| AppError::not_found("message"))?;
+    let mine = line.username == caller.username() || line.sender_id == Some(caller.id());
+    if !mine && !caller.is_admin() {
+        return Err(AppError::forbidden("this message is neither addressed to nor sent by you"));
+    }
+    Ok((line, storage))
+}
+
 /// A message by id, expired or not, from the hot table or cold storage.
 #[tracing::instrument(skip(state))]
-pub async fn find_message(state: &AppState, id: i64) -> AppResult<Option<(ColdLine, Storage)>> {
+async fn find_message(state: &AppState, id: i64) -> AppResult<Option<(ColdLine, Storage)>> {
     if let Some(m) = message::Entity::find_by_id(id).one(&state.db.conn).await? {
         return Ok(Some((ColdLine::from(&m), Storage::Hot)));
     }
@@ -194,17 +247,24 @@ async fn commit_batch(db: &Db, key: &str, rows: &[message::Model], now: i64) -> 
         line: Set(line as i32),
         archived_at: Set(now),
     });
+    // In chunks: a batch may hold up to 100,000 messages, more than one statement may bind.
+    let index: Vec<archived::ActiveModel> = index.collect();
     let written = async {
         batch::Entity::insert(batch_row).exec_without_returning(&*txn).await?;
-        archived::Entity::insert_many(index).exec_without_returning(&*txn).await?;
+        for chunk in index.chunks(STATEMENT_CHUNK) {
+            archived::Entity::insert_many(chunk.to_vec()).exec_without_returning(&*txn).await?;
+        }
         Ok::<_, sea_orm::DbErr>(())
     };
     if let Err(e) = written.await {
         return Err(if is_unique_violation(&e) { AppError::conflict("archive_race", "already archived") } else { e.into() });
     }
-    let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();
-    let deleted = message::Entity::delete_many().filter(message::Column::Id.is_in(ids)).exec(&*txn).await?;
-    if deleted.rows_affected != rows.len() as u64 {
+    let mut deleted = 0;
+    for chunk in rows.chunks(STATEMENT_CHUNK) {
+        let ids: Vec<i64> = chunk.iter().map(|m| m.id).collect();
+        deleted += message::Entity::delete_many().filter(message::Column::Id.is_in(ids)).exec(&*txn).await?.rows_affected;
+    }
+    if deleted != rows.len() as u64 {
         // Someone else archived (and deleted) some of them first: keep theirs.
         return Err(AppError::conflict("archive_race", "already archived"));
     }
@@ -239,15 +299,4 @@ pub async fn purge_cold(state: &AppState, retention: std::time::Duration) -> App
             purged += b.messages as u64;
         }
     }
-}
-
-/// Whether `caller` may read messages of `username` (their own inbox, or an admin or a
-/// token with the `chat:read` scope).
-pub fn may_read_inbox(caller: &crate::accounts::http::Caller, username: &str) -> bool {
-    caller.viewer.username == username || caller.has_scope("chat:read")
-}
-
-/// Whether `caller` may read one message: addressed to or sent by them, or by scope.
-pub fn may_read_message(caller: &crate::accounts::http::Caller, line: &ColdLine) -> bool {
-    line.username == caller.viewer.username || line.sender_id == Some(caller.viewer.id) || caller.has_scope("chat:read")
 }

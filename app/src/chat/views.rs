@@ -107,10 +107,10 @@ fn Waiting(state: InboxState, read: ServerAction<ReadMyInbox>) -> impl IntoView 
                 <button type="submit" disabled=count == 0>{format!("Read {count} message(s)")}</button>
             </ActionForm>
             <ErrorAlert error=read_error/>
-            {move || read.value().get().and_then(Result::ok).map(|messages| view! {
+            {move || read.value().get().and_then(Result::ok).map(|page| view! {
                 <h3>"Just read (now expired)"</h3>
                 <ul class="messages read" data-testid="read">
-                    {messages.into_iter().map(|m| view! {
+                    {page.messages.into_iter().map(|m| view! {
                         <li>
                             <span class="who">{m.sender.unwrap_or_default()}</span>
                             <p class="text">{m.text}</p>
@@ -118,6 +118,9 @@ fn Waiting(state: InboxState, read: ServerAction<ReadMyInbox>) -> impl IntoView 
                         </li>
                     }).collect_view()}
                 </ul>
+                {page.has_more.then(|| view! {
+                    <p class="hint" data-testid="more-waiting">"More messages are waiting: read again for the next ones."</p>
+                })}
             })}
         </section>
     }

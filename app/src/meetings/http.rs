@@ -2,7 +2,7 @@
 
 use super::domain::{MeetingFilter, MeetingView};
 use super::service::{self, Intake};
-use crate::accounts::http::Caller;
+use crate::accounts::Caller;
 use crate::error::{AppError, AppResult, ErrorEnvelope};
 use crate::platform::http::ApiQuery;
 use crate::platform::state::AppState;
@@ -67,17 +67,17 @@ fn check_intake_rate(state: &AppState, headers: &HeaderMap, peer: Option<std::ne
 /// Meetings by start time, filtered.
 #[utoipa::path(get, path = "/meetings", tag = "meetings", security(("bearer" = [])), params(MeetingFilter),
     responses((status = 200, body = Vec<MeetingView>), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
-async fn list_meetings(State(state): State<AppState>, _caller: Caller, ApiQuery(filter): ApiQuery<MeetingFilter>) -> AppResult<Json<Vec<MeetingView>>> {
-    Ok(Json(service::list(&state.db, &filter).await?))
+async fn list_meetings(State(state): State<AppState>, caller: Caller, ApiQuery(filter): ApiQuery<MeetingFilter>) -> AppResult<Json<Vec<MeetingView>>> {
+    Ok(Json(service::list(&state.db, &caller, &filter).await?))
 }
 
 /// Changes to meetings (Server-Sent Events; resumable with Last-Event-ID).
 #[utoipa::path(get, path = "/meetings/events", tag = "meetings", security(("bearer" = [])),
     responses((status = 200, description = "text/event-stream of meeting changes", content_type = "text/event-stream", body = crate::platform::changes::ChangeEvent),
         (status = 401, body = ErrorEnvelope)))]
-async fn meeting_events(State(state): State<AppState>, _caller: Caller, headers: HeaderMap) -> impl IntoResponse {
-    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    crate::platform::changes::sse(state.db.clone(), state.changes.clone(), service::CHANNEL.into(), last)
+async fn meeting_events(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> impl IntoResponse {
+    let last = crate::platform::changes::last_event_id(&headers);
+    crate::platform::changes::sse(state.db.clone(), state.changes.clone(), service::events_channel(&caller), last)
 }
 
 pub fn api_routes() -> OpenApiRouter<AppState> {

@@ -36,8 +36,8 @@ pub async fn load_meetings(
     from: Option<String>,
     to: Option<String>,
 ) -> Result<MeetingsData, AppError> {
-    crate::accounts::require_caller().await?;
+    let caller = crate::accounts::require_caller().await?;
     let filter = MeetingFilter { status, host, from, to, limit: None };
     let state = crate::platform::state::AppState::from_context()?;
-    Ok(MeetingsData { now: crate::platform::time::now_ms(), meetings: service::list(&state.db, &filter).await? })
+    Ok(MeetingsData { now: crate::platform::time::now_ms(), meetings: service::list(&state.db, &caller, &filter).await? })
 }

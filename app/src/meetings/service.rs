@@ -37,6 +37,11 @@ pub enum Intake {
 /// Verifies, parses and stores a delivery, then folds it. Answers only once the raw body
 /// is durable — in the database, or in the object store when the database is down.
 #[tracing::instrument(skip_all, fields(event))]
+/// The live channel of the meetings list: every signed-in member follows it.
+pub fn events_channel(_caller: &crate::accounts::Caller) -> String {
+    CHANNEL.to_owned()
+}
+
 pub async fn intake(state: &AppState, signature: Option<&str>, body: Bytes) -> AppResult<Intake> {
     let key = state
         .settings
@@ -306,7 +311,7 @@ fn parse_bound(field: &str, raw: Option<&str>) -> AppResult<Option<i64>> {
 
 /// Meetings matching the filter, by start time, each with its reschedule links resolved.
 #[tracing::instrument(skip(db))]
-pub async fn list(db: &Db, filter: &MeetingFilter) -> AppResult<Vec<MeetingView>> {
+pub async fn list(db: &Db, _caller: &crate::accounts::Caller, filter: &MeetingFilter) -> AppResult<Vec<MeetingView>> {
     let from = parse_bound("from", filter.from.as_deref())?;
     let to = parse_bound("to", filter.to.as_deref())?;
     let mut q = meeting::Entity::find();

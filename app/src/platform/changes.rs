@@ -77,11 +77,13 @@ pub async fn record<C: ConnectionTrait>(conn: &C, channel: &str, payload: &impl 
     Ok(())
 }
 
-/// Changes after `after_id` on channels starting with `prefix`, oldest first.
-pub async fn since(db: &Db, prefix: &str, after_id: i64, limit: u64) -> Result<Vec<Change>, DbErr> {
+/// Changes after `after_id` on `channel`, oldest first, by the `(channel, id)` index.
+/// The channel matches exactly: a prefix match (`LIKE 'chat/a_c/%'`) would let `_` in a
+/// username match other users' channels.
+pub async fn since(db: &Db, channel: &str, after_id: i64, limit: u64) -> Result<Vec<Change>, DbErr> {
     Ok(ChangeRow::find()
+        .filter(Column::Channel.eq(channel))
         .filter(Column::Id.gt(after_id))
-        .filter(Column::Channel.starts_with(prefix))
         .order_by_asc(Column::Id)
         .limit(limit)
         .all(&db.conn)
@@ -214,24 +216,29 @@ pub struct ChangeEvent {
     data: String,
 }
 
-/// An SSE response carrying the changes on channels starting with `prefix`: first the
+/// The `Last-Event-ID` a reconnecting browser sends, if any.
+pub fn last_event_id(headers: &axum::http::HeaderMap) -> Option<i64> {
+    headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
+}
+
+/// An SSE response carrying the changes on `channel`: first the
 /// ones after `last_event_id` from the table, then live ones from the hub. Each event is
 /// named [`EVENT`], carries the change's JSON payload, and has the change id as its `id`,
 /// so the browser's automatic reconnect (Last-Event-ID) resumes without gaps.
 pub fn sse(
     db: Db,
     hub: ChangeHub,
-    prefix: String,
+    channel: String,
     last_event_id: Option<i64>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = change_stream(db, hub, prefix, last_event_id);
+    let stream = change_stream(db, hub, channel, last_event_id);
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
 fn change_stream(
     db: Db,
     hub: ChangeHub,
-    prefix: String,
+    channel: String,
     last_event_id: Option<i64>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     // Subscribe before reading the backlog so nothing falls between the two.
@@ -239,16 +246,16 @@ fn change_stream(
     let closing = hub.closing.subscribe();
     let start = last_event_id.unwrap_or_else(|| hub.horizon());
     futures::stream::unfold(
-        (db, rx, closing, prefix, start, std::collections::VecDeque::<Change>::new(), true),
-        |(db, mut rx, mut closing, prefix, mut last, mut pending, mut catch_up)| async move {
+        (db, rx, closing, channel, start, std::collections::VecDeque::<Change>::new(), true),
+        |(db, mut rx, mut closing, channel, mut last, mut pending, mut catch_up)| async move {
             loop {
                 if let Some(change) = pending.pop_front() {
                     last = change.id;
                     let event = Event::default().id(change.id.to_string()).event(EVENT).data(change.payload);
-                    return Some((Ok(event), (db, rx, closing, prefix, last, pending, catch_up)));
+                    return Some((Ok(event), (db, rx, closing, channel, last, pending, catch_up)));
                 }
                 if catch_up {
-                    match since(&db, &prefix, last, BATCH).await {
+                    match since(&db, &channel, last, BATCH).await {
                         Ok(rows) => {
                             catch_up = rows.len() as u64 == BATCH;
                             pending.extend(rows);
@@ -265,7 +272,7 @@ fn change_stream(
                     _ = closing.wait_for(|closed| *closed) => return None,
                 };
                 match received {
-                    Ok(change) if change.id > last && change.channel.starts_with(&prefix) => {
+                    Ok(change) if change.id > last && change.channel == channel => {
                         pending.push_back((*change).clone());
                     }
                     Ok(_) => {}

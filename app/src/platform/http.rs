@@ -147,8 +147,19 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; \
     form-action 'self'; frame-ancestors 'none'";
 
+/// HSTS for an app served over https: browsers then never try plain http again (for two
+/// years), so a network attacker cannot strip TLS from a later visit.
+pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=63072000; includeSubDomains";
+
+/// Which security headers every response gets.
+#[derive(Clone, Copy, Debug)]
+pub struct HeaderPolicy {
+    /// Send `Strict-Transport-Security` (the public URL is https).
+    pub hsts: bool,
+}
+
 /// Security headers on every response (a handler may set a stricter one of its own).
-pub async fn security_headers(req: Request, next: Next) -> Response {
+pub async fn security_headers(axum::extract::State(policy): axum::extract::State<HeaderPolicy>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let headers = res.headers_mut();
     for (name, value) in [
@@ -158,6 +169,9 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         ("referrer-policy", "same-origin"),
     ] {
         headers.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    if policy.hsts {
+        headers.entry("strict-transport-security").or_insert(HeaderValue::from_static(STRICT_TRANSPORT_SECURITY));
     }
     res
 }

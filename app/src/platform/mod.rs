@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod changes;
+pub mod crypto;
 pub mod db;
 pub mod guards;
 pub mod http;

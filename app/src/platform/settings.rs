@@ -27,6 +27,9 @@ pub struct BrokerSettings {
     /// Hosts or CIDRs that may be delivered to although private, loopback or link-local
     /// (`BROKER_ALLOWED_TARGETS`, comma-separated; default none).
     pub allowed_targets: Vec<String>,
+    /// How long delivered messages and their attempt log are kept
+    /// (`BROKER_RETENTION_DAYS`, default 30).
+    pub retention: Duration,
 }
 
 /// Chat's hot/cold storage policy.
@@ -73,6 +76,38 @@ pub struct Settings {
     pub meetings: MeetingsSettings,
     pub wages: WagesSettings,
     pub http: HttpSettings,
+    pub auth: AuthSettings,
+    /// Key that seals secrets stored in the database (`SB_SECRET_KEY`: 32 bytes, base64
+    /// or hex). Unset on the embedded run: generated once into `<data>/secrets/`.
+    pub secret_key: Option<String>,
+    /// Bearer token `/metrics` requires (`SB_METRICS_TOKEN`); unset: open, as on a
+    /// private network.
+    pub metrics_token: Option<String>,
+}
+
+/// Who may try passwords how often, and who becomes the first administrator.
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    /// Log-in attempts per username and minute (`SB_LOGIN_RATE_PER_USER_PER_MIN`, 10).
+    pub login_per_user_per_min: u32,
+    /// Log-in attempts per client address and minute (`SB_LOGIN_RATE_PER_MIN`, 30).
+    pub login_per_ip_per_min: u32,
+    /// Sign-ups per client address and hour (`SB_SIGNUP_RATE_PER_HOUR`, 20).
+    pub signup_per_ip_per_hour: u32,
+    /// Password hashes computed at once (`SB_PASSWORD_HASH_CONCURRENCY`, default twice
+    /// the cores): each takes ~19 MiB, so a flood waits its turn, then gets 503.
+    pub hash_concurrency: usize,
+    /// How long a password check waits for a hashing slot before answering 503
+    /// (`SB_PASSWORD_HASH_WAIT_MS`, 5000).
+    pub hash_wait: Duration,
+    /// Whether the first account to sign up becomes the administrator
+    /// (`SB_FIRST_SIGNUP_ADMIN`; default on for the embedded run only). Elsewhere the
+    /// first administrator comes from `server create-admin` or the one-time setup token
+    /// the server logs while there is none.
+    pub first_signup_admin: bool,
+    /// Longest header read a connection gets before it is closed
+    /// (`SB_HEADER_READ_TIMEOUT_SECS`, 10): a slow client cannot hold sockets open.
+    pub header_read_timeout: Duration,
 }
 
 /// Limits that keep one client from tying up a process.
@@ -105,88 +140,114 @@ pub struct WagesSettings {
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/switchboard.db?mode=rwc";
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
-}
+/// Where settings are read from: the process environment, or a map in tests.
+struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
 
-fn flag(name: &str, default: bool) -> bool {
-    match var(name).as_deref() {
-        Some("1" | "true" | "yes" | "on") => true,
-        Some("0" | "false" | "no" | "off") => false,
-        _ => default,
+impl Vars<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
-}
 
-fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
-    var(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+    fn flag(&self, name: &str, default: bool) -> bool {
+        match self.var(name).as_deref() {
+            Some("1" | "true" | "yes" | "on") => true,
+            Some("0" | "false" | "no" | "off") => false,
+            _ => default,
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
+        self.var(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+    }
 }
 
 impl Settings {
     pub fn from_env() -> Self {
-        let database_url = var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
-        let listen = var("SB_LISTEN")
-            .or_else(|| var("LEPTOS_SITE_ADDR"))
+        Self::from_vars(&|name| std::env::var(name).ok())
+    }
+
+    /// Settings from any source of variables (tests pass a map).
+    pub fn from_vars(lookup: &dyn Fn(&str) -> Option<String>) -> Self {
+        let env = Vars(lookup);
+        let database_url = env.var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        let listen = env.var("SB_LISTEN")
+            .or_else(|| env.var("LEPTOS_SITE_ADDR"))
             .unwrap_or_else(|| "127.0.0.1:3000".into());
-        let data_dir = var("SB_DATA_DIR").unwrap_or_else(|| "data".into());
-        let store = match var("S3_BUCKET") {
+        let data_dir = env.var("SB_DATA_DIR").unwrap_or_else(|| "data".into());
+        let store = match env.var("S3_BUCKET") {
             Some(bucket) => {
-                let endpoint = var("S3_ENDPOINT");
+                let endpoint = env.var("S3_ENDPOINT");
                 StoreSettings::S3(S3Settings {
-                    path_style: flag("S3_PATH_STYLE", endpoint.is_some()),
+                    path_style: env.flag("S3_PATH_STYLE", endpoint.is_some()),
                     endpoint,
                     bucket,
-                    region: var("S3_REGION").unwrap_or_else(|| "us-east-1".into()),
-                    access_key: var("S3_ACCESS_KEY_ID").or_else(|| var("AWS_ACCESS_KEY_ID")),
-                    secret_key: var("S3_SECRET_ACCESS_KEY").or_else(|| var("AWS_SECRET_ACCESS_KEY")),
+                    region: env.var("S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+                    access_key: env.var("S3_ACCESS_KEY_ID").or_else(|| env.var("AWS_ACCESS_KEY_ID")),
+                    secret_key: env.var("S3_SECRET_ACCESS_KEY").or_else(|| env.var("AWS_SECRET_ACCESS_KEY")),
                 })
             }
-            None => StoreSettings::Folder(var("SB_OBJECT_DIR").unwrap_or_else(|| format!("{data_dir}/objects"))),
+            None => StoreSettings::Folder(env.var("SB_OBJECT_DIR").unwrap_or_else(|| format!("{data_dir}/objects"))),
         };
         let embedded = database_url.starts_with("sqlite:");
+        let public_url = env.var("SB_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}"));
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Self {
-            public_url: var("SB_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}")),
             database_url,
             listen,
             data_dir,
+            auth: AuthSettings {
+                login_per_user_per_min: env.number("SB_LOGIN_RATE_PER_USER_PER_MIN", 10).max(1),
+                login_per_ip_per_min: env.number("SB_LOGIN_RATE_PER_MIN", 30).max(1),
+                signup_per_ip_per_hour: env.number("SB_SIGNUP_RATE_PER_HOUR", 20).max(1),
+                hash_concurrency: env.number("SB_PASSWORD_HASH_CONCURRENCY", 2 * cores).max(1),
+                hash_wait: Duration::from_millis(env.number("SB_PASSWORD_HASH_WAIT_MS", 5000)),
+                first_signup_admin: env.flag("SB_FIRST_SIGNUP_ADMIN", embedded),
+                header_read_timeout: Duration::from_secs(env.number("SB_HEADER_READ_TIMEOUT_SECS", 10).max(1)),
+            },
+            secret_key: env.var("SB_SECRET_KEY"),
+            metrics_token: env.var("SB_METRICS_TOKEN"),
             store,
-            log_json: var("SB_LOG_FORMAT").as_deref() == Some("json"),
-            session_ttl: Duration::from_secs(3600 * number("SB_SESSION_TTL_HOURS", 24 * 14)),
-            cookie_secure: flag("SB_COOKIE_SECURE", false),
-            demo_data: flag("SB_DEMO_DATA", embedded),
-            job_workers: number("SB_JOB_WORKERS", 4).max(1),
-            job_poll: Duration::from_millis(number("SB_JOB_POLL_MS", 500)),
-            migrate_on_start: flag("SB_MIGRATE_ON_START", true),
+            log_json: env.var("SB_LOG_FORMAT").as_deref() == Some("json"),
+            session_ttl: Duration::from_secs(3600 * env.number("SB_SESSION_TTL_HOURS", 24 * 14)),
+            // Behind https the session cookie must never travel in clear.
+            cookie_secure: env.flag("SB_COOKIE_SECURE", public_url.starts_with("https://")),
+            public_url,
+            demo_data: env.flag("SB_DEMO_DATA", embedded),
+            job_workers: env.number("SB_JOB_WORKERS", 4).max(1),
+            job_poll: Duration::from_millis(env.number("SB_JOB_POLL_MS", 500)),
+            migrate_on_start: env.flag("SB_MIGRATE_ON_START", true),
             broker: BrokerSettings {
-                retry_base: Duration::from_millis(number("BROKER_RETRY_BASE_MS", 5_000)),
-                retry_max: Duration::from_millis(number("BROKER_RETRY_MAX_MS", 3_600_000)),
-                max_attempts: number("BROKER_MAX_ATTEMPTS", 33).max(1),
-                timeout: Duration::from_millis(number("BROKER_TIMEOUT_MS", 15_000)),
-                concurrency: number("BROKER_CONCURRENCY", 32).max(1),
-                allowed_targets: var("BROKER_ALLOWED_TARGETS")
+                retry_base: Duration::from_millis(env.number("BROKER_RETRY_BASE_MS", 5_000)),
+                retry_max: Duration::from_millis(env.number("BROKER_RETRY_MAX_MS", 3_600_000)),
+                max_attempts: env.number("BROKER_MAX_ATTEMPTS", 33).max(1),
+                timeout: Duration::from_millis(env.number("BROKER_TIMEOUT_MS", 15_000)),
+                concurrency: env.number("BROKER_CONCURRENCY", 32).max(1),
+                allowed_targets: env.var("BROKER_ALLOWED_TARGETS")
                     .map(|v| v.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect())
                     .unwrap_or_default(),
+                retention: Duration::from_secs(86_400 * env.number::<u64>("BROKER_RETENTION_DAYS", 30).max(1)),
             },
             chat: ChatSettings {
-                archive_every: Duration::from_secs(number("SB_CHAT_ARCHIVE_EVERY_SECS", 30).max(1)),
-                archive_batch: number("SB_CHAT_ARCHIVE_BATCH", 1000).clamp(1, 100_000),
-                cold_retention: Some(number::<u64>("SB_CHAT_COLD_RETENTION_DAYS", 0))
+                archive_every: Duration::from_secs(env.number("SB_CHAT_ARCHIVE_EVERY_SECS", 30).max(1)),
+                archive_batch: env.number("SB_CHAT_ARCHIVE_BATCH", 1000).clamp(1, 100_000),
+                cold_retention: Some(env.number::<u64>("SB_CHAT_COLD_RETENTION_DAYS", 0))
                     .filter(|d| *d > 0)
                     .map(|d| Duration::from_secs(d * 86_400)),
             },
             meetings: MeetingsSettings {
-                signing_key: var("CALENDLY_WEBHOOK_SIGNING_KEY"),
-                tolerance: Duration::from_secs(number("CALENDLY_TOLERANCE_SECS", 180)),
+                signing_key: env.var("CALENDLY_WEBHOOK_SIGNING_KEY"),
+                tolerance: Duration::from_secs(env.number("CALENDLY_TOLERANCE_SECS", 180)),
             },
             wages: WagesSettings {
-                oews_file: var("SB_OEWS_FILE"),
-                upload_max_bytes: number::<u64>("SB_WAGES_UPLOAD_MAX_MB", 2048).max(1) << 20,
-                import_lease: Duration::from_secs(number("SB_WAGES_IMPORT_LEASE_SECS", 60).max(1)),
+                oews_file: env.var("SB_OEWS_FILE"),
+                upload_max_bytes: env.number::<u64>("SB_WAGES_UPLOAD_MAX_MB", 2048).max(1) << 20,
+                import_lease: Duration::from_secs(env.number("SB_WAGES_IMPORT_LEASE_SECS", 60).max(1)),
             },
             http: HttpSettings {
-                max_body_bytes: number::<u64>("SB_MAX_BODY_KB", 1024).max(1) << 10,
-                request_timeout: Duration::from_secs(number("SB_REQUEST_TIMEOUT_SECS", 30).max(1)),
-                webhook_rate_per_min: number("SB_WEBHOOK_RATE_PER_MIN", 600).max(1),
-                trust_forwarded_for: flag("SB_TRUST_FORWARDED_FOR", false),
+                max_body_bytes: env.number::<u64>("SB_MAX_BODY_KB", 1024).max(1) << 10,
+                request_timeout: Duration::from_secs(env.number("SB_REQUEST_TIMEOUT_SECS", 30).max(1)),
+                webhook_rate_per_min: env.number("SB_WEBHOOK_RATE_PER_MIN", 600).max(1),
+                trust_forwarded_for: env.flag("SB_TRUST_FORWARDED_FOR", false),
             },
         }
     }
@@ -199,20 +260,42 @@ impl Settings {
     /// generated there on first run. Never done for a MySQL deployment, whose processes
     /// must share one configured key.
     pub fn with_dev_secrets(mut self) -> Self {
-        if self.meetings.signing_key.is_none() && self.is_sqlite() {
-            let path = std::path::Path::new(&self.data_dir).join("secrets").join("calendly-signing-key");
-            let key = std::fs::read_to_string(&path).ok().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty());
-            let key = key.unwrap_or_else(|| {
-                let key = super::secrets::random_token(32);
-                let written = path.parent().map(std::fs::create_dir_all).transpose().and_then(|_| std::fs::write(&path, &key));
-                if let Err(e) = written {
-                    tracing::warn!(error = %e, "could not keep the generated Calendly signing key");
-                }
-                key
-            });
-            tracing::info!(path = %path.display(), "development Calendly signing key in use (set CALENDLY_WEBHOOK_SIGNING_KEY to choose one)");
+        if !self.is_sqlite() {
+            return self;
+        }
+        if self.secret_key.is_none() {
+            self.secret_key = Some(self.dev_secret("secret-key", "SB_SECRET_KEY", super::crypto::generate_key));
+        }
+        if self.meetings.signing_key.is_none() {
+            let key = self.dev_secret("calendly-signing-key", "CALENDLY_WEBHOOK_SIGNING_KEY", || super::secrets::random_token(32));
             self.meetings.signing_key = Some(key);
         }
         self
     }
+
+    /// The development secret `<data>/secrets/<name>`, generated there on first use.
+    fn dev_secret(&self, name: &str, variable: &str, generate: impl FnOnce() -> String) -> String {
+        let path = std::path::Path::new(&self.data_dir).join("secrets").join(name);
+        let kept = std::fs::read_to_string(&path).ok().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty());
+        let key = kept.unwrap_or_else(|| {
+            let key = generate();
+            let written = path.parent().map(std::fs::create_dir_all).transpose().and_then(|_| write_private(&path, &key));
+            if let Err(e) = written {
+                tracing::warn!(error = %e, path = %path.display(), "could not keep a generated development secret");
+            }
+            key
+        });
+        tracing::info!(path = %path.display(), "development secret in use (set {variable} to choose one)");
+        key
+    }
+}
+
+/// Writes a secret readable by its owner only.
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
 }

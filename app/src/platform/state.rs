@@ -16,7 +16,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub changes: ChangeHub,
     pub leptos_options: LeptosOptions,
-    pub login_limiter: RateLimiter,
+    /// Password attempt limits and the password hashing slots.
+    pub auth: crate::accounts::service::AuthGuard,
+    /// Seals the secrets the database keeps (webhook signing secrets, feed addresses).
+    pub sealer: super::crypto::SecretBox,
     /// Webhook deliveries per client address: blunts floods of forged or replayed posts
     /// before any signature is computed.
     pub webhook_limiter: RateLimiter,

@@ -3,7 +3,7 @@
 use super::domain::{CalendarUser, EventView};
 use super::service::{self, Input};
 use super::{ical, zones};
-use crate::accounts::http::Caller;
+use crate::accounts::Caller;
 use crate::error::{AppError, AppResult, ErrorEnvelope};
 use crate::platform::http::{ApiJson, ApiQuery};
 use crate::platform::state::AppState;
@@ -58,15 +58,8 @@ async fn list_events(State(state): State<AppState>, caller: Caller, Path(usernam
         Some(t) => zones::parse_instant("to", t)?,
         None => from + 30 * 86_400_000,
     };
-    let page = service::range(&state.db, owner.id, from, to, q.cursor.as_deref(), q.limit.unwrap_or(100)).await?;
-    let busy_only = !service::sees_details(&caller, &owner);
-    let conflicts = service::conflicts_within(&page.events);
-    let events = page
-        .events
-        .iter()
-        .map(|e| service::view(e, &owner.username, busy_only, conflicts.get(&e.id).cloned().unwrap_or_default()))
-        .collect();
-    Ok(Json(EventPage { events, next_cursor: page.next_cursor }))
+    let (events, next_cursor) = service::events_for(&state.db, &caller, &owner, from, to, q.cursor.as_deref(), q.limit.unwrap_or(100)).await?;
+    Ok(Json(EventPage { events, next_cursor }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -99,9 +92,6 @@ impl EventBody {
         (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 async fn create_event(State(state): State<AppState>, caller: Caller, Path(username): Path<String>, ApiJson(body): ApiJson<EventBody>) -> AppResult<Response> {
     let owner = service::find_user(&state.db, &username).await?;
-    if !service::may_edit(&caller, owner.id) {
-        return Err(AppError::forbidden("you may add events only to your own calendar"));
-    }
     let input = body.input();
     if input.start.is_none() {
         return Err(AppError::invalid("start", "start is required"));
@@ -110,7 +100,7 @@ async fn create_event(State(state): State<AppState>, caller: Caller, Path(userna
         return Err(AppError::invalid("end", "end is required"));
     }
     let fields = service::resolve(service::new_fields(&owner), &input)?;
-    let created = service::create(&state.db, &owner, fields).await?;
+    let created = service::create(&state.db, &caller, &owner, fields).await?;
     let location = HeaderValue::from_str(&format!("/api/v1/events/{}", created.id)).map_err(|_| AppError::internal())?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(created)).into_response())
 }
@@ -119,10 +109,7 @@ async fn create_event(State(state): State<AppState>, caller: Caller, Path(userna
 #[utoipa::path(get, path = "/events/{id}", tag = "scheduler", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 200, body = EventView), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 async fn get_event(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Json<EventView>> {
-    let (e, owner) = service::find_event(&state.db, id).await?;
-    let busy_only = !service::sees_details(&caller, &owner);
-    let conflicts = service::overlapping(&state.db.conn, owner.id, e.start_at, e.end_at, Some(e.id)).await?;
-    Ok(Json(service::view(&e, &owner.username, busy_only, conflicts)))
+    Ok(Json(service::event_for(&state.db, &caller, id).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -139,12 +126,8 @@ pub struct PatchBody {
     responses((status = 200, body = EventView), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope), (status = 409, description = "stale version", body = ErrorEnvelope)))]
 async fn patch_event(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiJson(body): ApiJson<PatchBody>) -> AppResult<Json<EventView>> {
-    let (_, owner) = service::find_event(&state.db, id).await?;
-    if !service::may_edit(&caller, owner.id) {
-        return Err(AppError::forbidden("you may change only your own events"));
-    }
     let input = body.change.input();
-    Ok(Json(service::update(&state.db, id, body.version, |f| service::resolve(f, &input)).await?))
+    Ok(Json(service::update(&state.db, &caller, id, body.version, |f| service::resolve(f, &input)).await?))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -157,11 +140,7 @@ pub struct DeleteParams {
 #[utoipa::path(delete, path = "/events/{id}", tag = "scheduler", security(("bearer" = [])), params(("id" = i64, Path), DeleteParams),
     responses((status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
 async fn delete_event(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiQuery(q): ApiQuery<DeleteParams>) -> AppResult<StatusCode> {
-    let (_, owner) = service::find_event(&state.db, id).await?;
-    if !service::may_edit(&caller, owner.id) {
-        return Err(AppError::forbidden("you may delete only your own events"));
-    }
-    service::delete(&state.db, id, q.version).await?;
+    service::delete(&state.db, &caller, id, q.version).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -181,11 +160,7 @@ fn ics(body: String, filename: &str) -> Response {
     responses((status = 200, description = "text/calendar", content_type = "text/calendar", body = String),
         (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 async fn event_ics(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Response> {
-    let (e, owner) = service::find_event(&state.db, id).await?;
-    if !service::sees_details(&caller, &owner) {
-        return Err(AppError::forbidden("this calendar is not shared with you"));
-    }
-    Ok(ics(ical::calendar(&owner.display_name, &owner.time_zone, std::slice::from_ref(&e)), &format!("event-{id}.ics")))
+    Ok(ics(service::event_ics(&state.db, &caller, id).await?, &format!("event-{id}.ics")))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -194,22 +169,18 @@ pub struct FeedUrl {
     url: String,
 }
 
-fn feed_url(state: &AppState, token: &str) -> FeedUrl {
-    FeedUrl { url: format!("{}/ical/{token}.ics", state.settings.public_url.trim_end_matches('/')) }
-}
-
 /// Your secret iCal feed address (created on first call).
 #[utoipa::path(get, path = "/me/ical", tag = "scheduler", security(("bearer" = [])),
     responses((status = 200, body = FeedUrl), (status = 401, body = ErrorEnvelope)))]
 async fn my_feed(State(state): State<AppState>, caller: Caller) -> AppResult<Json<FeedUrl>> {
-    Ok(Json(feed_url(&state, &service::feed_token(&state.db, caller.viewer.id, false).await?)))
+    Ok(Json(FeedUrl { url: service::feed_url(&state, &caller, false).await? }))
 }
 
 /// Replace your feed address; the old one stops working at once.
 #[utoipa::path(post, path = "/me/ical/rotate", tag = "scheduler", security(("bearer" = [])),
     responses((status = 200, body = FeedUrl), (status = 401, body = ErrorEnvelope)))]
 async fn rotate_feed(State(state): State<AppState>, caller: Caller) -> AppResult<Json<FeedUrl>> {
-    Ok(Json(feed_url(&state, &service::feed_token(&state.db, caller.viewer.id, true).await?)))
+    Ok(Json(FeedUrl { url: service::feed_url(&state, &caller, true).await? }))
 }
 
 /// A user's calendar in iCal format, by its secret address (`/ical/<token>.ics`).

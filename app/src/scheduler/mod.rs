@@ -32,7 +32,7 @@ mod page {
     /// Builds a week or month page of `owner`'s calendar as `viewer` sees it.
     pub async fn build(
         state: &crate::platform::state::AppState,
-        caller: &crate::accounts::http::Caller,
+        caller: &crate::accounts::Caller,
         owner: Option<String>,
         view: &str,
         date: Option<&str>,
@@ -160,12 +160,6 @@ pub async fn save_event(
 ) -> Result<i64, AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
-    // No owner: the caller's own calendar (the page shows someone else's via ?user=).
-    let owner = if owner.trim().is_empty() { caller.viewer.username.clone() } else { owner };
-    let owner = service::find_user(&state.db, &owner).await?;
-    if !service::may_edit(&caller, owner.id) {
-        return Err(AppError::forbidden("you may change only your own calendar"));
-    }
     let zone = zones::parse_zone("time_zone", &caller.viewer.time_zone)?;
     let all_day = all_day.is_some();
     let (start_at, end_at) = page::local_fields(zone, &start_local, &end_local, all_day)?;
@@ -179,12 +173,16 @@ pub async fn save_event(
         f.time_zone = zone.to_string();
         Ok(f)
     };
+    // A change is judged by the stored event's owner (the service's to decide); `owner`
+    // only says whose calendar a *new* event goes on — none: the caller's own.
     match (id, version) {
-        (Some(id), Some(version)) => Ok(service::update(&state.db, id, version, fill).await?.id),
+        (Some(id), Some(version)) => Ok(service::update(&state.db, &caller, id, version, fill).await?.id),
         (Some(_), None) => Err(AppError::invalid("version", "version is required to change an event")),
         (None, _) => {
+            let owner = if owner.trim().is_empty() { caller.username().to_owned() } else { owner };
+            let owner = service::find_user(&state.db, &owner).await?;
             let fields = fill(service::new_fields(&owner))?;
-            Ok(service::create(&state.db, &owner, fields).await?.id)
+            Ok(service::create(&state.db, &caller, &owner, fields).await?.id)
         }
     }
 }
@@ -193,11 +191,7 @@ pub async fn save_event(
 pub async fn remove_event(id: i64, version: i32) -> Result<(), AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
-    let (_, owner) = service::find_event(&state.db, id).await?;
-    if !service::may_edit(&caller, owner.id) {
-        return Err(AppError::forbidden("you may delete only your own events"));
-    }
-    service::delete(&state.db, id, Some(version)).await
+    service::delete(&state.db, &caller, id, Some(version)).await
 }
 
 /// The settings page's data.
@@ -213,13 +207,12 @@ pub struct Preferences {
 pub async fn load_preferences() -> Result<Preferences, AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
-    let me = service::find_user(&state.db, &caller.viewer.username).await?;
-    let token = service::feed_token(&state.db, me.id, false).await?;
+    let me = service::find_user(&state.db, caller.username()).await?;
     Ok(Preferences {
         display_name: me.display_name,
         time_zone: me.time_zone,
         calendar_shared: me.calendar_shared,
-        feed_url: format!("{}/ical/{token}.ics", state.settings.public_url.trim_end_matches('/')),
+        feed_url: service::feed_url(&state, &caller, false).await?,
     })
 }
 
@@ -227,7 +220,7 @@ pub async fn load_preferences() -> Result<Preferences, AppError> {
 pub async fn save_preferences(display_name: String, time_zone: String, calendar_shared: Option<String>) -> Result<(), AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
-    crate::accounts::service::update_profile(&state.db, caller.viewer.id, Some(&display_name), Some(time_zone.trim()), Some(calendar_shared.is_some()))
+    crate::accounts::service::update_profile(&state.db, &caller, Some(&display_name), Some(time_zone.trim()), Some(calendar_shared.is_some()))
         .await?;
     Ok(())
 }
@@ -236,7 +229,7 @@ pub async fn save_preferences(display_name: String, time_zone: String, calendar_
 pub async fn rotate_feed() -> Result<(), AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
-    service::feed_token(&state.db, caller.viewer.id, true).await?;
+    service::feed_url(&state, &caller, true).await?;
     Ok(())
 }
 

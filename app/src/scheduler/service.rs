@@ -3,14 +3,15 @@
 //! change is published to the broker (`event:created|updated|deleted`) in its transaction.
 
 use super::domain::*;
-use super::store::{event, feed};
+use super::store::{event, feed, legacy_feed};
 use super::zones;
 use crate::accounts::domain::Username;
-use crate::accounts::http::Caller;
+use crate::accounts::Caller;
 use crate::accounts::store::user;
 use crate::error::{AppError, AppResult};
 use crate::platform::db::{for_update, Db};
-use crate::platform::secrets::random_token;
+use crate::platform::secrets::{random_token, sha256_hex};
+use crate::platform::state::AppState;
 use crate::platform::time::{now_ms, to_rfc3339};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -39,7 +40,15 @@ pub fn calendar_user(u: &user::Model) -> CalendarUser {
 
 /// Owners and admins manage a calendar.
 pub fn may_edit(caller: &Caller, owner_id: i64) -> bool {
-    caller.viewer.id == owner_id || caller.is_admin()
+    caller.id() == owner_id || caller.is_admin()
+}
+
+fn require_edit(caller: &Caller, owner_id: i64) -> AppResult<()> {
+    if may_edit(caller, owner_id) {
+        Ok(())
+    } else {
+        Err(AppError::forbidden("you may change only your own calendar"))
+    }
 }
 
 /// Owners, admins, and everyone when the owner shares, see events in full; others see
@@ -218,8 +227,10 @@ async fn announce<C: ConnectionTrait>(conn: &C, topic: &str, e: &event::Model, o
     Ok(())
 }
 
-#[tracing::instrument(skip(db, fields), fields(owner = %owner.username))]
-pub async fn create(db: &Db, owner: &user::Model, fields: Fields) -> AppResult<EventView> {
+/// Adds an event to `owner`'s calendar, if `caller` manages it.
+#[tracing::instrument(skip(db, caller, fields), fields(owner = %owner.username, caller = %caller.username()))]
+pub async fn create(db: &Db, caller: &Caller, owner: &user::Model, fields: Fields) -> AppResult<EventView> {
+    require_edit(caller, owner.id)?;
     validate(&fields)?;
     db.retrying(|| async {
         let txn = db.write_txn().await?;
@@ -248,21 +259,40 @@ pub async fn create(db: &Db, owner: &user::Model, fields: Fields) -> AppResult<E
     .await
 }
 
-pub async fn find_event(db: &Db, id: i64) -> AppResult<(event::Model, user::Model)> {
+async fn find_event(db: &Db, id: i64) -> AppResult<(event::Model, user::Model)> {
     let e = event::Entity::find_by_id(id).one(&db.conn).await?.ok_or_else(|| AppError::not_found("event"))?;
     let owner = user::Entity::find_by_id(e.owner_id).one(&db.conn).await?.ok_or_else(|| AppError::not_found("event"))?;
     Ok((e, owner))
 }
 
-/// Changes an event if `version` is still its version (else 409: someone changed it).
-#[tracing::instrument(skip(db, change))]
-pub async fn update(db: &Db, id: i64, version: i32, change: impl Fn(Fields) -> AppResult<Fields>) -> AppResult<EventView> {
+/// One event as `caller` may see it (only free/busy of others' unshared calendars).
+pub async fn event_for(db: &Db, caller: &Caller, id: i64) -> AppResult<EventView> {
+    let (e, owner) = find_event(db, id).await?;
+    let busy_only = !sees_details(caller, &owner);
+    let conflicts = overlapping(&db.conn, owner.id, e.start_at, e.end_at, Some(e.id)).await?;
+    Ok(view(&e, &owner.username, busy_only, conflicts))
+}
+
+/// One event as an iCalendar file, for callers who see its details.
+pub async fn event_ics(db: &Db, caller: &Caller, id: i64) -> AppResult<String> {
+    let (e, owner) = find_event(db, id).await?;
+    if !sees_details(caller, &owner) {
+        return Err(AppError::forbidden("this calendar is not shared with you"));
+    }
+    Ok(super::ical::calendar(&owner.display_name, &owner.time_zone, std::slice::from_ref(&e)))
+}
+
+/// Changes an event if `caller` manages its calendar — judged by the stored row's owner,
+/// whatever the request says — and `version` is still its version (else 409).
+#[tracing::instrument(skip(db, caller, change), fields(caller = %caller.username()))]
+pub async fn update(db: &Db, caller: &Caller, id: i64, version: i32, change: impl Fn(Fields) -> AppResult<Fields>) -> AppResult<EventView> {
     db.retrying(|| async {
         let txn = db.write_txn().await?;
         let current = for_update(event::Entity::find_by_id(id), db.backend())
             .one(&*txn)
             .await?
             .ok_or_else(|| AppError::not_found("event"))?;
+        require_edit(caller, current.owner_id)?;
         if current.version != version {
             return Err(stale(current.version));
         }
@@ -293,14 +323,17 @@ fn stale(current: i32) -> AppError {
         .on_field("version")
 }
 
-#[tracing::instrument(skip(db))]
-pub async fn delete(db: &Db, id: i64, version: Option<i32>) -> AppResult<()> {
+/// Deletes an event if `caller` manages its calendar (judged by the stored row) and, when
+/// `version` is given, it is still that version.
+#[tracing::instrument(skip(db, caller), fields(caller = %caller.username()))]
+pub async fn delete(db: &Db, caller: &Caller, id: i64, version: Option<i32>) -> AppResult<()> {
     db.retrying(|| async {
         let txn = db.write_txn().await?;
         let current = for_update(event::Entity::find_by_id(id), db.backend())
             .one(&*txn)
             .await?
             .ok_or_else(|| AppError::not_found("event"))?;
+        require_edit(caller, current.owner_id)?;
         if version.is_some_and(|v| v != current.version) {
             return Err(stale(current.version));
         }
@@ -330,10 +363,24 @@ fn encode_cursor(e: &event::Model) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}.{}", e.start_at, e.id))
 }
 
+/// A page of `owner`'s events overlapping `[from, to)` as `caller` may see them: in full
+/// for owners, admins and shared calendars, else as free/busy.
+pub async fn events_for(db: &Db, caller: &Caller, owner: &user::Model, from: i64, to: i64, cursor: Option<&str>, limit: u64) -> AppResult<(Vec<EventView>, Option<String>)> {
+    let page = range(db, owner.id, from, to, cursor, limit).await?;
+    let busy_only = !sees_details(caller, owner);
+    let conflicts = conflicts_within(&page.events);
+    let events = page
+        .events
+        .iter()
+        .map(|e| view(e, &owner.username, busy_only, conflicts.get(&e.id).cloned().unwrap_or_default()))
+        .collect();
+    Ok((events, page.next_cursor))
+}
+
 /// Served by the `(owner_id, start_at)` index: an overlapping event starts within
 /// [`MAX_EVENT_DAYS`] before `from`.
 #[tracing::instrument(skip(db))]
-pub async fn range(db: &Db, owner_id: i64, from: i64, to: i64, cursor: Option<&str>, limit: u64) -> AppResult<Page> {
+pub(super) async fn range(db: &Db, owner_id: i64, from: i64, to: i64, cursor: Option<&str>, limit: u64) -> AppResult<Page> {
     if to <= from {
         return Err(AppError::invalid("to", "to must be after from"));
     }
@@ -381,27 +428,73 @@ pub fn conflicts_within(events: &[event::Model]) -> std::collections::HashMap<i6
     out
 }
 
-/// The caller's feed token: the existing one, a new one on first call, or (rotate) a
-/// replacement that revokes the old address at once.
-pub async fn feed_token(db: &Db, user_id: i64, rotate: bool) -> AppResult<String> {
+/// What a sealed feed address is bound to (see `platform::crypto`).
+const FEED_CONTEXT: &str = "calendar_feed_tokens.token_sealed";
+
+/// The caller's secret feed address: the existing one, a new one on first call, or
+/// (rotate) a replacement that revokes the old address at once. The token is stored as
+/// its digest (what the feed is looked up by) and sealed (so its owner can see the
+/// address again): a copy of the database alone opens no calendar.
+pub async fn feed_url(state: &AppState, caller: &Caller, rotate: bool) -> AppResult<String> {
+    let token = feed_token(state, caller.id(), rotate).await?;
+    Ok(format!("{}/ical/{token}.ics", state.settings.public_url.trim_end_matches('/')))
+}
+
+async fn feed_token(state: &AppState, user_id: i64, rotate: bool) -> AppResult<String> {
+    let db = &state.db;
     if !rotate {
         if let Some(f) = feed::Entity::find_by_id(user_id).one(&db.conn).await? {
-            return Ok(f.token);
+            return state.sealer.open(FEED_CONTEXT, &f.token_sealed).map_err(AppError::internal_because);
         }
     }
     let token = random_token(24);
     let txn = db.write_txn().await?;
     feed::Entity::delete_many().filter(feed::Column::UserId.eq(user_id)).exec(&*txn).await?;
-    let row = feed::ActiveModel { user_id: Set(user_id), token: Set(token.clone()), created_at: Set(now_ms()) };
+    let row = feed::ActiveModel {
+        user_id: Set(user_id),
+        token_hash: Set(sha256_hex(&token)),
+        token_sealed: Set(state.sealer.seal(FEED_CONTEXT, &token)),
+        created_at: Set(now_ms()),
+    };
     feed::Entity::insert(row).exec_without_returning(&*txn).await?;
     txn.commit().await?;
     Ok(token)
 }
 
+/// Moves feed tokens stored in clear by earlier versions (`calendar_feeds`) into the
+/// hashed and sealed table, a batch at a time, at start-up. Their addresses keep working.
+pub async fn seal_legacy_feeds(state: &AppState) -> AppResult<u64> {
+    let mut moved = 0;
+    loop {
+        let batch = legacy_feed::Entity::find().limit(500).all(&state.db.conn).await?;
+        if batch.is_empty() {
+            return Ok(moved);
+        }
+        let txn = state.db.write_txn().await?;
+        for old in &batch {
+            // A user who has a new-style token already keeps it.
+            if feed::Entity::find_by_id(old.user_id).one(&*txn).await?.is_some() {
+                continue;
+            }
+            let row = feed::ActiveModel {
+                user_id: Set(old.user_id),
+                token_hash: Set(sha256_hex(&old.token)),
+                token_sealed: Set(state.sealer.seal(FEED_CONTEXT, &old.token)),
+                created_at: Set(old.created_at),
+            };
+            feed::Entity::insert(row).exec_without_returning(&*txn).await?;
+        }
+        let ids: Vec<i64> = batch.iter().map(|f| f.user_id).collect();
+        legacy_feed::Entity::delete_many().filter(legacy_feed::Column::UserId.is_in(ids)).exec(&*txn).await?;
+        txn.commit().await?;
+        moved += batch.len() as u64;
+    }
+}
+
 /// The calendar behind a feed token: its owner and their events from 180 days ago to two
 /// years ahead (at most 5,000).
 pub async fn feed(db: &Db, token: &str) -> AppResult<(user::Model, Vec<event::Model>)> {
-    let f = feed::Entity::find().filter(feed::Column::Token.eq(token)).one(&db.conn).await?.ok_or_else(|| AppError::not_found("calendar"))?;
+    let f = feed::Entity::find().filter(feed::Column::TokenHash.eq(sha256_hex(token))).one(&db.conn).await?.ok_or_else(|| AppError::not_found("calendar"))?;
     let owner = user::Entity::find_by_id(f.user_id).one(&db.conn).await?.ok_or_else(|| AppError::not_found("calendar"))?;
     let now = now_ms();
     let events = event::Entity::find()

@@ -3,7 +3,7 @@
 
 use super::domain::*;
 use super::service;
-use crate::accounts::http::{AdminCaller, Caller};
+use crate::accounts::Caller;
 use crate::error::{AppError, AppResult, ErrorEnvelope};
 use crate::platform::http::ApiQuery;
 use crate::platform::state::AppState;
@@ -12,7 +12,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -52,12 +51,12 @@ fn direction(dir: Option<&str>) -> AppResult<bool> {
         (status = 401, body = ErrorEnvelope)))]
 async fn list_records(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ApiQuery(filter): ApiQuery<WageFilter>,
     ApiQuery(p): ApiQuery<RecordParams>,
 ) -> AppResult<Json<RecordsPage>> {
     let descending = direction(p.dir.as_deref())?;
-    Ok(Json(service::records(&state.db, &filter, p.sort.as_deref(), descending, p.page.unwrap_or(1), p.per_page.unwrap_or(50)).await?))
+    Ok(Json(service::records(&state.db, &caller, &filter, p.sort.as_deref(), descending, p.page.unwrap_or(1), p.per_page.unwrap_or(50)).await?))
 }
 
 /// Box-and-whisker statistics of the annual wage per group (the 25 largest groups):
@@ -72,12 +71,12 @@ async fn list_records(
         (status = 401, body = ErrorEnvelope)))]
 async fn wage_stats(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ApiQuery(filter): ApiQuery<WageFilter>,
     ApiQuery(p): ApiQuery<StatsParams>,
 ) -> AppResult<Json<StatsResponse>> {
     let group_by = p.group_by.as_deref().map(str::trim).filter(|g| !g.is_empty()).unwrap_or(DEFAULT_GROUP_BY);
-    Ok(Json(service::stats_with_market(&state.db, &filter, group_by).await?))
+    Ok(Json(service::stats_with_market(&state.db, &caller, &filter, group_by).await?))
 }
 
 /// The filtered records as CSV (by annual wage, at most 100,000 rows).
@@ -87,8 +86,8 @@ async fn wage_stats(
         (status = 200, description = "CSV with a header row", content_type = "text/csv", body = String),
         (status = 400, body = ErrorEnvelope),
         (status = 401, body = ErrorEnvelope)))]
-async fn export_csv(State(state): State<AppState>, _caller: Caller, ApiQuery(filter): ApiQuery<WageFilter>) -> AppResult<impl IntoResponse> {
-    let body = service::export_csv(&state.db, &filter).await?;
+async fn export_csv(State(state): State<AppState>, caller: Caller, ApiQuery(filter): ApiQuery<WageFilter>) -> AppResult<impl IntoResponse> {
+    let body = service::export_csv(&state.db, &caller, &filter).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"wages.csv\"")],
         body,
@@ -120,49 +119,16 @@ struct CsvBody(String);
         (status = 413, description = "larger than SB_WAGES_UPLOAD_MAX_MB", body = ErrorEnvelope)))]
 async fn upload(
     State(state): State<AppState>,
-    AdminCaller(admin): AdminCaller,
+    caller: Caller,
     ApiQuery(p): ApiQuery<UploadParams>,
     body: axum::body::Body,
 ) -> AppResult<(StatusCode, HeaderMap, Json<ImportView>)> {
-    let scratch = tempfile::NamedTempFile::new().map_err(|e| AppError::unavailable(e.to_string()))?;
-    let bytes = spool_body(body, scratch.path(), state.settings.wages.upload_max_bytes).await?;
-    let key = format!("wages/uploads/{}.csv", uuid_like());
-    state.store.put_file(&key, scratch.path()).await?;
-    let filename = p.filename.as_deref().map(str::trim).filter(|f| !f.is_empty()).unwrap_or("upload.csv");
-    let txn = state.db.write_txn().await?;
-    let queued = service::queue_import(&*txn, filename, &key, bytes, Some(admin.viewer.id)).await?;
-    txn.commit().await?;
+    let queued = service::receive_upload(&state, &caller, p.filename.as_deref(), body.into_data_stream()).await?;
     let mut headers = HeaderMap::new();
     if let Ok(v) = format!("/api/v1/wages/imports/{}", queued.id).parse() {
         headers.insert(header::LOCATION, v);
     }
     Ok((StatusCode::ACCEPTED, headers, Json(queued)))
-}
-
-/// A random object-key-safe name.
-fn uuid_like() -> String {
-    format!("{}-{}", crate::platform::time::now_ms(), crate::platform::secrets::random_token(12))
-}
-
-/// Writes the request body to `path` as it arrives; returns its size.
-async fn spool_body(body: axum::body::Body, path: &std::path::Path, max: u64) -> AppResult<u64> {
-    use futures::StreamExt;
-    let mut file = tokio::fs::File::create(path).await.map_err(|e| AppError::unavailable(e.to_string()))?;
-    let mut stream = body.into_data_stream();
-    let mut size = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| AppError::bad_request(format!("the upload was cut off: {e}")))?;
-        size += chunk.len() as u64;
-        if size > max {
-            return Err(crate::platform::guards::too_large(max));
-        }
-        file.write_all(&chunk).await.map_err(|e| AppError::unavailable(e.to_string()))?;
-    }
-    file.flush().await.map_err(|e| AppError::unavailable(e.to_string()))?;
-    if size == 0 {
-        return Err(AppError::invalid("body", "the upload is empty: send the CSV file as the request body"));
-    }
-    Ok(size)
 }
 
 /// The latest imports, newest first.
@@ -171,8 +137,8 @@ async fn spool_body(body: axum::body::Body, path: &std::path::Path, max: u64) ->
         (status = 200, body = Vec<ImportView>),
         (status = 401, body = ErrorEnvelope),
         (status = 403, body = ErrorEnvelope)))]
-async fn list_imports(State(state): State<AppState>, _admin: AdminCaller) -> AppResult<Json<Vec<ImportView>>> {
-    Ok(Json(service::recent_imports(&state.db).await?))
+async fn list_imports(State(state): State<AppState>, caller: Caller) -> AppResult<Json<Vec<ImportView>>> {
+    Ok(Json(service::recent_imports(&state.db, &caller).await?))
 }
 
 /// One import: state, bytes read, rows new/updated/bad and the first bad rows' reasons.
@@ -183,8 +149,8 @@ async fn list_imports(State(state): State<AppState>, _admin: AdminCaller) -> App
         (status = 401, body = ErrorEnvelope),
         (status = 403, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope)))]
-async fn get_import(State(state): State<AppState>, _admin: AdminCaller, Path(id): Path<i64>) -> AppResult<Json<ImportView>> {
-    service::find_import(&state.db, id).await?.map(Json).ok_or_else(|| AppError::not_found("import"))
+async fn get_import(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Json<ImportView>> {
+    Ok(Json(service::find_import(&state.db, &caller, id).await?))
 }
 
 /// Import progress as Server-Sent Events (resumable with Last-Event-ID).
@@ -192,9 +158,9 @@ async fn get_import(State(state): State<AppState>, _admin: AdminCaller, Path(id)
     responses((status = 200, description = "text/event-stream of import progress", content_type = "text/event-stream", body = crate::platform::changes::ChangeEvent),
         (status = 401, body = ErrorEnvelope),
         (status = 403, body = ErrorEnvelope)))]
-async fn import_events(State(state): State<AppState>, _admin: AdminCaller, headers: HeaderMap) -> impl IntoResponse {
-    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    crate::platform::changes::sse(state.db.clone(), state.changes.clone(), service::CHANNEL.to_owned(), last)
+async fn import_events(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> AppResult<impl IntoResponse> {
+    let channel = service::imports_channel(&caller)?;
+    Ok(crate::platform::changes::sse(state.db.clone(), state.changes.clone(), channel, crate::platform::changes::last_event_id(&headers)))
 }
 
 pub fn api_routes() -> OpenApiRouter<AppState> {

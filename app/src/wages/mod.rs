@@ -41,13 +41,13 @@ pub struct WagesView {
 /// parameter gets the same error naming it.
 #[server(prefix = "/_fn", endpoint = "wages_view")]
 pub async fn load_wages(query: String) -> Result<WagesView, AppError> {
-    crate::accounts::require_caller().await?;
+    let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
     let filter: WageFilter = crate::platform::http::parse_query(&query)?;
     let view: ViewParams = crate::platform::http::parse_query(&query)?;
     let group_by = view.group_by.as_deref().unwrap_or(DEFAULT_GROUP_BY);
-    let stats = service::stats_with_market(&state.db, &filter, group_by).await?;
-    let records = service::records(&state.db, &filter, view.sort.as_deref(), view.dir.as_deref() == Some("desc"), view.page.unwrap_or(1), PAGE_SIZE).await?;
+    let stats = service::stats_with_market(&state.db, &caller, &filter, group_by).await?;
+    let records = service::records(&state.db, &caller, &filter, view.sort.as_deref(), view.dir.as_deref() == Some("desc"), view.page.unwrap_or(1), PAGE_SIZE).await?;
     Ok(WagesView {
         synthetic: service::has_synthetic(&state.db).await?,
         has_market: service::has_market_data(&state.db).await?,
@@ -59,7 +59,7 @@ pub async fn load_wages(query: String) -> Result<WagesView, AppError> {
 /// The latest imports (admins).
 #[server(prefix = "/_fn", endpoint = "wages_imports")]
 pub async fn load_imports() -> Result<Vec<ImportView>, AppError> {
-    crate::accounts::require_caller().await?.require_admin()?;
+    let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
-    service::recent_imports(&state.db).await
+    service::recent_imports(&state.db, &caller).await
 }

@@ -7,7 +7,8 @@ use super::lca::{self, Columns, Filing};
 use super::stats::{self, BoxStats};
 use super::store::{import, market, record};
 use crate::error::{AppError, AppResult};
-use crate::platform::db::Db;
+use crate::accounts::Caller;
+use crate::platform::db::{like_literal, Db};
 use crate::platform::time::now_ms;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query};
 use sea_orm::{
@@ -38,18 +39,17 @@ pub fn condition(f: &WageFilter) -> AppResult<Condition> {
         Some(s) => c = c.add(record::Column::CaseStatus.eq(s)),
         None => c = c.add(record::Column::CaseStatus.eq("Certified")),
     }
-    let like = |v: &str| if contains { format!("%{v}%") } else { format!("{v}%") };
     if let Some(e) = text(&f.employer) {
-        c = c.add(record::Column::EmployerName.like(like(&e)));
+        c = c.add(record::Column::EmployerName.like(like_literal(&e, contains)));
     }
     if let Some(t) = text(&f.job_title) {
-        c = c.add(record::Column::JobTitle.like(like(&t)));
+        c = c.add(record::Column::JobTitle.like(like_literal(&t, contains)));
     }
     if let Some(s) = text(&f.soc) {
         if !s.chars().all(|ch| ch.is_ascii_digit() || ch == '-') || s.len() > 7 {
             return Err(AppError::invalid("soc", "soc is a SOC code such as 15-1252, or a prefix such as 15-"));
         }
-        c = c.add(if s.len() == 7 { record::Column::SocCode.eq(s) } else { record::Column::SocCode.like(format!("{s}%")) });
+        c = c.add(if s.len() == 7 { record::Column::SocCode.eq(s) } else { record::Column::SocCode.like(like_literal(&s, false)) });
     }
     if let Some(s) = text(&f.state) {
         if s.len() != 2 || !s.chars().all(|ch| ch.is_ascii_alphabetic()) {
@@ -329,7 +329,7 @@ fn record_view(r: record::Model, market: Option<&market::Model>) -> WageRecordVi
 
 /// A page of records, sorted, with each record's market position (state, else nation).
 #[tracing::instrument(skip(db, filter))]
-pub async fn records(db: &Db, filter: &WageFilter, sort: Option<&str>, descending: bool, page: u64, per_page: u64) -> AppResult<RecordsPage> {
+pub async fn records(db: &Db, _caller: &Caller, filter: &WageFilter, sort: Option<&str>, descending: bool, page: u64, per_page: u64) -> AppResult<RecordsPage> {
     let cond = condition(filter)?;
     let per_page = per_page.clamp(1, 200);
     let page = Ord::max(page, 1);
@@ -364,7 +364,7 @@ pub async fn records(db: &Db, filter: &WageFilter, sort: Option<&str>, descendin
 pub const EXPORT_LIMIT: u64 = 100_000;
 
 /// The current view as CSV (header + rows, by annual wage).
-pub async fn export_csv(db: &Db, filter: &WageFilter) -> AppResult<String> {
+pub async fn export_csv(db: &Db, _caller: &Caller, filter: &WageFilter) -> AppResult<String> {
     let rows = record::Entity::find()
         .filter(condition(filter)?)
         .order_by_asc(record::Column::AnnualWage)
@@ -374,17 +374,32 @@ pub async fn export_csv(db: &Db, filter: &WageFilter) -> AppResult<String> {
         .await?;
     let mut out = csv::Writer::from_writer(Vec::new());
     let header = ["CASE_NUMBER", "CASE_STATUS", "FISCAL_YEAR", "EMPLOYER_NAME", "JOB_TITLE", "SOC_CODE", "SOC_TITLE", "WORKSITE_CITY", "WORKSITE_STATE", "WAGE_RATE_OF_PAY_FROM", "WAGE_RATE_OF_PAY_TO", "WAGE_UNIT_OF_PAY", "ANNUAL_WAGE", "PREVAILING_WAGE", "PW_WAGE_LEVEL", "SOURCE"];
-    out.write_record(header).map_err(|_| AppError::internal())?;
+    out.write_record(header).map_err(AppError::internal_because)?;
     let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     for r in rows {
+        let text = [r.case_number, r.case_status, r.employer_name, r.job_title, r.soc_code, r.soc_title, r.worksite_city, r.worksite_state, r.wage_unit, r.pw_level.unwrap_or_default(), r.source]
+            .map(|cell| spreadsheet_safe(cell));
+        let [case, status, employer, title, soc, soc_title, city, state, unit, level, source] = text;
         out.write_record([
-            r.case_number, r.case_status, r.fiscal_year.to_string(), r.employer_name, r.job_title, r.soc_code, r.soc_title,
-            r.worksite_city, r.worksite_state, num(r.wage_from), num(r.wage_to), r.wage_unit, r.annual_wage.to_string(),
-            num(r.prevailing_wage), r.pw_level.unwrap_or_default(), r.source,
+            case, status, r.fiscal_year.to_string(), employer, title, soc, soc_title,
+            city, state, num(r.wage_from), num(r.wage_to), unit, r.annual_wage.to_string(),
+            num(r.prevailing_wage), level, source,
         ])
-        .map_err(|_| AppError::internal())?;
+        .map_err(AppError::internal_because)?;
     }
-    String::from_utf8(out.into_inner().map_err(|_| AppError::internal())?).map_err(|_| AppError::internal())
+    String::from_utf8(out.into_inner().map_err(AppError::internal_because)?).map_err(AppError::internal_because)
+}
+
+/// A text cell as a spreadsheet may show it, never run it: a cell that starts with
+/// `= + - @` (or a tab or carriage return, which some spreadsheets skip first) is a
+/// formula to Excel and LibreOffice (`=HYPERLINK(…)`, DDE), so it gets a leading `'`,
+/// the conventional mark for "this is text" (OWASP's advice for CSV injection).
+pub fn spreadsheet_safe(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -638,6 +653,57 @@ pub async fn record_progress(db: &Db, id: i64, state: &str, p: &Progress) -> App
     Ok(())
 }
 
+/// Takes an uploaded LCA file from an admin: streams it to a scratch file (at most
+/// `max` bytes), stores it in the object store and queues its import, which any
+/// process's job runner then runs. The caller is judged before a byte is read.
+pub async fn receive_upload<S, E>(state: &crate::platform::state::AppState, caller: &Caller, filename: Option<&str>, body: S) -> AppResult<ImportView>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    caller.require_admin()?;
+    let scratch = tempfile::NamedTempFile::new().map_err(|e| AppError::unavailable(e.to_string()))?;
+    let size = spool(body, scratch.path(), state.settings.wages.upload_max_bytes).await?;
+    let key = format!("wages/uploads/{}-{}.csv", now_ms(), crate::platform::secrets::random_token(12));
+    state.store.put_file(&key, scratch.path()).await?;
+    let filename = filename.map(str::trim).filter(|f| !f.is_empty()).unwrap_or("upload.csv");
+    let txn = state.db.write_txn().await?;
+    let queued = queue_import(&*txn, filename, &key, size, Some(caller.id())).await?;
+    txn.commit().await?;
+    Ok(queued)
+}
+
+/// Writes a body to `path` as it arrives; returns its size.
+async fn spool<S, E>(mut body: S, path: &std::path::Path, max: u64) -> AppResult<u64>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::File::create(path).await.map_err(|e| AppError::unavailable(e.to_string()))?;
+    let mut size = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| AppError::bad_request(format!("the upload was cut off: {e}")))?;
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(crate::platform::guards::too_large(max));
+        }
+        file.write_all(&chunk).await.map_err(|e| AppError::unavailable(e.to_string()))?;
+    }
+    file.flush().await.map_err(|e| AppError::unavailable(e.to_string()))?;
+    if size == 0 {
+        return Err(AppError::invalid("body", "the upload is empty: send the CSV file as the request body"));
+    }
+    Ok(size)
+}
+
+/// The `wages import` command: imports a local file as the operator.
+pub async fn import_file(db: &Db, caller: &Caller, path: &std::path::Path, on_progress: &(dyn Fn(&Progress) + Send + Sync)) -> AppResult<Progress> {
+    caller.require_admin()?;
+    import_lca(db, path, None, "lca", on_progress).await
+}
+
 /// The import job: fetch the uploaded file from the object store and import it. A run
 /// cut short is simply run again: upserts make that harmless.
 pub async fn run_import(state: &crate::platform::state::AppState, id: i64) -> AppResult<Progress> {
@@ -664,16 +730,26 @@ pub async fn run_import(state: &crate::platform::state::AppState, id: i64) -> Ap
     }
 }
 
-pub async fn find_import(db: &Db, id: i64) -> AppResult<Option<ImportView>> {
-    Ok(import::Entity::find_by_id(id).one(&db.conn).await?.map(import_view))
+/// One import, for admins.
+pub async fn find_import(db: &Db, caller: &Caller, id: i64) -> AppResult<ImportView> {
+    caller.require_admin()?;
+    import::Entity::find_by_id(id).one(&db.conn).await?.map(import_view).ok_or_else(|| AppError::not_found("import"))
 }
 
-pub async fn recent_imports(db: &Db) -> AppResult<Vec<ImportView>> {
+/// The live channel of import progress, for admins.
+pub fn imports_channel(caller: &Caller) -> AppResult<String> {
+    caller.require_admin()?;
+    Ok(CHANNEL.to_owned())
+}
+
+/// The latest imports, for admins.
+pub async fn recent_imports(db: &Db, caller: &Caller) -> AppResult<Vec<ImportView>> {
+    caller.require_admin()?;
     Ok(import::Entity::find().order_by_desc(import::Column::Id).limit(10).all(&db.conn).await?.into_iter().map(import_view).collect())
 }
 
-/// Box statistics with the market drawn beside each group.
-pub async fn stats_with_market(db: &Db, filter: &WageFilter, group_by: &str) -> AppResult<StatsResponse> {
+/// Box statistics with the market drawn beside each group (any signed-in member).
+pub async fn stats_with_market(db: &Db, _caller: &Caller, filter: &WageFilter, group_by: &str) -> AppResult<StatsResponse> {
     let mut groups = stats(db, filter, group_by).await?;
     attach_market(db, filter, group_by, &mut groups).await?;
     Ok(StatsResponse { group_by: group_by.to_owned(), groups })

@@ -73,6 +73,10 @@ impl Bench {
         s.broker.concurrency = 64;
         s.meetings.signing_key = Some(BENCH_KEY.into());
         s.http.webhook_rate_per_min = u32::MAX; // one client posts everything here
+        s.auth.signup_per_ip_per_hour = u32::MAX;
+        s.auth.login_per_ip_per_min = u32::MAX;
+        s.auth.login_per_user_per_min = u32::MAX;
+        s.secret_key = Some(app::platform::crypto::generate_key());
         tweak(&mut s);
         let app = Application::build(Options { settings: s, run_jobs: true }).await.expect("app starts");
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -423,7 +427,7 @@ async fn bench_wages(db: Db, rows: &mut Vec<Row>) {
         let mut times = Vec::new();
         for _ in 0..3 {
             let t = Instant::now();
-            app::wages::service::stats_with_market(&b.state.db, &filter, group_by).await.expect("stats");
+            app::wages::service::stats_with_market(&b.state.db, &app::accounts::Caller::operator(), &filter, group_by).await.expect("stats");
             times.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         times.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -431,7 +435,7 @@ async fn bench_wages(db: Db, rows: &mut Vec<Row>) {
     }
     let filter = app::wages::domain::WageFilter { state: Some("WA".into()), ..Default::default() };
     let t = Instant::now();
-    app::wages::service::stats_with_market(&b.state.db, &filter, "job_title").await.expect("stats");
+    app::wages::service::stats_with_market(&b.state.db, &app::accounts::Caller::operator(), &filter, "job_title").await.expect("stats");
     rows.push(row(format!("wages stats, state=WA (~{}), group_by=job_title", n / 10), t.elapsed().as_secs_f64() * 1000.0, "ms"));
     let _ = b.stop.send(());
 }

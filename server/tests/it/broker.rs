@@ -460,6 +460,8 @@ async fn the_rest_api_refuses_what_it_should() {
     assert_error(res, 400, "invalid_field", Some("max_attempts")).await;
     let res = admin.call(reqwest::Method::GET, "/api/v1/subscribers/999/deliveries", None).await;
     assert_error(res, 404, "not_found", None).await;
+    // (A message nobody subscribes to is not stored; now the subscriber above takes it.)
+    admin.publish("fin:purchase", json!({"n": 1})).await;
     let res = admin.call(reqwest::Method::DELETE, "/api/v1/topics/fin:purchase", None).await;
     assert_error(res, 409, "topic_has_messages", None).await;
     app.stop().await;

@@ -81,10 +81,10 @@ async fn changes_are_tailed_in_commit_order_and_resumable(backend: Backend) {
         [("test:a".into(), r#"{"n":1}"#.into()), ("other:b".into(), r#"{"n":2}"#.into()), ("test:a".into(), r#"{"n":3}"#.into())]
     );
 
-    // Resume: everything on the prefix after a given id, from the table.
-    let all = changes::since(db, "test:", 0, 100).await.unwrap();
+    // Resume: everything on the channel after a given id, from the table.
+    let all = changes::since(db, "test:a", 0, 100).await.unwrap();
     assert_eq!(all.len(), 2);
-    let after_first = changes::since(db, "test:", all[0].id, 100).await.unwrap();
+    let after_first = changes::since(db, "test:a", all[0].id, 100).await.unwrap();
     assert_eq!(after_first.len(), 1);
     assert_eq!(after_first[0].payload, r#"{"n":3}"#);
     app.stop().await;
@@ -103,11 +103,11 @@ async fn sse_replays_after_last_event_id_then_streams_live() {
     for n in 1..=3 {
         changes::record(&state.db.conn, "demo:x", &n).await.unwrap();
     }
-    let first_id = changes::since(&state.db, "demo:", 0, 10).await.unwrap()[0].id;
+    let first_id = changes::since(&state.db, "demo:x", 0, 10).await.unwrap()[0].id;
 
     async fn stream(State(state): State<app::platform::state::AppState>, headers: HeaderMap) -> impl axum::response::IntoResponse {
         let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-        changes::sse(state.db.clone(), state.changes.clone(), "demo:".into(), last)
+        changes::sse(state.db.clone(), state.changes.clone(), "demo:x".into(), last)
     }
     let router = axum::Router::new().route("/stream", axum::routing::get(stream)).with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -127,7 +127,7 @@ async fn sse_replays_after_last_event_id_then_streams_live() {
     changes::record(&state.db.conn, "other:y", &99).await.unwrap();
     changes::record(&state.db.conn, "demo:x", &4).await.unwrap();
     let live = events.next(Duration::from_secs(10)).await;
-    assert_eq!((live.event.as_deref(), live.data.as_str()), (Some("change"), "4"), "live, filtered by prefix");
+    assert_eq!((live.event.as_deref(), live.data.as_str()), (Some("change"), "4"), "live, filtered by channel");
     assert!(live.id.unwrap().parse::<i64>().unwrap() > first_id);
     app.stop().await;
 }

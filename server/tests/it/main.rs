@@ -10,6 +10,7 @@ mod broker;
 mod broker_processes;
 mod receiver;
 mod scheduler;
+mod security;
 mod changes;
 mod crash;
 mod chat;

@@ -76,8 +76,18 @@ pub fn test_settings(db: &TestDb, objects: &std::path::Path) -> Settings {
     s.job_poll = Duration::from_millis(50);
     s.migrate_on_start = true;
     s.cookie_secure = false;
+    s.secret_key = Some(TEST_SECRET_KEY.into());
+    // Tests sign many accounts up from one address; the limits get tests of their own.
+    s.auth.signup_per_ip_per_hour = 100_000;
+    s.auth.login_per_ip_per_min = 100_000;
+    s.auth.login_per_user_per_min = 100_000;
+    s.auth.first_signup_admin = true;
     s
 }
+
+/// The sealing key of test instances and test server processes (processes sharing a
+/// database must share it). Test data only.
+pub const TEST_SECRET_KEY: &str = "c3dpdGNoYm9hcmQtdGVzdHMtb25seS1zZWFsaW5nLWs=";
 
 pub struct TestApp {
     pub base: String,
@@ -112,10 +122,24 @@ impl TestApp {
     }
 
     pub async fn spawn_on(db: TestDb, tweak: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_full(db, true, tweak).await
+    }
+
+    /// Without the job runner and the webhook dispatcher: nothing changes the database
+    /// behind the test's back.
+    pub async fn spawn_quiet(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_full(TestDb::new(backend).await, false, tweak).await
+    }
+
+    async fn spawn_full(db: TestDb, run_jobs: bool, tweak: impl FnOnce(&mut Settings)) -> Self {
+        // SB_TEST_LOG=1 shows the apps' logs (RUST_LOG filters them), for post-mortems.
+        if std::env::var_os("SB_TEST_LOG").is_some() {
+            server::telemetry::init(false);
+        }
         let objects = tempfile::tempdir().expect("temp dir");
         let mut settings = test_settings(&db, objects.path());
         tweak(&mut settings);
-        let app = Application::build(Options { settings, run_jobs: true }).await.expect("application starts");
+        let app = Application::build(Options { settings, run_jobs }).await.expect("application starts");
         let base = format!("http://127.0.0.1:{}", app.port());
         let state = app.state().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -123,6 +147,11 @@ impl TestApp {
             let _ = stopped.await;
         }));
         Self { base, state, client: client(), _db: db, stop: Some(stop), handle: Some(handle), _objects: objects }
+    }
+
+    /// The object store folder of this instance.
+    pub fn objects_dir(&self) -> &std::path::Path {
+        self._objects.path()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -218,6 +247,11 @@ impl ServerProcess {
         let log = std::env::temp_dir().join(format!("sb-server-{port}.log"));
         cmd.env("SB_LISTEN", format!("127.0.0.1:{port}"))
             .env("SB_DEMO_DATA", "false")
+            .env("SB_SECRET_KEY", TEST_SECRET_KEY)
+            .env("SB_FIRST_SIGNUP_ADMIN", "true")
+            .env("SB_SIGNUP_RATE_PER_HOUR", "100000")
+            .env("SB_LOGIN_RATE_PER_MIN", "100000")
+            .env("SB_LOGIN_RATE_PER_USER_PER_MIN", "100000")
             .env("RUST_LOG", std::env::var("SB_TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(std::fs::File::create(&log).expect("server log file"));
         for (k, v) in env {

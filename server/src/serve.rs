@@ -1,0 +1,69 @@
+//! The HTTP accept loop. `axum::serve` gives hyper no timer, so a client that opens a
+//! connection and sends its headers a byte a minute (slowloris) holds a socket and a task
+//! for as long as it likes. Here each connection is served by hyper with a header-read
+//! timeout; the per-request timeout (`guards::enforce_limits`) covers the rest.
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// Serves `app` on `listener` until `stop` resolves, then lets open connections finish
+/// (each is told to close after its current request) for at most `drain`.
+pub async fn serve(listener: TcpListener, app: Router, header_read_timeout: Duration, drain: Duration, stop: impl Future<Output = ()>) -> std::io::Result<()> {
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = watch::channel(());
+    tokio::pin!(stop);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait a little, keep serving.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = app.clone().map_request(move |req: axum::http::Request<Incoming>| {
+            let mut req = req.map(axum::body::Body::new);
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req
+        });
+        let mut closing = closing_rx.clone();
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+            tokio::pin!(conn);
+            let res = tokio::select! {
+                res = conn.as_mut() => res,
+                _ = async { let _ = closing.wait_for(|c| *c).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.as_mut().await
+                }
+            };
+            if let Err(err) = res {
+                tracing::debug!(error = %err, %peer, "connection ended with an error");
+            }
+            drop(done);
+        });
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    drop(done_tx);
+    // Every connection task holds a `done` sender: all dropped means all finished.
+    let _ = tokio::time::timeout(drain, async { while done_rx.changed().await.is_ok() {} }).await;
+    Ok(())
+}
