@@ -53,6 +53,10 @@ step "4. end-to-end: Playwright in chromium against the real server"
 # Server A: the embedded default (SQLite + folder). Servers M1 and M2: two processes on one
 # MariaDB database, for what must cross processes (a webhook on one, the page on the other).
 export SB_E2E_CALENDLY_KEY="e2e-$(free_port)-signing-key"
+# One sealing key for every e2e process (M1 and M2 share a database, so they must share
+# it), and sign-up/log-in limits above what the browser tests use from one address.
+export SB_SECRET_KEY="$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
+export SB_SIGNUP_RATE_PER_HOUR=1000 SB_LOGIN_RATE_PER_MIN=1000
 export SB_E2E_ADMIN_USER=e2eadmin SB_E2E_ADMIN_PASSWORD="e2e $(free_port) admin password"
 e2e_db="sb_e2e_$(free_port)"
 mariadb -h127.0.0.1 -uroot -e "CREATE DATABASE $e2e_db CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
