@@ -28,6 +28,14 @@ pub fn FieldError(#[prop(into)] error: Signal<Option<AppError>>, field: &'static
     }
 }
 
+/// A polite live region (`role="status"`): screen readers announce its text when it
+/// changes, without moving focus. The element stays while its text re-renders inside it
+/// (a region that is itself replaced is not announced), so put the `Transition` inside.
+#[component]
+pub fn LiveStatus(children: Children) -> impl IntoView {
+    view! { <p class="sr-only" role="status" aria-live="polite" data-testid="live-status">{children()}</p> }
+}
+
 /// A timestamp (ms since the epoch), rendered identically on the server and in the
 /// browser (UTC) so hydration never disagrees; the ISO value is in `datetime`.
 #[component]

@@ -92,3 +92,29 @@ test('API tokens are shown once and can be revoked', async ({ page }) => {
   const after = await page.request.get('/api/v1/me', { headers: { Authorization: `Bearer ${token}` } });
   expect(after.status()).toBe(401);
 });
+
+test('changing the password keeps this browser signed in and signs the others out', async ({ page, browser }) => {
+  const username = uniqueName('pw');
+  await signUp(page, username);
+  // A second browser signed in as the same account.
+  const other = await browser.newContext();
+  const phone = await other.newPage();
+  await phone.goto('/login');
+  await hydrated(phone);
+  await phone.getByLabel('Username').fill(username);
+  await phone.getByLabel('Password').fill(PASSWORD);
+  await phone.getByRole('button', { name: 'Sign in' }).click();
+  await expect(phone.getByTestId('current-user')).toHaveText(username);
+
+  await page.goto('/account');
+  await hydrated(page);
+  await page.getByLabel('Current password').fill(PASSWORD);
+  await page.getByLabel('New password').fill('an entirely new passphrase');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await expect(page.getByTestId('password-changed')).toBeVisible();
+  await page.reload();
+  await expect(page.getByTestId('current-user')).toHaveText(username);
+  await phone.reload();
+  await expect(phone.getByTestId('current-user')).toHaveCount(0);
+  await other.close();
+});

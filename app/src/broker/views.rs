@@ -179,6 +179,13 @@ pub fn SubscriberPage() -> impl IntoView {
     view! {
         <main class="page">
             <p><A href="/broker">"← Broker"</A></p>
+            <crate::ui::LiveStatus>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        detail.await.ok().and_then(|d| d.deliveries.first().map(|l| format!("Latest delivery: message {}, {}", l.message_id, l.state)))
+                    })}
+                </Transition>
+            </crate::ui::LiveStatus>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match detail.await {

@@ -2,7 +2,7 @@
 //! them), and open any message by id.
 
 use super::*;
-use crate::ui::{duration_text, live_ticks, ticking_clock, ErrorAlert, FieldError, When};
+use crate::ui::{duration_text, live_ticks, ticking_clock, ErrorAlert, FieldError, LiveStatus, When};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
@@ -20,6 +20,13 @@ pub fn InboxPage() -> impl IntoView {
                 "Leave a message for anyone; it expires after its timeout. Reading your messages expires them at once. "
                 "Expired messages move to cold storage and stay readable by id."
             </p>
+            <LiveStatus>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        inbox.await.ok().map(|s| format!("{} message(s) waiting", s.waiting.len()))
+                    })}
+                </Transition>
+            </LiveStatus>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match inbox.await {

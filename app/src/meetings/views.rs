@@ -1,7 +1,7 @@
 //! The meetings page: upcoming and past meetings, filters mirrored in the URL, live.
 
 use super::*;
-use crate::ui::{live_ticks, When};
+use crate::ui::{live_ticks, LiveStatus, When};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
@@ -42,6 +42,16 @@ pub fn MeetingsPage() -> impl IntoView {
                 <button type="submit" class="secondary">"Filter"</button>
                 <A href="/meetings">"Clear"</A>
             </form>
+            <LiveStatus>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        data.await.ok().map(|d| {
+                            let upcoming = d.meetings.iter().filter(|m| m.end_time >= d.now).count();
+                            format!("{upcoming} upcoming and {} past meeting(s)", d.meetings.len() - upcoming)
+                        })
+                    })}
+                </Transition>
+            </LiveStatus>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {

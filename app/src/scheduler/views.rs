@@ -121,6 +121,13 @@ fn Calendar(page: CalendarPage, editing: RwSignal<Option<Draft>>) -> impl IntoVi
                 </p>
             </div>
             <div class="row">
+                {page.editable.then(|| {
+                    // The keyboard's way to a new event (a slot is clicked with a mouse).
+                    let day = if page.days.contains(&page.today) { page.today.clone() } else { page.days[0].clone() };
+                    view! {
+                        <button type="button" class="small" on:click=move |_| editing.set(Some(Draft::new(&day, 9)))>"New event"</button>
+                    }
+                })}
                 <A href=nav_href(&page, &page.view, &page.prev) attr:class="btn secondary small" attr:aria-label="Previous">"‹"</A>
                 <A href=nav_href(&page, &page.view, &page.today) attr:class="btn secondary small">"Today"</A>
                 <A href=nav_href(&page, &page.view, &page.next) attr:class="btn secondary small" attr:aria-label="Next">"›"</A>
@@ -213,6 +220,7 @@ fn WeekGrid(page: CalendarPage, editing: RwSignal<Option<Draft>>) -> impl IntoVi
                                     <button type="button" class=chip_class(&e) data-testid="event" data-event-id=e.id
                                         on:click=move |_| if editable { editing.set(Some(draft.clone())) }>
                                         {e.title.clone()}
+                                        <ConflictFlag conflict=e.conflict/>
                                     </button>
                                 }
                             }).collect_view()}
@@ -220,7 +228,8 @@ fn WeekGrid(page: CalendarPage, editing: RwSignal<Option<Draft>>) -> impl IntoVi
                     }
                 }).collect_view()}
             </div>
-            <div class="week-body">
+            // Scrolls on its own: focusable, so the keyboard can scroll it too.
+            <div class="week-body" tabindex="0" role="region" aria-label="The week, hour by hour">
                 <div class="gutter">
                     {(0..24).map(|h| view! { <div class="hour-label" style=format!("height:{HOUR_PX}px")>{format!("{h:02}:00")}</div> }).collect_view()}
                 </div>
@@ -262,7 +271,7 @@ fn WeekGrid(page: CalendarPage, editing: RwSignal<Option<Draft>>) -> impl IntoVi
                                         on:click=move |ev| { ev.stop_propagation(); if editable { editing.set(Some(draft.clone())) } }>
                                         <span class="ev-time">{hhmm(&e.local_start).to_owned()}</span>
                                         <span class="ev-title">{e.title.clone()}</span>
-                                        {e.conflict.then(|| view! { <span class="ev-flag" title="overlaps another event">"⚠"</span> })}
+                                        <ConflictFlag conflict=e.conflict/>
                                     </button>
                                 }
                             }).collect_view()}
@@ -296,6 +305,7 @@ fn MonthGrid(page: CalendarPage, editing: RwSignal<Option<Draft>>) -> impl IntoV
                                     on:click=move |ev| { ev.stop_propagation(); if editable { editing.set(Some(draft.clone())) } }>
                                     {(!e.all_day).then(|| view! { <span class="ev-time">{hhmm(&e.local_start).to_owned()}</span> })}
                                     {e.title.clone()}
+                                    <ConflictFlag conflict=e.conflict/>
                                 </button>
                             }
                         }).collect_view()}
@@ -319,15 +329,28 @@ fn Agenda(page: CalendarPage, editing: RwSignal<Option<Draft>>) -> impl IntoView
                 let draft = Draft::of(&e);
                 let class = chip_class(&e);
                 view! {
-                    <li class=class on:click=move |_| if editable { editing.set(Some(draft.clone())) }>
-                        <span class="when">{e.local_start.replace('T', " ")}{if e.all_day { " (all day)" } else { "" }}</span>
-                        <strong>{e.title}</strong>
-                        <span class="hint">{e.location}</span>
+                    <li class=class>
+                        <button type="button" class="agenda-item" on:click=move |_| if editable { editing.set(Some(draft.clone())) }>
+                            <span class="when">{e.local_start.replace('T', " ")}{if e.all_day { " (all day)" } else { "" }}</span>
+                            <strong>{e.title}</strong>
+                            <span class="hint">{e.location}</span>
+                            <ConflictFlag conflict=e.conflict/>
+                        </button>
                     </li>
                 }
             }).collect_view()}
         </ul>
     }
+}
+
+/// Marks an event that overlaps another: a sign for the eye (not only its colour) and
+/// words for a screen reader.
+#[component]
+fn ConflictFlag(conflict: bool) -> impl IntoView {
+    conflict.then(|| view! {
+        <span class="ev-flag" aria-hidden="true" title="overlaps another event">"⚠"</span>
+        <span class="sr-only">" (overlaps another event)"</span>
+    })
 }
 
 #[component]
@@ -337,17 +360,26 @@ fn EventDialog(draft: Draft, save: ServerAction<SaveEvent>, remove: ServerAction
     let error = Signal::derive(move || save.value().get().and_then(Result::err).or_else(|| remove.value().get().and_then(Result::err)));
     let all_day = RwSignal::new(draft.all_day);
     let existing = draft.id.zip(draft.version);
+    // Keyboard users land in the form and leave it with Escape.
+    let title_input = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(input) = title_input.get() {
+            let _ = input.focus();
+        }
+    });
     view! {
-        <div class="dialog-backdrop" on:click=move |_| editing.set(None)>
-            <div class="dialog card" role="dialog" aria-label="Event" on:click=|ev| ev.stop_propagation()>
-                <h2>{if existing.is_some() { "Edit event" } else { "New event" }}</h2>
+        <div class="dialog-backdrop" on:click=move |_| editing.set(None)
+            on:keydown=move |ev| if ev.key() == "Escape" { editing.set(None) }>
+            <div class="dialog card" role="dialog" aria-modal="true" aria-labelledby="ev-dialog-title" on:click=|ev| ev.stop_propagation()>
+                <h2 id="ev-dialog-title">{if existing.is_some() { "Edit event" } else { "New event" }}</h2>
                 <ActionForm action=save attr:class="form wide">
                     {draft.id.map(|id| view! { <input type="hidden" name="id" value=id/> })}
                     {draft.version.map(|v| view! { <input type="hidden" name="version" value=v/> })}
                     <input type="hidden" name="owner" value=owner/>
                     <div class="field">
                         <label for="ev-title">"Title"</label>
-                        <input id="ev-title" name="title" type="text" required maxlength="200" value=draft.title.clone() autofocus/>
+                        <input id="ev-title" name="title" type="text" required maxlength="200" value=draft.title.clone() node_ref=title_input/>
                         <FieldError error field="title"/>
                     </div>
                     <label class="row"><input type="checkbox" name="all_day" value="on" checked=draft.all_day

@@ -220,6 +220,7 @@ fn BoxPlot(groups: Vec<StatsGroup>) -> impl IntoView {
     let height = AXIS_H + ROW_H * groups.len() as f64 + 8.0;
     let (hovered, set_hovered) = signal(None::<usize>);
     let details = groups.clone();
+    let figures = groups.clone();
     let any_market = groups.iter().any(|g| g.market.is_some());
     view! {
         <div class="boxplot">
@@ -247,13 +248,58 @@ fn BoxPlot(groups: Vec<StatsGroup>) -> impl IntoView {
             </div>
             <div class="boxplot-details" data-testid="boxplot-details">
                 {move || match hovered.get().and_then(|i| details.get(i).cloned()) {
-                    None => view! { <span class="hint">"Point at a box for its figures."</span> }.into_any(),
+                    None => view! { <span class="hint">"Point at a box, or tab to it, for its figures; or open the table below."</span> }.into_any(),
                     Some(g) => view! { <GroupDetails g/> }.into_any(),
                 }}
             </div>
+            <FiguresTable groups=figures any_market/>
         </div>
     }
     .into_any()
+}
+
+/// The plot's text alternative: every figure it draws, as a table.
+#[component]
+fn FiguresTable(groups: Vec<StatsGroup>, any_market: bool) -> impl IntoView {
+    let market = |m: &Option<crate::wages::Market>| {
+        m.as_ref().map(|m| format!("{} – {} ({})", m.p10.map(money).unwrap_or("–".into()), m.p90.map(money).unwrap_or("–".into()), m.area)).unwrap_or_else(|| "–".into())
+    };
+    view! {
+        <details class="figures" data-testid="figures">
+            <summary>"The plot's figures as a table"</summary>
+            <div class="table-wrap" tabindex="0" role="region" aria-label="The plot's figures">
+                <table class="data">
+                    <caption class="sr-only">"Annual wage per group: the box plot's figures"</caption>
+                    <thead>
+                        <tr>
+                            <th scope="col">"Group"</th><th scope="col" class="num">"n"</th><th scope="col" class="num">"Min"</th>
+                            <th scope="col" class="num">"Q1"</th><th scope="col" class="num">"Median"</th><th scope="col" class="num">"Q3"</th>
+                            <th scope="col" class="num">"Max"</th><th scope="col" class="num">"Mean"</th><th scope="col">"Whiskers"</th>
+                            <th scope="col" class="num">"Outliers"</th>
+                            {any_market.then(|| view! { <th scope="col">"Market p10 – p90"</th> })}
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {groups.into_iter().map(|g| {
+                            let s = g.stats;
+                            let m = market(&g.market);
+                            view! {
+                                <tr>
+                                    <th scope="row">{g.key}{s.too_few.then(|| " (too few for a box)")}</th>
+                                    <td class="num">{s.n}</td><td class="num">{money(s.min)}</td><td class="num">{money(s.q1)}</td>
+                                    <td class="num">{money(s.median)}</td><td class="num">{money(s.q3)}</td><td class="num">{money(s.max)}</td>
+                                    <td class="num">{money(s.mean)}</td>
+                                    <td>{format!("{} – {}", money(s.whisker_low), money(s.whisker_high))}</td>
+                                    <td class="num">{s.outliers.len()}</td>
+                                    {any_market.then(|| view! { <td>{m}</td> })}
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        </details>
+    }
 }
 
 #[component]
