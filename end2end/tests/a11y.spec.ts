@@ -1,7 +1,7 @@
 import AxeBuilder from '@axe-core/playwright';
 import { Page } from '@playwright/test';
 import crypto from 'node:crypto';
-import { test, expect, hydrated, uniqueName, signUp, logInAsAdmin } from './fixtures';
+import { test, expect, hydrated, uniqueName, signUp, logInAsAdmin, PASSWORD } from './fixtures';
 
 // Every page, in every state a user reaches, checked against WCAG 2.0/2.1 A and AA by
 // axe-core. No rule is disabled: a violation anywhere fails the test.
@@ -139,6 +139,7 @@ test.describe('as a member', () => {
 
     await page.goto('/account');
     await page.getByLabel('Token name').fill('a11y token');
+    await page.getByLabel('Your password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Create token' }).click();
     await expect(page.getByTestId('new-token')).toBeVisible();
     await checkA11y(page, 'account with a new token');

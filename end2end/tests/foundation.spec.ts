@@ -78,6 +78,7 @@ test('API tokens are shown once and can be revoked', async ({ page }) => {
   await page.goto('/account');
   await hydrated(page);
   await page.getByPlaceholder('Token name').fill('laptop');
+  await page.getByLabel('Your password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Create token' }).click();
   const token = await page.getByTestId('new-token').textContent();
   expect(token).toMatch(/^sb_/);

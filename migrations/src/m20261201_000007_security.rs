@@ -107,8 +107,13 @@ impl MigrationTrait for Migration {
             .await?;
 
         // Sealed secrets are longer than the clear ones. (SQLite does not enforce
-        // VARCHAR lengths and cannot alter a column; MySQL must widen them.)
+        // VARCHAR lengths and cannot alter a column; MySQL must widen them.) And on MySQL
+        // an idempotency key compared case-insensitively (the default collation) made one
+        // publisher's "Order-7" a duplicate of another's "order-7": binary, as on SQLite.
         if m.get_database_backend() == DbBackend::MySql {
+            m.get_connection()
+                .execute_unprepared("ALTER TABLE broker_messages MODIFY idempotency_key VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL")
+                .await?;
             m.alter_table(
                 Table::alter()
                     .table(BrokerSubscribers::Table)

@@ -25,13 +25,22 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The process can do its work: the database and the object store answer.
+/// The process can do its work: the database and the object store answer. Anyone may
+/// ask, so the answer says only which part is down; the cause (a driver's message can
+/// name hosts, users and buckets) goes to the log.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = state.db.ping().await.map_err(|e| e.to_string());
     let object_store = state.store.check().await.map_err(|e| e.to_string());
     let status = if database.is_ok() && object_store.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let show = |r: Result<(), String>| r.err().unwrap_or_else(|| "ok".into());
-    (status, Json(serde_json::json!({ "database": show(database), "object_store": show(object_store) })))
+    let show = |what: &str, r: Result<(), String>| match r {
+        Ok(()) => "ok",
+        Err(cause) => {
+            tracing::warn!(%cause, "{what} is not ready");
+            "unavailable"
+        }
+    };
+    let body = serde_json::json!({ "database": show("database", database), "object_store": show("object store", object_store) });
+    (status, Json(body))
 }
 
 /// Prometheus metrics; with `SB_METRICS_TOKEN` set, only for `Authorization: Bearer

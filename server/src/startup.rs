@@ -304,10 +304,13 @@ impl Application {
         tracing::info!(addr = %listener.local_addr()?, store = %state.store.describe(), "Switchboard listening");
 
         let hub = state.changes.clone();
-        let header_read_timeout = state.settings.auth.header_read_timeout;
-        let drain = state.settings.http.request_timeout + Duration::from_secs(5);
+        let limits = crate::serve::Limits {
+            header_read_timeout: state.settings.auth.header_read_timeout,
+            max_connections: state.settings.http.max_connections,
+            drain: state.settings.http.request_timeout + Duration::from_secs(5),
+        };
         let app = router(state);
-        crate::serve::serve(listener, app, header_read_timeout, drain, async move {
+        crate::serve::serve(listener, app, limits, async move {
             stop.await;
             tracing::info!("shutting down");
             hub.close();

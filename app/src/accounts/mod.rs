@@ -175,10 +175,10 @@ pub async fn my_tokens() -> Result<Vec<TokenSummary>, AppError> {
         .collect())
 }
 
-/// Issues a token for the signed-in user and returns its clear text (shown once).
-/// `expires_in_days` empty: until revoked.
+/// Issues a token for the signed-in user, who gives the password again, and returns its
+/// clear text (shown once). `expires_in_days` empty: until revoked.
 #[server(prefix = "/_fn", endpoint = "create_my_token")]
-pub async fn create_my_token(name: String, expires_in_days: Option<String>) -> Result<String, AppError> {
+pub async fn create_my_token(name: String, password: String, expires_in_days: Option<String>) -> Result<String, AppError> {
     use crate::platform::state::AppState;
     let state = AppState::from_context()?;
     let caller = require_caller().await?;
@@ -186,7 +186,7 @@ pub async fn create_my_token(name: String, expires_in_days: Option<String>) -> R
         None => None,
         Some(d) => Some(d.parse::<u32>().map_err(|_| AppError::invalid("expires_in_days", "expires_in_days is a whole number of days"))?),
     };
-    Ok(service::issue_api_token(&state.db, &caller.viewer, &name, &[], days).await?.token)
+    Ok(service::issue_api_token_again(&state, &caller, ssr::client()?, &password, &name, days).await?.token)
 }
 
 #[server(prefix = "/_fn", endpoint = "revoke_my_token")]

@@ -2,7 +2,7 @@
 //! by the server functions (UI), the REST handlers and the CLI alike, and the one place
 //! that decides who may try a password how often and who becomes an administrator.
 
-use super::domain::{Caller, NewPassword, Role, Scope, Username, Viewer};
+use super::domain::{Caller, Credential, NewPassword, Role, Scope, Username, Viewer};
 use super::store::{api_token, claim, session, setup_token, user};
 use crate::error::{AppError, AppResult};
 use crate::platform::db::{is_unique_violation, Db};
@@ -75,8 +75,18 @@ fn take(limiter: &RateLimiter, key: &str, what: &str) -> AppResult<()> {
     })
 }
 
+/// What a per-address limit counts against: the IPv4 address, or the /64 an IPv6 address
+/// is in (one subscriber gets a whole /64, so counting single addresses would give an
+/// attacker 2^64 buckets).
 fn address_key(client: Option<IpAddr>) -> String {
-    client.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into())
+    match client.map(crate::platform::guards::canonical_ip) {
+        Some(IpAddr::V6(v6)) => {
+            let [a, b, c, d, ..] = v6.segments();
+            format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+        }
+        Some(v4) => v4.to_string(),
+        None => "unknown".into(),
+    }
 }
 
 /// Runs `work` (a hash or a verification) on a blocking thread once a hashing slot is
@@ -273,7 +283,7 @@ pub async fn issue_setup_token(state: &AppState) -> AppResult<Option<String>> {
 /// the account exists — sets its password, makes it an admin and ends every session and
 /// token it had, so whoever registered the name first keeps nothing. Returns the account
 /// and whether it existed.
-#[tracing::instrument(skip(state, password))]
+#[tracing::instrument(skip(state, caller, password))]
 pub async fn create_admin(state: &AppState, caller: &Caller, username: &str, password: &str) -> AppResult<(Viewer, bool)> {
     caller.require_admin()?;
     let username = Username::parse(username)?;
@@ -328,10 +338,14 @@ pub async fn authenticate(state: &AppState, client: Option<IpAddr>, username: &s
         return Err(AppError::invalid("password", "password is required"));
     }
     take(&state.auth.login_by_ip, &address_key(client), "log-in attempts from this address")?;
-    take(&state.auth.login_by_user, &username.trim().to_ascii_lowercase(), "log-in attempts for this account")?;
-    let found = match Username::parse(username) {
-        Ok(name) => find_user(&state.db, &name).await?,
-        Err(_) => None,
+    // Only names that could be accounts get a bucket: junk cannot fill the map.
+    let name = Username::parse(username).ok();
+    if let Some(name) = &name {
+        take(&state.auth.login_by_user, name.as_str(), "log-in attempts for this account")?;
+    }
+    let found = match &name {
+        Some(name) => find_user(&state.db, name).await?,
+        None => None,
     };
     match found {
         Some(found) if verify_password(&state.auth, password, found.password_hash.clone()).await? => Ok(found.into()),
@@ -473,6 +487,22 @@ pub async fn issue_api_token(db: &Db, owner: &Viewer, name: &str, scopes: &[Stri
     Ok(IssuedToken { id, token, name: name.to_owned(), scopes, expires_at })
 }
 
+/// Issues a token from the account page: only to a browser session (a token never mints
+/// tokens, so an expiring one cannot outlive itself) and only after the password is
+/// given again (a stolen session cookie cannot mint a token that would survive a password
+/// change or "sign out everywhere").
+#[tracing::instrument(skip(state, caller, password), fields(user.id = caller.id()))]
+pub async fn issue_api_token_again(state: &AppState, caller: &Caller, client: Option<IpAddr>, password: &str, name: &str, expires_in_days: Option<u32>) -> AppResult<IssuedToken> {
+    if caller.credential != Credential::Session {
+        return Err(AppError::forbidden("API tokens are issued to a signed-in browser or for a username and password, not to another token"));
+    }
+    let owner = authenticate(state, client, caller.username(), password).await.map_err(|e| match e.status {
+        401 => AppError::invalid("password", "the password is not right"),
+        _ => e,
+    })?;
+    issue_api_token(&state.db, &owner, name, &[], expires_in_days).await
+}
+
 /// The caller a bearer token stands for, if it is valid and unexpired.
 #[tracing::instrument(skip_all)]
 pub async fn caller_for_api_token(db: &Db, token: &str) -> AppResult<Option<Caller>> {
@@ -535,4 +565,19 @@ pub async fn update_profile(db: &Db, caller: &Caller, display_name: Option<&str>
         row.calendar_shared = Set(s);
     }
     Ok(user::Entity::update(row).exec(&db.conn).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_key;
+
+    #[test]
+    fn addresses_are_counted_per_ipv4_address_and_per_ipv6_64() {
+        let key = |ip: &str| address_key(Some(ip.parse().unwrap()));
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7", "a mapped IPv4 client is that client");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff:1:2:3"), "one /64, one bucket");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(address_key(None), "unknown");
+    }
 }

@@ -150,6 +150,8 @@ pub fn AccountPage() -> impl IntoView {
                 <ActionForm action=create attr:class="row">
                     <input type="text" name="name" placeholder="Token name, e.g. laptop script" maxlength="100" required
                         aria-label="Token name"/>
+                    <input type="password" name="password" placeholder="Your password" required autocomplete="current-password"
+                        aria-label="Your password"/>
                     <select name="expires_in_days" aria-label="Token lifetime">
                         <option value="30">"expires in 30 days"</option>
                         <option value="90" selected>"expires in 90 days"</option>

@@ -34,14 +34,14 @@ pub enum Intake {
     Spooled,
 }
 
-/// Verifies, parses and stores a delivery, then folds it. Answers only once the raw body
-/// is durable — in the database, or in the object store when the database is down.
-#[tracing::instrument(skip_all, fields(event))]
 /// The live channel of the meetings list: every signed-in member follows it.
 pub fn events_channel(_caller: &crate::accounts::Caller) -> String {
     CHANNEL.to_owned()
 }
 
+/// Verifies, parses and stores a delivery, then folds it. Answers only once the raw body
+/// is durable — in the database, or in the object store when the database is down.
+#[tracing::instrument(skip_all, fields(event))]
 pub async fn intake(state: &AppState, signature: Option<&str>, body: Bytes) -> AppResult<Intake> {
     let key = state
         .settings

@@ -48,6 +48,10 @@ use entity::{Column, Entity as ChangeRow};
 
 const GAP_PATIENCE: Duration = Duration::from_secs(3);
 const BATCH: u64 = 500;
+/// A stream ends after this and the browser reconnects (resuming by `Last-Event-ID`):
+/// the caller's credentials are checked again, so a stream does not outlive a sign-out,
+/// a password change or a lost role by more than this.
+pub const STREAM_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 /// One change as pages receive it.
 #[derive(Clone, Debug)]
@@ -245,10 +249,14 @@ fn change_stream(
     let rx = hub.subscribe();
     let closing = hub.closing.subscribe();
     let start = last_event_id.unwrap_or_else(|| hub.horizon());
+    let ends_at = tokio::time::Instant::now() + STREAM_LIFETIME;
     futures::stream::unfold(
         (db, rx, closing, channel, start, std::collections::VecDeque::<Change>::new(), true),
-        |(db, mut rx, mut closing, channel, mut last, mut pending, mut catch_up)| async move {
+        move |(db, mut rx, mut closing, channel, mut last, mut pending, mut catch_up)| async move {
             loop {
+                if tokio::time::Instant::now() >= ends_at {
+                    return None;
+                }
                 if let Some(change) = pending.pop_front() {
                     last = change.id;
                     let event = Event::default().id(change.id.to_string()).event(EVENT).data(change.payload);
@@ -270,6 +278,7 @@ fn change_stream(
                 let received = tokio::select! {
                     received = rx.recv() => received,
                     _ = closing.wait_for(|closed| *closed) => return None,
+                    _ = tokio::time::sleep_until(ends_at) => return None,
                 };
                 match received {
                     Ok(change) if change.id > last && change.channel == channel => {

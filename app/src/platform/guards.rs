@@ -55,14 +55,30 @@ pub fn too_large(max: u64) -> AppError {
     AppError::new(413, "payload_too_large", format!("request bodies are limited to {limit}")).on_field("body")
 }
 
-/// Cross-site request forgery protection for cookie-authenticated state changes: a
-/// browser says where a request comes from (`Sec-Fetch-Site`, or else `Origin`), and a
-/// state change from another site is refused with 403 — the session cookie alone is not
-/// consent. Requests with their own credentials (`Authorization`) and requests no
-/// browser sent (no such headers: webhooks, scripts) pass; they carry no ambient cookie.
+/// Where the REST API lives (the chat contract also at the root).
+const API_PREFIXES: &[&str] = &["/api/", "/chat/", "/chats/"];
+
+fn is_api(path: &str) -> bool {
+    path == "/chat" || API_PREFIXES.iter().any(|p| path.starts_with(p))
+}
+
+/// Cross-site request forgery protection for cookie-authenticated requests: a browser
+/// says where a request comes from (`Sec-Fetch-Site`, or else `Origin`), and from another
+/// site the session cookie alone is not consent — a state change is refused with 403, and
+/// so is any REST call that carries cookies (`GET /chats/{me}` reads, and so expires, the
+/// inbox: a link on another site must not do that). Pages stay reachable from links
+/// anywhere. Requests with their own bearer credentials and requests no browser sent (no
+/// such headers: webhooks, scripts) pass; they carry no ambient authority. (Any other
+/// `Authorization`, such as a proxy's Basic credentials, does not exempt a request.)
 pub async fn reject_cross_site(req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if safe || req.headers().contains_key(header::AUTHORIZATION) || !is_cross_site(req.headers()) {
+    let ambient = req.headers().contains_key(header::COOKIE) && is_api(req.uri().path());
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "));
+    if (safe && !ambient) || bearer || !is_cross_site(req.headers()) {
         return next.run(req).await;
     }
     tracing::warn!(method = %req.method(), path = req.uri().path(), "cross-site state change refused");
@@ -80,6 +96,15 @@ pub fn is_cross_site(headers: &HeaderMap) -> bool {
     };
     let authority = origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, rest)| rest);
     authority != host.to_str().ok()
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, how a dual-stack socket sees IPv4
+/// clients) as the IPv4 address it is.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
 }
 
 /// The address a rate limit should count against: the peer, or behind a trusted proxy
@@ -114,6 +139,16 @@ mod tests {
         assert!(is_cross_site(&headers(&[("origin", "null"), ("host", "a.test")])));
         assert!(!is_cross_site(&headers(&[("origin", "http://a.test:3000"), ("host", "a.test:3000")])));
         assert!(!is_cross_site(&headers(&[("host", "a.test")])), "no browser headers: not a browser");
+    }
+
+    #[test]
+    fn rest_paths_are_told_from_pages() {
+        for api in ["/api/v1/me", "/chat", "/chat/7", "/chats/ada"] {
+            assert!(is_api(api), "{api}");
+        }
+        for page in ["/", "/inbox", "/chatter", "/calendar", "/ical/x.ics"] {
+            assert!(!is_api(page), "{page}");
+        }
     }
 
     #[test]

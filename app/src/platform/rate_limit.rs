@@ -4,8 +4,9 @@
 //!
 //! Memory is bounded whatever the keys: a key is cut to [`MAX_KEY_BYTES`], and the map
 //! holds at most `max_keys` buckets. When it is full of live buckets (a flood of distinct
-//! keys), a new key is refused until buckets refill and are forgotten: failing closed
-//! for strangers beats growing without bound or forgetting the attacker's empty bucket.
+//! keys), the least recently used bucket is forgotten for the new key. That never locks
+//! strangers out (refusing new keys would let a flood of junk keys shut everyone out),
+//! and what it forgets is the quietest key's history, not the flood's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -64,8 +65,10 @@ impl RateLimiter {
         if !b.map.contains_key(key) && b.map.len() >= self.max_keys {
             self.sweep(&mut b, now);
             if b.map.len() >= self.max_keys {
-                // Full of live buckets: a stranger waits until one refills.
-                return Err(Duration::from_secs_f64(1.0 / self.refill_per_sec));
+                // O(keys), only while full: bounded work for bounded memory.
+                if let Some(oldest) = b.map.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone()) {
+                    b.map.remove(&oldest);
+                }
             }
         }
         let (tokens, at) = b.map.entry(key.to_owned()).or_insert((self.capacity, now));
@@ -112,10 +115,14 @@ mod tests {
         let limiter = RateLimiter::new(2, Duration::from_secs(3600)).with_max_keys(100);
         for i in 0..100 {
             assert!(limiter.check(&format!("user{i}")).is_ok());
+            std::thread::sleep(Duration::from_micros(50)); // distinct last-use times
         }
-        assert!(limiter.check("stranger").is_err(), "a full map refuses new keys");
-        assert!(limiter.check("user1").is_ok(), "known keys keep their bucket");
-        assert_eq!(limiter.inner.lock().unwrap().map.len(), 100);
+        assert!(limiter.check("user5").is_ok(), "known keys keep their bucket");
+        assert!(limiter.check("stranger").is_ok(), "a full map never locks a newcomer out");
+        let b = limiter.inner.lock().unwrap();
+        assert_eq!(b.map.len(), 100, "memory stays bounded");
+        assert!(!b.map.contains_key("user0") && b.map.contains_key("user5"), "the least recently used bucket went");
+        drop(b);
         // Long keys are cut: two keys differing only past the cut share one bucket.
         let long = RateLimiter::new(1, Duration::from_secs(3600));
         let a = format!("{}a", "x".repeat(MAX_KEY_BYTES));

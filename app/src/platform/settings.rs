@@ -124,6 +124,9 @@ pub struct HttpSettings {
     /// Take the client address from the last `X-Forwarded-For` hop
     /// (`SB_TRUST_FORWARDED_FOR`, default off): turn on only behind a proxy that sets it.
     pub trust_forwarded_for: bool,
+    /// Connections served at once (`SB_MAX_CONNECTIONS`, default 4096); beyond that new
+    /// ones wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -248,6 +251,7 @@ impl Settings {
                 request_timeout: Duration::from_secs(env.number("SB_REQUEST_TIMEOUT_SECS", 30).max(1)),
                 webhook_rate_per_min: env.number("SB_WEBHOOK_RATE_PER_MIN", 600).max(1),
                 trust_forwarded_for: env.flag("SB_TRUST_FORWARDED_FOR", false),
+                max_connections: env.number("SB_MAX_CONNECTIONS", 4096).max(1),
             },
         }
     }

@@ -9,7 +9,7 @@ use crate::accounts::domain::Username;
 use crate::accounts::Caller;
 use crate::accounts::store::user;
 use crate::error::{AppError, AppResult};
-use crate::platform::db::{for_update, Db};
+use crate::platform::db::{for_update, is_unique_violation, Db};
 use crate::platform::secrets::{random_token, sha256_hex};
 use crate::platform::state::AppState;
 use crate::platform::time::{now_ms, to_rfc3339};
@@ -456,7 +456,17 @@ async fn feed_token(state: &AppState, user_id: i64, rotate: bool) -> AppResult<S
         token_sealed: Set(state.sealer.seal(FEED_CONTEXT, &token)),
         created_at: Set(now_ms()),
     };
-    feed::Entity::insert(row).exec_without_returning(&*txn).await?;
+    match feed::Entity::insert(row).exec_without_returning(&*txn).await {
+        Ok(_) => {}
+        // Two first calls at once (the settings page and the API, on MySQL where nothing
+        // serialises them): the other one's token stands, and both callers get it.
+        Err(e) if is_unique_violation(&e) => {
+            drop(txn);
+            let f = feed::Entity::find_by_id(user_id).one(&db.conn).await?.ok_or_else(|| AppError::internal_because(e))?;
+            return state.sealer.open(FEED_CONTEXT, &f.token_sealed).map_err(AppError::internal_because);
+        }
+        Err(e) => return Err(e.into()),
+    }
     txn.commit().await?;
     Ok(token)
 }

@@ -147,7 +147,8 @@ const RULES: &[Rule] = &[
     server_fn("/_fn/sign_up", "username=user{fresh}&password=correct+horse+battery+staple", PUBLIC),
     server_fn("/_fn/log_out", "", PUBLIC),
     server_fn("/_fn/my_tokens", "", MEMBERS),
-    server_fn("/_fn/create_my_token", "name=t{fresh}", MEMBERS),
+    // Tokens are minted by a browser session that gives the password again, never by a token.
+    server_fn("/_fn/create_my_token", "name=t{fresh}&password=correct+horse+battery+staple", [401, 403, 403, 403]),
     server_fn("/_fn/revoke_my_token", "id={new_token}", [401, OK, 404, 404]),
     server_fn("/_fn/change_my_password", "current_password=correct+horse+battery+staple&new_password=correct+horse+battery+staple", MEMBERS),
     server_fn("/_fn/sign_out_everywhere", "", MEMBERS),

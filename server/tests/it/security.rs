@@ -179,9 +179,11 @@ async fn create_admin_takes_an_existing_name_back_from_whoever_registered_it() {
     // Someone registered "alice" before the operator got to it.
     let squatter = new_user_token(&app.client, &app.base, "alice").await;
     let new_password = "the operator's own passphrase";
+    let data = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
         .args(["create-admin", "--username", "alice"])
         .env("DATABASE_URL", &url)
+        .env("SB_DATA_DIR", data.path())
         .env("SB_SECRET_KEY", TEST_SECRET_KEY)
         .env("SB_ADMIN_PASSWORD", new_password)
         .env("SB_MIGRATE_ON_START", "false")
@@ -493,8 +495,66 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let n = read.unwrap_or(0);
     let answer = String::from_utf8_lossy(&buf[..n]);
     assert!(n == 0 || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // A connection that sends nothing at all is closed too (no protocol sniffing
+    // without a timer), and so is one that says half of the HTTP/2 preface.
+    for opening in [&b""[..], b"PRI * HTTP/2.0\r\n"] {
+        let mut socket = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+        socket.write_all(opening).await.unwrap();
+        let read = tokio::time::timeout(Duration::from_secs(15), socket.read(&mut buf)).await.expect("the server hangs up");
+        let n = read.unwrap_or(0);
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || answer.starts_with("HTTP/1.1 4"), "{answer}");
+    }
     // A normal client is unaffected.
     assert_eq!(app.get("/healthz").await.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn another_site_cannot_make_a_signed_in_browser_read_its_inbox() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let admin = app.user_with_token("root").await;
+    app.post_json("/api/v1/auth/signup", &json!({"username": "ada", "password": PASSWORD})).await;
+    let ada = browser(&app, PASSWORD).await;
+    let res = bearer(&app, &admin, reqwest::Method::POST, "/chat").json(&json!({"username": "ada", "text": "unread", "timeout": 3600})).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    // A link or script on another site navigating the browser to the inbox read:
+    for site in ["cross-site", "same-site"] {
+        let res = ada.get(app.url("/chats/ada")).header("sec-fetch-site", site).send().await.unwrap();
+        assert_error(res, 403, "cross_site_request", None).await;
+    }
+    let res = ada.get(app.url("/api/v1/chats/ada")).header("origin", "https://evil.example").send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    // A proxy's Basic credentials do not exempt a cookie-carrying request.
+    let res = ada.get(app.url("/chats/ada")).header("sec-fetch-site", "cross-site").basic_auth("proxy", Some("pw")).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    // Pages stay reachable from other sites' links.
+    assert_eq!(ada.get(app.url("/inbox")).header("sec-fetch-site", "cross-site").send().await.unwrap().status(), 200);
+    // The message is still unread; from this site the read works.
+    let res = ada.get(app.url("/chats/ada")).header("sec-fetch-site", "same-origin").send().await.unwrap();
+    let inbox: Value = res.json().await.unwrap();
+    assert_eq!(inbox[0]["text"], "unread");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_are_minted_only_by_a_browser_that_gives_the_password_again() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let token = app.user_with_token("ada").await;
+    let form = |password: &str| [("name", "laptop".to_owned()), ("password", password.to_owned())];
+    // A stolen session cookie alone mints nothing …
+    let ada = browser(&app, PASSWORD).await;
+    let res = ada.post(app.url("/_fn/create_my_token")).form(&form("")).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let res = ada.post(app.url("/_fn/create_my_token")).form(&form("a wrong guess here")).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    // … nor does a token (so an expiring token cannot outlive itself).
+    let res = bearer(&app, &token, reqwest::Method::POST, "/_fn/create_my_token").form(&form(PASSWORD)).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM api_tokens").await, 1, "only the first token exists");
+    let res = ada.post(app.url("/_fn/create_my_token")).form(&form(PASSWORD)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("sb_"));
     app.stop().await;
 }
 
