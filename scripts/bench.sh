@@ -7,5 +7,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh --test
-cargo build --release -p server --bin bench >&2
+cargo build --release -p server --bin bench --features bench >&2
 exec "${CARGO_TARGET_DIR:-target}/release/bench" "${@:-all}"

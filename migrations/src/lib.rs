@@ -18,6 +18,7 @@ mod m20261125_000004_meetings;
 mod m20261126_000005_scheduler;
 mod m20261127_000006_wages;
 mod m20261201_000007_security;
+mod m20261202_000008_wage_copy;
 mod columns;
 
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_scheduler::Migration),
             Box::new(m20261127_000006_wages::Migration),
             Box::new(m20261201_000007_security::Migration),
+            Box::new(m20261202_000008_wage_copy::Migration),
         ]
     }
 }

@@ -34,7 +34,7 @@ pub fn registry(settings: &app::platform::settings::Settings) -> JobRegistry {
     }
     // A process killed mid-import leaves it to another runner once the (renewed) lease
     // runs out; re-running is harmless (upserts by case number).
-    jobs.register("wages.import_lca", settings.wages.import_lease, 3, |state, job| async move {
+    jobs.register(app::wages::import::IMPORT_JOB, settings.wages.import_lease, 3, |state, job| async move {
         #[derive(serde::Deserialize)]
         struct Payload {
             import: i64,
@@ -54,8 +54,8 @@ pub fn registry(settings: &app::platform::settings::Settings) -> JobRegistry {
             Err(e) => Err(anyhow::anyhow!(e.message)),
         }
     });
-    jobs.max_runtime("wages.import_lca", Duration::from_secs(6 * 3600));
-    jobs.register("wages.seed_demo", Duration::from_secs(1800), 3, |state, _| async move {
+    jobs.max_runtime(app::wages::import::IMPORT_JOB, Duration::from_secs(6 * 3600));
+    jobs.register(app::wages::demo::SEED_JOB, Duration::from_secs(1800), 3, |state, _| async move {
         app::wages::demo::seed(&state).await.map_err(|e| anyhow::anyhow!(e.message))
     });
     jobs.periodic("accounts.sweep_sessions", Duration::from_secs(3600), Duration::from_secs(60), |state, _| async move {

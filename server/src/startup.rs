@@ -116,6 +116,7 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
         sealer,
         webhook_limiter: RateLimiter::new(settings.http.webhook_rate_per_min, Duration::from_secs(60)),
         chat_cache: app::chat::cold::BatchCache::new(64),
+        wage_copy: app::wages::analytics::WageCopy::new(),
         settings: Arc::new(settings),
     };
     seal_legacy_secrets(&state).await?;
@@ -241,7 +242,7 @@ async fn queue_demo(state: &AppState) -> anyhow::Result<()> {
         )
     };
     if !present.await.map_err(app_failure)? {
-        app::platform::jobs::enqueue(&state.db.conn, "wages.seed_demo", &serde_json::json!({})).await?;
+        app::platform::jobs::enqueue(&state.db.conn, app::wages::demo::SEED_JOB, &serde_json::json!({})).await?;
         tracing::info!("wage portal demo data queued");
     }
     Ok(())
@@ -296,6 +297,8 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut background = Vec::new();
         background.push(tokio::spawn(state.changes.clone().run_poller(state.db.clone(), Duration::from_millis(250))));
+        // Builds the wage copy now and again whenever an import finishes anywhere.
+        background.push(tokio::spawn(state.wage_copy.clone().follow(state.clone())));
         if run_jobs {
             let runner = JobRunner::new(state.clone(), registry);
             background.push(tokio::spawn(runner.run(stop_rx.clone())));

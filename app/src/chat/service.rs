@@ -94,8 +94,14 @@ pub async fn read_inbox(db: &Db, caller: &Caller, username: &str) -> AppResult<I
             .filter(message::Column::ExpirationDate.gt(now))
             .order_by_asc(message::Column::Id)
             .limit(INBOX_PAGE + 1);
-        let mut rows = for_update(unexpired, db.backend()).all(&*txn).await?;
-        let has_more = rows.len() as u64 > INBOX_PAGE;
+        let fetched = for_update(unexpired, db.backend()).all(&*txn).await?;
+        let has_more = fetched.len() as u64 > INBOX_PAGE;
+        // The rows are ours now. A reader that held them a moment ago expired them at its
+        // own `now`, which may be later than ours (we waited on its locks): check them
+        // again against the clock as it is once the locks are held, so no message is
+        // returned twice.
+        let now = now_ms();
+        let mut rows: Vec<message::Model> = fetched.into_iter().filter(|m| m.expiration_date > now).collect();
         rows.truncate(INBOX_PAGE as usize);
         if !rows.is_empty() {
             let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();

@@ -143,6 +143,12 @@ impl ChangeHub {
         self.tx.subscribe()
     }
 
+    /// Resolves once the hub is closed (shutdown): for tasks that follow it.
+    pub async fn closed(&self) {
+        let mut closing = self.closing.subscribe();
+        let _ = closing.wait_for(|closed| *closed).await;
+    }
+
     pub fn horizon(&self) -> i64 {
         self.horizon.load(Ordering::Acquire)
     }

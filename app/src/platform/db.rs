@@ -202,22 +202,3 @@ pub fn for_update<Q: sea_orm::QuerySelect>(query: Q, backend: DbBackend) -> Q {
         query
     }
 }
-
-/// A `LIKE` pattern matching `value` literally — as a prefix, or anywhere when
-/// `contains`. `%` and `_` in user input would otherwise be wildcards (a filter of `_`
-/// matches everything, a username `a_c` matches `abc`). The escape character is `!`,
-/// which means nothing in string literals on either engine (a backslash does on MySQL).
-pub fn like_literal(value: &str, contains: bool) -> sea_orm::sea_query::LikeExpr {
-    let mut escaped = String::with_capacity(value.len() + 2);
-    if contains {
-        escaped.push('%');
-    }
-    for c in value.chars() {
-        if matches!(c, '!' | '%' | '_') {
-            escaped.push('!');
-        }
-        escaped.push(c);
-    }
-    escaped.push('%');
-    sea_orm::sea_query::LikeExpr::new(escaped).escape('!')
-}

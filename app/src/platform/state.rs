@@ -25,6 +25,8 @@ pub struct AppState {
     pub webhook_limiter: RateLimiter,
     /// Recently read cold-storage batches of chat messages.
     pub chat_cache: crate::chat::cold::BatchCache,
+    /// The wage records' in-memory copy that answers statistics and listings.
+    pub wage_copy: crate::wages::analytics::WageCopy,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -11,6 +11,9 @@ use crate::platform::state::AppState;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use std::path::PathBuf;
 
+/// The job that seeds the demo.
+pub const SEED_JOB: &str = "wages.seed_demo";
+
 const SEED: u64 = 2025;
 pub const SAMPLE_SIZE: usize = 4000;
 
@@ -114,7 +117,7 @@ pub async fn sample(state: &AppState) -> AppResult<Vec<Filing>> {
             soc_title: m.occupation_name.to_ascii_uppercase(),
             worksite_city: (*city).into(),
             worksite_state: (*st).into(),
-            wage_from: if hourly { (annual / 2080.0 * 100.0).round() / 100.0 } else { annual },
+            wage_from: Some(if hourly { (annual / 2080.0 * 100.0).round() / 100.0 } else { annual }),
             wage_to: None,
             wage_unit: if hourly { "Hour".into() } else { "Year".into() },
             annual_wage: if hourly { ((annual / 2080.0 * 100.0).round() / 100.0 * 2080.0 * 100.0).round() / 100.0 } else { annual },
@@ -122,6 +125,7 @@ pub async fn sample(state: &AppState) -> AppResult<Vec<Filing>> {
             pw_unit: Some("Year".into()),
             pw_level: Some(level.into()),
             annual_prevailing: m.p25,
+            source: "synthetic".into(),
         });
     }
     Ok(out)
@@ -132,7 +136,7 @@ pub async fn sample(state: &AppState) -> AppResult<Vec<Filing>> {
 /// from two processes at once: both steps are upserts, skipped when already done.
 #[tracing::instrument(skip(state))]
 pub async fn seed(state: &AppState) -> AppResult<()> {
-    if !service::has_market_data(&state.db).await? {
+    if !super::market::has_market_data(&state.db).await? {
         let file = match state.settings.wages.oews_file.clone() {
             Some(f) => PathBuf::from(f),
             None => {
@@ -145,9 +149,7 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
     }
     if !service::has_synthetic(&state.db).await? {
         let filings = sample(state).await?;
-        for chunk in filings.chunks(1000) {
-            service::upsert(&state.db, chunk.to_vec(), None, "synthetic").await?;
-        }
+        super::import::write_filings(&state.db, &filings).await?;
         tracing::info!(rows = filings.len(), "synthetic wage sample generated for the demo");
     }
     Ok(())

@@ -54,6 +54,19 @@ pub struct Market {
     pub mean: Option<f64>,
 }
 
+/// How a group's filings compare with what the law requires: the share paid below the
+/// estimated Level II, III and IV wages of each filing's own occupation and state (see
+/// `levels`), among the filings whose market is known.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct LevelShares {
+    /// Filings with a known market (the shares are of these).
+    pub known: usize,
+    pub below_level_ii: f64,
+    pub below_level_iii: f64,
+    pub below_level_iv: f64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct StatsGroup {
@@ -62,6 +75,8 @@ pub struct StatsGroup {
     pub stats: BoxStats,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub market: Option<Market>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub levels: Option<LevelShares>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -72,12 +87,16 @@ pub struct StatsResponse {
     pub groups: Vec<StatsGroup>,
 }
 
+/// One wage record: an LCA filing as the portal keeps it, normalised on import. The one
+/// definition the readers (CSV, XLSX), the store's writer and the API's record view share.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-pub struct WageRecordView {
-    pub id: i64,
+pub struct Filing {
     pub case_number: String,
     pub case_status: String,
+    pub received_date: Option<String>,
+    pub decision_date: Option<String>,
+    /// Federal fiscal year of the decision (Oct 1 – Sep 30).
     pub fiscal_year: i32,
     pub employer_name: String,
     pub job_title: String,
@@ -91,12 +110,34 @@ pub struct WageRecordView {
     /// Wage from × 2080 (hour), 52 (week), 26 (bi-weekly), 12 (month) or 1 (year).
     pub annual_wage: f64,
     pub prevailing_wage: Option<f64>,
+    pub pw_unit: Option<String>,
     pub pw_level: Option<String>,
     pub annual_prevailing: Option<f64>,
     /// `lca` (a real filing) or `synthetic` (generated demo data).
     pub source: String,
+}
+
+/// Where a wage falls against the estimated prevailing-wage levels of its occupation
+/// and area.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct LevelPosition {
+    /// Estimated Level I–IV annual wages (OEWS ≈ 17th, 34th, 50th, 67th percentile).
+    pub wages: [f64; 4],
+    /// The highest level the wage meets: 0 (below Level I) to 4.
+    pub met: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct WageRecordView {
+    pub id: i64,
+    #[serde(flatten)]
+    pub filing: Filing,
     /// Estimated percentile of the annual wage in the market (state, else national).
     pub market_percentile: Option<f64>,
+    /// Against the estimated Level I–IV wages of the same market.
+    pub levels: Option<LevelPosition>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -56,7 +56,7 @@ async fn list_records(
     ApiQuery(p): ApiQuery<RecordParams>,
 ) -> AppResult<Json<RecordsPage>> {
     let descending = direction(p.dir.as_deref())?;
-    Ok(Json(service::records(&state.db, &caller, &filter, p.sort.as_deref(), descending, p.page.unwrap_or(1), p.per_page.unwrap_or(50)).await?))
+    Ok(Json(service::records(&state, &caller, &filter, p.sort.as_deref(), descending, p.page.unwrap_or(1), p.per_page.unwrap_or(50)).await?))
 }
 
 /// Box-and-whisker statistics of the annual wage per group (the 25 largest groups):
@@ -76,7 +76,7 @@ async fn wage_stats(
     ApiQuery(p): ApiQuery<StatsParams>,
 ) -> AppResult<Json<StatsResponse>> {
     let group_by = p.group_by.as_deref().map(str::trim).filter(|g| !g.is_empty()).unwrap_or(DEFAULT_GROUP_BY);
-    Ok(Json(service::stats_with_market(&state.db, &caller, &filter, group_by).await?))
+    Ok(Json(service::stats_with_market(&state, &caller, &filter, group_by).await?))
 }
 
 /// The filtered records as CSV (by annual wage, at most 100,000 rows).
@@ -87,7 +87,7 @@ async fn wage_stats(
         (status = 400, body = ErrorEnvelope),
         (status = 401, body = ErrorEnvelope)))]
 async fn export_csv(State(state): State<AppState>, caller: Caller, ApiQuery(filter): ApiQuery<WageFilter>) -> AppResult<impl IntoResponse> {
-    let body = service::export_csv(&state.db, &caller, &filter).await?;
+    let body = service::export_csv(&state, &caller, &filter).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"wages.csv\"")],
         body,
@@ -105,8 +105,9 @@ pub struct UploadParams {
 #[allow(dead_code)]
 struct CsvBody(String);
 
-/// Uploads an LCA disclosure CSV (the request body, as is) and queues its import; any
-/// server process's job runner imports it from the object store. Progress is on
+/// Uploads an LCA disclosure file — the DOL's CSV or Excel workbook (`.xlsx`), the
+/// request body as is — and queues its import; any server process's job runner imports
+/// it from the object store. Progress is on
 /// `GET /wages/imports/{id}` and the SSE stream `GET /wages/imports/events`.
 #[utoipa::path(post, path = "/wages/imports", tag = "wages", security(("bearer" = [])),
     params(UploadParams),

@@ -1,10 +1,29 @@
 //! Reading the U.S. Department of Labor's LCA disclosure files (H-1B and related
-//! filings). Header spellings changed over the years, so columns are found through an
-//! alias map; extra columns are ignored. Each row becomes a normalised [`Filing`] or a
-//! reason why not.
+//! filings), whatever carries the rows: the CSV files or the Excel workbooks the DOL
+//! publishes (see `xlsx`). Header spellings changed over the years, so columns are found
+//! through an alias map; extra and reordered columns are fine. Each row becomes a
+//! normalised [`Filing`] or a reason why not.
 
+pub use super::domain::Filing;
 use chrono::{Datelike, NaiveDate};
 use std::collections::HashMap;
+
+/// A row's fields by position: a CSV record or a worksheet row.
+pub trait Fields {
+    fn field(&self, i: usize) -> Option<&str>;
+}
+
+impl Fields for csv::StringRecord {
+    fn field(&self, i: usize) -> Option<&str> {
+        self.get(i)
+    }
+}
+
+impl Fields for Vec<String> {
+    fn field(&self, i: usize) -> Option<&str> {
+        self.get(i).map(String::as_str)
+    }
+}
 
 /// The fields we read, with every header spelling seen in the DOL files (first wins).
 const ALIASES: &[(&str, &[&str])] = &[
@@ -35,8 +54,8 @@ pub struct Columns(HashMap<&'static str, usize>);
 
 impl Columns {
     /// Maps a header row; the error names the required columns that are missing.
-    pub fn from_header(header: &csv::StringRecord) -> Result<Self, String> {
-        let normalised: Vec<String> = header.iter().map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_uppercase().replace([' ', '-'], "_")).collect();
+    pub fn from_header<'h>(header: impl IntoIterator<Item = &'h str>) -> Result<Self, String> {
+        let normalised: Vec<String> = header.into_iter().map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_uppercase().replace([' ', '-'], "_")).collect();
         let mut map = HashMap::new();
         for (field, spellings) in ALIASES {
             if let Some(i) = spellings.iter().find_map(|s| normalised.iter().position(|h| h == s)) {
@@ -56,33 +75,9 @@ impl Columns {
         }
     }
 
-    fn get<'r>(&self, row: &'r csv::StringRecord, field: &str) -> &'r str {
-        self.0.get(field).and_then(|&i| row.get(i)).map(str::trim).unwrap_or("")
+    fn get<'r>(&self, row: &'r impl Fields, field: &str) -> &'r str {
+        self.0.get(field).and_then(|&i| row.field(i)).map(str::trim).unwrap_or("")
     }
-}
-
-/// One filing, normalised.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Filing {
-    pub case_number: String,
-    pub case_status: String,
-    pub received_date: Option<String>,
-    pub decision_date: Option<String>,
-    pub fiscal_year: i32,
-    pub employer_name: String,
-    pub job_title: String,
-    pub soc_code: String,
-    pub soc_title: String,
-    pub worksite_city: String,
-    pub worksite_state: String,
-    pub wage_from: f64,
-    pub wage_to: Option<f64>,
-    pub wage_unit: String,
-    pub annual_wage: f64,
-    pub prevailing_wage: Option<f64>,
-    pub pw_unit: Option<String>,
-    pub pw_level: Option<String>,
-    pub annual_prevailing: Option<f64>,
 }
 
 /// `Hour`, `Week`, `Bi-Weekly`, `Month`, `Year` in their many spellings → the canonical
@@ -113,10 +108,24 @@ fn money(raw: &str) -> Result<(Option<f64>, Option<f64>), String> {
     }
 }
 
-/// `2023-10-05`, `10/05/2023`, `2023-10-05 00:00:00`.
+/// `2023-10-05`, `10/05/2023`, `2023-10-05 00:00:00`, or an Excel serial day number
+/// (`45204`, what a date cell holds when the workbook does not mark it as one).
 pub fn date(raw: &str) -> Option<NaiveDate> {
     let d = raw.trim().split([' ', 'T']).next().unwrap_or("");
-    NaiveDate::parse_from_str(d, "%Y-%m-%d").or_else(|_| NaiveDate::parse_from_str(d, "%m/%d/%Y")).ok()
+    NaiveDate::parse_from_str(d, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(d, "%m/%d/%Y"))
+        .ok()
+        .or_else(|| d.parse::<f64>().ok().and_then(excel_serial_date))
+}
+
+/// An Excel serial date (1900 date system) as a date: days since 1899-12-30, which
+/// absorbs Excel's phantom 1900-02-29 for every date after February 1900. Serials outside
+/// 1 ..= 2958465 (the year 9999) are not dates.
+pub fn excel_serial_date(serial: f64) -> Option<NaiveDate> {
+    if !(61.0..=2_958_465.0).contains(&serial) {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(1899, 12, 30)?.checked_add_days(chrono::Days::new(serial.floor() as u64))
 }
 
 /// The U.S. federal fiscal year a date falls in (it starts on October 1).
@@ -135,7 +144,7 @@ fn clip(s: &str, max: usize) -> String {
 }
 
 /// Reads one data row.
-pub fn parse(cols: &Columns, row: &csv::StringRecord) -> Result<Filing, String> {
+pub fn parse(cols: &Columns, row: &impl Fields) -> Result<Filing, String> {
     let get = |f: &str| cols.get(row, f);
     let case_number = get("case_number").to_ascii_uppercase();
     if case_number.is_empty() {
@@ -180,7 +189,7 @@ pub fn parse(cols: &Columns, row: &csv::StringRecord) -> Result<Filing, String> 
         soc_title: clip(&get("soc_title").to_ascii_uppercase(), 191),
         worksite_city: clip(&get("worksite_city").to_ascii_uppercase(), 100),
         worksite_state: state,
-        wage_from,
+        wage_from: Some(wage_from),
         wage_to,
         wage_unit: wage_unit.into(),
         annual_wage: (wage_from * per_year * 100.0).round() / 100.0,
@@ -188,6 +197,7 @@ pub fn parse(cols: &Columns, row: &csv::StringRecord) -> Result<Filing, String> 
         prevailing_wage,
         pw_unit: pw.map(|(u, _)| u.to_owned()),
         pw_level: (!pw_level.is_empty()).then(|| clip(&pw_level, 8)),
+        source: "lca".into(),
     })
 }
 
@@ -212,7 +222,7 @@ mod tests {
     fn read(csv: &str) -> (Result<Columns, String>, Vec<csv::StringRecord>) {
         let mut r = csv::ReaderBuilder::new().from_reader(csv.as_bytes());
         let header = r.headers().unwrap().clone();
-        (Columns::from_header(&header), r.records().map(Result::unwrap).collect())
+        (Columns::from_header(header.iter()), r.records().map(Result::unwrap).collect())
     }
 
     #[test]
@@ -242,6 +252,12 @@ mod tests {
         assert_eq!(fiscal_year(NaiveDate::from_ymd_opt(2023, 9, 30).unwrap()), 2023);
         assert_eq!(fiscal_year(NaiveDate::from_ymd_opt(2023, 10, 1).unwrap()), 2024);
         assert_eq!(money("85000 - 95000").unwrap(), (Some(85000.0), Some(95000.0)));
+        // Excel serial dates: 45292 is 2024-01-01 (Excel's own =DATE(2024,1,1)), 45204
+        // is 2023-10-05 (and so fiscal year 2024).
+        assert_eq!(date("45292"), NaiveDate::from_ymd_opt(2024, 1, 1));
+        assert_eq!(date("45204"), NaiveDate::from_ymd_opt(2023, 10, 5));
+        assert_eq!(date("45204.75"), NaiveDate::from_ymd_opt(2023, 10, 5), "the time of day is dropped");
+        assert_eq!(date("12"), None, "too small to be a date of this century's files");
 
         let header = "CASE_NUMBER,CASE_STATUS,DECISION_DATE,EMPLOYER_NAME,JOB_TITLE,SOC_CODE,WORKSITE_STATE,WAGE_RATE_OF_PAY_FROM,WAGE_UNIT_OF_PAY\n";
         let (cols, rows) = read(&format!("{header}A,Certified,2024-01-01,X,Y,15-1252,WA,100,Fortnight\n,Certified,2024-01-01,X,Y,15-1252,WA,100,Year\nB,Certified,nope,X,Y,15-1252,WA,100,Year\nC,Certified,2024-01-01,X,Y,engineer,WA,100,Year\nD,Certified,2024-01-01,X,Y,15-1252,Washington,100,Year\n"));

@@ -2,21 +2,30 @@
 //! box-and-whisker statistics and drawn against the market.
 
 pub mod domain;
+pub mod levels;
 pub mod stats;
 mod views;
 
+#[cfg(feature = "ssr")]
+pub mod analytics;
 #[cfg(feature = "ssr")]
 pub mod demo;
 #[cfg(feature = "ssr")]
 pub mod http;
 #[cfg(feature = "ssr")]
+pub mod import;
+#[cfg(feature = "ssr")]
 pub mod lca;
+#[cfg(feature = "ssr")]
+pub mod market;
 #[cfg(feature = "ssr")]
 pub mod oews;
 #[cfg(feature = "ssr")]
 pub mod service;
 #[cfg(feature = "ssr")]
 pub mod store;
+#[cfg(feature = "ssr")]
+pub mod xlsx;
 
 pub use domain::*;
 pub use views::WagesPage;
@@ -46,8 +55,8 @@ pub async fn load_wages(query: String) -> Result<WagesView, AppError> {
     let filter: WageFilter = crate::platform::http::parse_query(&query)?;
     let view: ViewParams = crate::platform::http::parse_query(&query)?;
     let group_by = view.group_by.as_deref().unwrap_or(DEFAULT_GROUP_BY);
-    let stats = service::stats_with_market(&state.db, &caller, &filter, group_by).await?;
-    let records = service::records(&state.db, &caller, &filter, view.sort.as_deref(), view.dir.as_deref() == Some("desc"), view.page.unwrap_or(1), PAGE_SIZE).await?;
+    let stats = service::stats_with_market(&state, &caller, &filter, group_by).await?;
+    let records = service::records(&state, &caller, &filter, view.sort.as_deref(), view.dir.as_deref() == Some("desc"), view.page.unwrap_or(1), PAGE_SIZE).await?;
     Ok(WagesView {
         synthetic: service::has_synthetic(&state.db).await?,
         has_market: service::has_market_data(&state.db).await?,

@@ -1,4 +1,13 @@
-//! Wage tables (see migration `m20261127_000006_wages`).
+//! Wage tables (see migrations `m20261127_000006_wages` and `m20261202_000008_wage_copy`)
+//! and the fast writer the imports use.
+
+use super::domain::Filing;
+use crate::error::AppResult;
+use crate::platform::db::Db;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 pub mod record {
     use sea_orm::entity::prelude::*;
@@ -30,6 +39,37 @@ pub mod record {
         /// `lca` (an imported filing) or `synthetic` (generated demo data).
         pub source: String,
         pub import_id: Option<i64>,
+        /// When the row was last written (a value unique to its write): makes every
+        /// upsert of an existing row a change, so MySQL's affected-row count tells new
+        /// rows from updated ones.
+        pub imported_at: Option<i64>,
+    }
+
+    impl From<Model> for super::Filing {
+        fn from(r: Model) -> Self {
+            super::Filing {
+                case_number: r.case_number,
+                case_status: r.case_status,
+                received_date: r.received_date,
+                decision_date: r.decision_date,
+                fiscal_year: r.fiscal_year,
+                employer_name: r.employer_name,
+                job_title: r.job_title,
+                soc_code: r.soc_code,
+                soc_title: r.soc_title,
+                worksite_city: r.worksite_city,
+                worksite_state: r.worksite_state,
+                wage_from: r.wage_from,
+                wage_to: r.wage_to,
+                wage_unit: r.wage_unit,
+                annual_wage: r.annual_wage,
+                prevailing_wage: r.prevailing_wage,
+                pw_unit: r.pw_unit,
+                pw_level: r.pw_level,
+                annual_prevailing: r.annual_prevailing,
+                source: r.source,
+            }
+        }
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -97,4 +137,117 @@ pub mod import {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Rows per INSERT: 22 values each stay under SQLite's 32,766 bound parameters.
+const STATEMENT_ROWS: usize = 1000;
+
+/// A write stamp no earlier write had: milliseconds, bumped past the last one.
+fn stamp() -> i64 {
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = crate::platform::time::now_ms() * 1000;
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = Ord::max(now, last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
+/// Writes filings in one transaction, replacing earlier versions of the same case (the
+/// last row wins when the batch repeats one); returns (new, updated). Multi-row INSERT …
+/// ON CONFLICT statements, no read first: new and updated rows are told apart afterwards
+/// — on SQLite, where the write gate makes ids grow in commit order, by counting ids above
+/// the batch's starting point; on MySQL from the affected-row count (1 a new row, 2 an
+/// update, which the write stamp guarantees to be a change).
+pub async fn upsert(db: &Db, filings: &[Filing], import_id: Option<i64>) -> AppResult<(u64, u64)> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(filings.len());
+    for (i, f) in filings.iter().enumerate() {
+        last.insert(&f.case_number, i);
+    }
+    let unique: Vec<&Filing> = filings.iter().enumerate().filter(|(i, f)| last[f.case_number.as_str()] == *i).map(|(_, f)| f).collect();
+    if unique.is_empty() {
+        return Ok((0, 0));
+    }
+    let at = stamp();
+    db.retrying(|| async {
+        let txn = db.write_txn().await?;
+        let sqlite = db.backend() == DbBackend::Sqlite;
+        let before: i64 = if sqlite {
+            let q = Query::select().expr(Expr::col(record::Column::Id).max()).from(record::Entity).to_owned();
+            txn.query_one(&q).await?.and_then(|r| r.try_get_by_index::<Option<i64>>(0).ok().flatten()).unwrap_or(0)
+        } else {
+            0
+        };
+        let mut affected = 0;
+        for chunk in unique.chunks(STATEMENT_ROWS) {
+            affected += txn.execute(&insert(chunk, import_id, at)).await?.rows_affected();
+        }
+        let n = unique.len() as u64;
+        let new = if sqlite {
+            let q = Query::select()
+                .expr(Expr::col(record::Column::Id).count())
+                .from(record::Entity)
+                .and_where(record::Column::Id.gt(before))
+                .to_owned();
+            txn.query_one(&q).await?.and_then(|r| r.try_get_by_index::<i64>(0).ok()).unwrap_or(0) as u64
+        } else {
+            n - affected.saturating_sub(n)
+        };
+        txn.commit().await?;
+        Ok((new, n - new))
+    })
+    .await
+}
+
+fn insert(filings: &[&Filing], import_id: Option<i64>, at: i64) -> sea_orm::sea_query::InsertStatement {
+    use record::Column as C;
+    let columns = [
+        C::CaseNumber, C::CaseStatus, C::ReceivedDate, C::DecisionDate, C::FiscalYear, C::EmployerName, C::JobTitle, C::SocCode,
+        C::SocTitle, C::WorksiteCity, C::WorksiteState, C::WageFrom, C::WageTo, C::WageUnit, C::AnnualWage, C::PrevailingWage,
+        C::PwUnit, C::PwLevel, C::AnnualPrevailing, C::Source, C::ImportId, C::ImportedAt,
+    ];
+    let mut q = Query::insert();
+    q.into_table(record::Entity).columns(columns);
+    for f in filings {
+        q.values_panic([
+            f.case_number.as_str().into(),
+            f.case_status.as_str().into(),
+            f.received_date.as_deref().into(),
+            f.decision_date.as_deref().into(),
+            f.fiscal_year.into(),
+            f.employer_name.as_str().into(),
+            f.job_title.as_str().into(),
+            f.soc_code.as_str().into(),
+            f.soc_title.as_str().into(),
+            f.worksite_city.as_str().into(),
+            f.worksite_state.as_str().into(),
+            f.wage_from.into(),
+            f.wage_to.into(),
+            f.wage_unit.as_str().into(),
+            f.annual_wage.into(),
+            f.prevailing_wage.into(),
+            f.pw_unit.as_deref().into(),
+            f.pw_level.as_deref().into(),
+            f.annual_prevailing.into(),
+            f.source.as_str().into(),
+            import_id.into(),
+            Some(at).into(),
+        ]);
+    }
+    q.on_conflict(OnConflict::column(C::CaseNumber).update_columns(columns.into_iter().skip(1)).to_owned());
+    q
+}
+
+/// Records by id, in the order asked for (chunked: at most 500 ids a statement).
+pub async fn by_ids(db: &Db, ids: &[i64]) -> AppResult<Vec<record::Model>> {
+    let mut found: HashMap<i64, record::Model> = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        for r in record::Entity::find().filter(record::Column::Id.is_in(chunk.to_vec())).all(&db.conn).await? {
+            found.insert(r.id, r);
+        }
+    }
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }

@@ -1,6 +1,8 @@
-//! Wage portal: LCA imports (header variants, units, bad rows, idempotency), uploads
-//! through the job runner, box statistics computed by SQL equal to the Rust reference,
-//! the market overlay, the REST validation, and the OEWS import with the demo sample.
+//! Wage portal: LCA imports from CSV and the DOL's Excel workbooks (header variants of
+//! every year, Excel serial dates, units, bad rows, idempotency), uploads through the job
+//! runner, box statistics of the in-memory copy equal to a plain computation over the
+//! stored rows, the market overlay and the prevailing-wage levels, the REST validation,
+//! and the OEWS import with the demo sample.
 
 use crate::support::{assert_error, eventually, Backend, TestApp};
 use app::wages::domain::{WageFilter, GROUP_BY};
@@ -26,7 +28,7 @@ pub fn filing(case: &str, employer: &str, title: &str, city: &str, state: &str, 
 
 async fn import(app: &TestApp, text: &str) -> service::Progress {
     let f = csv_file(text);
-    service::import_lca(&app.state.db, f.path(), None, "lca", &|_| {}).await.expect("import runs")
+    service::import_lca(&app.state.db, f.path(), None, &|_| {}).await.expect("import runs")
 }
 
 async fn admin_token(app: &TestApp) -> String {
@@ -89,7 +91,7 @@ I-2013-1,CERTIFIED,03/01/2013,03/07/2013,Acme Corp,Engineer,151132,Software Deve
 
     // A file without the columns we need is refused whole, naming them.
     let f = csv_file("CASE_NUMBER,EMPLOYER_NAME\nX,Y\n");
-    let err = service::import_lca(&app.state.db, f.path(), None, "lca", &|_| {}).await.unwrap_err();
+    let err = service::import_lca(&app.state.db, f.path(), None, &|_| {}).await.unwrap_err();
     assert!(err.message.contains("CASE_STATUS") && err.message.contains("WAGE_UNIT_OF_PAY"), "{}", err.message);
     app.stop().await;
 }
@@ -168,35 +170,88 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-6 * a.abs().max(1.0)
 }
 
-async fn sql_statistics_equal_the_rust_reference(backend: Backend) {
+/// The statistics computed the plainest way: every stored row, filtered one by one by
+/// the filter's documented meaning, grouped, sorted, summarised. An implementation
+/// independent of the copy's dictionaries and its pre-sorted columns.
+async fn plain_statistics(app: &TestApp, f: &WageFilter, group_by: &str) -> Vec<app::wages::domain::StatsGroup> {
+    use app::wages::store::record;
+    let rows = record::Entity::find().all(&app.state.db.conn).await.unwrap();
+    let upper = |v: &Option<String>| v.as_ref().map(|s| s.trim().to_ascii_uppercase());
+    let keep = |r: &record::Model| {
+        let status = f.status.clone().unwrap_or_else(|| "Certified".into());
+        (status.eq_ignore_ascii_case("any") || r.case_status.eq_ignore_ascii_case(&status))
+            && upper(&f.employer).is_none_or(|e| r.employer_name.starts_with(&e))
+            && upper(&f.job_title).is_none_or(|t| r.job_title.starts_with(&t))
+            && upper(&f.state).is_none_or(|s| r.worksite_state == s)
+            && upper(&f.city).is_none_or(|c| r.worksite_city == c)
+            && upper(&f.soc).is_none_or(|s| r.soc_code.starts_with(&s))
+            && f.year_from.is_none_or(|y| r.fiscal_year >= y)
+            && f.year_to.is_none_or(|y| r.fiscal_year <= y)
+    };
+    let key = |r: &record::Model| match group_by {
+        "job_title" => r.job_title.clone(),
+        "soc" => r.soc_code.clone(),
+        "employer" => r.employer_name.clone(),
+        "state" => r.worksite_state.clone(),
+        "city" => format!("{}, {}", r.worksite_city, r.worksite_state),
+        "year" => r.fiscal_year.to_string(),
+        other => panic!("no grouping {other}"),
+    };
+    let mut by_key: std::collections::HashMap<String, Vec<f64>> = Default::default();
+    for r in rows.iter().filter(|r| keep(r)) {
+        by_key.entry(key(r)).or_default().push(r.annual_wage);
+    }
+    let mut groups: Vec<_> = by_key
+        .into_iter()
+        .map(|(key, values)| app::wages::domain::StatsGroup { key, stats: app::wages::stats::summarize(values).unwrap(), market: None, levels: None })
+        .collect();
+    groups.sort_by(|a, b| b.stats.n.cmp(&a.stats.n).then_with(|| a.key.cmp(&b.key)));
+    groups.truncate(25);
+    groups
+}
+
+async fn stats(app: &TestApp, filter: &WageFilter, group_by: &str) -> Vec<app::wages::domain::StatsGroup> {
+    service::stats_with_market(&app.state, &app::accounts::Caller::operator(), filter, group_by).await.unwrap().groups
+}
+
+async fn the_copys_statistics_equal_a_plain_computation(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let report = import(&app, &stats_dataset()).await;
     assert_eq!(report.rows_bad, 0, "{:?}", report.errors);
-    let db = &app.state.db;
-    let filters = [WageFilter::default(), WageFilter { state: Some("tx".into()), ..Default::default() }, WageFilter { year_from: Some(2024), ..Default::default() }];
+    let filters = [
+        WageFilter::default(),
+        WageFilter { state: Some("tx".into()), ..Default::default() },
+        WageFilter { year_from: Some(2024), ..Default::default() },
+        WageFilter { employer: Some("t".into()), year_to: Some(2024), ..Default::default() },
+        WageFilter { city: Some("seattle".into()), status: Some("any".into()), ..Default::default() },
+    ];
     for filter in &filters {
         for (group_by, _) in GROUP_BY {
-            let sql = service::stats(db, filter, group_by).await.unwrap();
-            let rust = service::stats_in_rust(db, filter, group_by).await.unwrap();
-            assert_eq!(sql.len(), rust.len(), "{group_by} {filter:?}");
-            assert!(!sql.is_empty(), "{group_by} {filter:?}");
-            for (s, r) in sql.iter().zip(&rust) {
+            let copy = stats(&app, filter, group_by).await;
+            let plain = plain_statistics(&app, filter, group_by).await;
+            assert_eq!(copy.len(), plain.len(), "{group_by} {filter:?}");
+            assert!(!copy.is_empty() || filter.city.is_some(), "{group_by} {filter:?}");
+            for (s, r) in copy.iter().zip(&plain) {
                 let (a, b) = (&s.stats, &r.stats);
                 assert_eq!((&s.key, a.n, a.too_few), (&r.key, b.n, b.too_few), "{group_by}");
                 for (name, x, y) in [("min", a.min, b.min), ("q1", a.q1, b.q1), ("median", a.median, b.median), ("q3", a.q3, b.q3), ("max", a.max, b.max),
                     ("mean", a.mean, b.mean), ("whisker_low", a.whisker_low, b.whisker_low), ("whisker_high", a.whisker_high, b.whisker_high)] {
-                    assert!(close(x, y), "{group_by} {} {name}: SQL {x} vs Rust {y}", s.key);
+                    assert!(close(x, y), "{group_by} {} {name}: copy {x} vs plain {y}", s.key);
                 }
                 assert_eq!(a.outliers, b.outliers, "{group_by} {}", s.key);
             }
         }
     }
     // And both equal the values computed by hand (R: quantile(c(1:9, 20)) → 3.25 5.5 7.75).
-    let tukey = service::stats(db, &WageFilter { employer: Some("tukey".into()), ..Default::default() }, "employer").await.unwrap();
+    let tukey = stats(&app, &WageFilter { employer: Some("tukey".into()), ..Default::default() }, "employer").await;
     let t = &tukey[0].stats;
     assert_eq!((t.n, t.q1, t.median, t.q3, t.whisker_low, t.whisker_high, t.outliers.clone()), (10, 3.25, 5.5, 7.75, 1.0, 9.0, vec![20.0]));
-    let pair = service::stats(db, &WageFilter { employer: Some("pair".into()), ..Default::default() }, "employer").await.unwrap();
+    let pair = stats(&app, &WageFilter { employer: Some("pair".into()), ..Default::default() }, "employer").await;
     assert!(pair[0].stats.too_few && pair[0].stats.n == 2);
+    // A later import is seen at once: the copy follows the records.
+    import(&app, &format!("{HEADER}\n{}\n", filing("LATE-1", "Tukey Inc", "Counter", "Boston", "MA", "10", "Year"))).await;
+    let tukey = stats(&app, &WageFilter { employer: Some("tukey".into()), ..Default::default() }, "employer").await;
+    assert_eq!(tukey[0].stats.n, 11, "the new record is counted");
     app.stop().await;
 }
 
@@ -260,7 +315,7 @@ async fn the_api_validates_filters_and_draws_the_market(backend: Backend) {
 both_backends!(
     lca_import_annualises_reports_bad_rows_and_is_idempotent,
     uploads_are_imported_by_the_job_runner,
-    sql_statistics_equal_the_rust_reference,
+    the_copys_statistics_equal_a_plain_computation,
     the_api_validates_filters_and_draws_the_market,
 );
 
@@ -298,3 +353,180 @@ async fn oews_import_and_the_synthetic_demo() {
     assert!(service::has_synthetic(db).await.unwrap());
     app.stop().await;
 }
+
+/// One cell of a test workbook.
+enum Cell {
+    Text(&'static str),
+    Owned(String),
+    Number(f64),
+    /// A date cell (a serial number with a date format), as Excel writes them.
+    Date(u16, u8, u8),
+}
+
+/// A real `.xlsx` workbook (written by rust_xlsxwriter) with `header` and `rows`.
+fn workbook(header: &[&str], rows: &[Vec<Cell>]) -> tempfile::NamedTempFile {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let file = tempfile::Builder::new().suffix(".xlsx").tempfile().unwrap();
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    let date = Format::new().set_num_format("yyyy-mm-dd");
+    for (c, h) in header.iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            let (r, c) = (r as u32 + 1, c as u16);
+            match cell {
+                Cell::Text(t) => drop(sheet.write_string(r, c, *t).unwrap()),
+                Cell::Owned(t) => drop(sheet.write_string(r, c, t.as_str()).unwrap()),
+                Cell::Number(n) => drop(sheet.write_number(r, c, *n).unwrap()),
+                Cell::Date(y, m, d) => drop(sheet.write_datetime_with_format(r, c, ExcelDateTime::from_ymd(*y, *m, *d).unwrap(), &date).unwrap()),
+            }
+        }
+    }
+    book.save(file.path()).unwrap();
+    file
+}
+
+/// The FY2020+ disclosure layout, with extra columns the DOL has (ignored) and the ones
+/// the portal reads in the DOL's order.
+const DOL_HEADER: &[&str] = &[
+    "CASE_NUMBER", "CASE_STATUS", "RECEIVED_DATE", "DECISION_DATE", "ORIGINAL_CERT_DATE", "VISA_CLASS", "JOB_TITLE", "SOC_CODE",
+    "SOC_TITLE", "FULL_TIME_POSITION", "BEGIN_DATE", "END_DATE", "EMPLOYER_NAME", "TRADE_NAME_DBA", "EMPLOYER_CITY",
+    "WORKSITE_CITY", "WORKSITE_COUNTY", "WORKSITE_STATE", "WAGE_RATE_OF_PAY_FROM", "WAGE_RATE_OF_PAY_TO", "WAGE_UNIT_OF_PAY",
+    "PREVAILING_WAGE", "PW_UNIT_OF_PAY", "PW_WAGE_LEVEL", "TOTAL_WORKER_POSITIONS",
+];
+
+fn dol_row(case: &str, title: &'static str, wage: f64, unit: &'static str, decided: Cell) -> Vec<Cell> {
+    use Cell::*;
+    vec![
+        Owned(case.into()), Text("Certified"), Date(2024, 9, 20), decided, Text(""), Text("H-1B"), Text(title), Text("15-1252.00"),
+        Text("Software Developers"), Text("Y"), Date(2024, 10, 1), Date(2027, 9, 30), Text("Workbook Corp"), Text(""), Text("Redmond"),
+        Text("Seattle"), Text("King"), Text("WA"), Number(wage), Text(""), Text(unit),
+        Number(100_000.0), Text("Year"), Text("II"), Number(1.0),
+    ]
+}
+
+async fn the_dols_excel_workbooks_import_like_their_csv(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = admin_token(&app).await;
+    let rows = vec![
+        dol_row("X-1", "Engineer", 120_000.0, "Year", Cell::Date(2024, 10, 2)),  // serial date cell: FY 2025
+        dol_row("X-2", "Engineer", 60.5, "Hour", Cell::Text("2024-09-30")),    // text date: FY 2024
+        dol_row("X-3", "Engineer", 9_000.0, "Month", Cell::Text("10/15/2024")),  // US text date
+        dol_row("X-4", "Engineer", 95_000.0, "Fortnight", Cell::Date(2024, 11, 1)), // row 5: bad unit
+        dol_row("X-5", "Analyst", 88_000.0, "Year", Cell::Number(45_600.0)),   // a bare serial: 2024-11-04
+    ];
+    let book = workbook(DOL_HEADER, &rows);
+    let first = service::import_lca(&app.state.db, book.path(), None, &|_| {}).await.unwrap();
+    assert_eq!((first.rows_new, first.rows_updated, first.rows_bad), (4, 0, 1), "{first:?}");
+    assert_eq!(first.errors[0].line, 5, "Excel's row number: the header is row 1");
+    assert!(first.errors[0].reason.contains("WAGE_UNIT"), "{:?}", first.errors);
+    assert_eq!(first.bytes_done, std::fs::metadata(book.path()).unwrap().len());
+
+    let page = get_json(&app, &token, "/api/v1/wages?employer=workbook&per_page=50").await;
+    let record = |case: &str| page["records"].as_array().unwrap().iter().find(|r| r["case_number"] == case).cloned().unwrap();
+    assert_eq!((record("X-1")["fiscal_year"].as_i64(), record("X-1")["decision_date"].as_str()), (Some(2025), Some("2024-10-02")));
+    assert_eq!((record("X-2")["fiscal_year"].as_i64(), record("X-2")["annual_wage"].as_f64()), (Some(2024), Some(125_840.0)));
+    assert_eq!(record("X-3")["annual_wage"], 108_000.0);
+    assert_eq!(record("X-5")["decision_date"], "2024-11-04");
+    assert_eq!(record("X-1")["worksite_city"], "SEATTLE", "the worksite, not the employer's city");
+
+    // Again: nothing new, nothing duplicated.
+    let again = service::import_lca(&app.state.db, book.path(), None, &|_| {}).await.unwrap();
+    assert_eq!((again.rows_new, again.rows_updated), (0, 4));
+
+    // An older year's spellings, in a workbook too.
+    use Cell::*;
+    let old_header = ["LCA_CASE_NUMBER", "STATUS", "LCA_CASE_SUBMIT", "DECISION_DATE", "LCA_CASE_EMPLOYER_NAME", "LCA_CASE_JOB_TITLE", "LCA_CASE_SOC_CODE", "LCA_CASE_SOC_NAME", "LCA_CASE_WORKLOC1_CITY", "LCA_CASE_WORKLOC1_STATE", "LCA_CASE_WAGE_RATE_FROM", "LCA_CASE_WAGE_RATE_UNIT"];
+    let old = workbook(&old_header, &[vec![Text("I-2013-9"), Text("CERTIFIED"), Date(2013, 3, 1), Date(2013, 3, 7), Text("Workbook Corp"), Text("Analyst"), Text("151121"), Text("Computer Systems Analysts"), Text("Austin"), Text("tx"), Number(40.0), Text("Hour")]]);
+    let report = service::import_lca(&app.state.db, old.path(), None, &|_| {}).await.unwrap();
+    assert_eq!((report.rows_new, report.rows_bad), (1, 0), "{report:?}");
+    let page = get_json(&app, &token, "/api/v1/wages?employer=workbook&year_to=2013").await;
+    assert_eq!((page["total"].as_u64(), page["records"][0]["annual_wage"].as_f64()), (Some(1), Some(83_200.0)));
+
+    // A workbook without the columns we need is refused whole, naming them.
+    let bad = workbook(&["CASE_NUMBER", "EMPLOYER_NAME"], &[vec![Text("Z-1"), Text("Nobody")]]);
+    let err = service::import_lca(&app.state.db, bad.path(), None, &|_| {}).await.unwrap_err();
+    assert!(err.message.contains("CASE_STATUS") && err.message.contains("WAGE_UNIT_OF_PAY"), "{}", err.message);
+
+    // Uploaded through the page's route, the job imports it the same way.
+    let body = std::fs::read(book.path()).unwrap();
+    let res = app.client.post(app.url("/api/v1/wages/imports?filename=LCA_Disclosure_Data_FY2025_Q1.xlsx")).bearer_auth(&token).body(body).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let done = eventually(Duration::from_secs(60), "the workbook import finishes", || async {
+        let v = get_json(&app, &token, &location).await;
+        (v["state"] == "done").then_some(v)
+    })
+    .await;
+    assert_eq!((done["rows_updated"].as_i64(), done["rows_bad"].as_i64()), (Some(4), Some(1)), "{done}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_cli_imports_a_workbook_with_a_progress_bar_and_says_which_rows_were_bad() {
+    let db = crate::support::TestDb::new(Backend::Sqlite).await;
+    let url = db.url.clone();
+    let app = TestApp::spawn_on(db, |_| {}).await;
+    let rows = vec![
+        dol_row("C-1", "Engineer", 120_000.0, "Year", Cell::Date(2024, 10, 2)),
+        dol_row("C-2", "Engineer", 1.0, "Fortnight", Cell::Date(2024, 10, 2)),
+    ];
+    let book = workbook(DOL_HEADER, &rows);
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["wages", "import"])
+        .arg(book.path())
+        .env("DATABASE_URL", &url)
+        .env("SB_DATA_DIR", data.path())
+        .env("SB_SECRET_KEY", crate::support::TEST_SECRET_KEY)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("1 new, 0 updated, 1 bad row"), "{stdout}");
+    assert!(stderr.contains("row 3: WAGE_UNIT_OF_PAY"), "one line naming the row and the reason: {stderr}");
+    let token = admin_token(&app).await;
+    let page = get_json(&app, &token, "/api/v1/wages?employer=workbook").await;
+    assert_eq!(page["total"], 1, "the running server's copy saw the CLI's import");
+    app.stop().await;
+}
+
+async fn offers_are_placed_against_the_estimated_prevailing_wage_levels(backend: Backend) {
+    use app::wages::store::market;
+    use sea_orm::ActiveValue::Set;
+    let app = TestApp::spawn(backend).await;
+    let token = admin_token(&app).await;
+    // Washington, software developers: p10 50k, p25 65k, p50 80k, p75 100k, p90 130k, so
+    // (by hand) Level I 57,000, II 70,400, III 80,000, IV 93,600.
+    market::Entity::insert(market::ActiveModel {
+        area_code: Set("5300000".into()), soc_code: Set("15-1252".into()), area_type: Set("S".into()), area_name: Set("Washington".into()),
+        state_code: Set("WA".into()), occupation_name: Set("Software Developers".into()), employment: Set(None), mean: Set(None),
+        p10: Set(Some(50e3)), p25: Set(Some(65e3)), p50: Set(Some(80e3)), p75: Set(Some(100e3)), p90: Set(Some(130e3)),
+    })
+    .exec_without_returning(&app.state.db.conn)
+    .await
+    .unwrap();
+    let wages = [("L-0", 56_000), ("L-1", 60_000), ("L-2", 75_000), ("L-3", 85_000), ("L-4", 93_600), ("L-4b", 150_000)];
+    let rows: Vec<String> = wages.iter().map(|(c, w)| filing(c, "Level Co", "Engineer", "Spokane", "WA", &w.to_string(), "Year")).collect();
+    import(&app, &format!("{HEADER}\n{}\n", rows.join("\n"))).await;
+
+    let page = get_json(&app, &token, "/api/v1/wages?employer=level&per_page=50").await;
+    let met: Vec<(String, i64)> = page["records"].as_array().unwrap().iter().map(|r| (r["case_number"].as_str().unwrap().to_owned(), r["levels"]["met"].as_i64().unwrap())).collect();
+    assert_eq!(met, [("L-0".into(), 0), ("L-1".into(), 1), ("L-2".into(), 2), ("L-3".into(), 3), ("L-4".into(), 4), ("L-4B".into(), 4)]);
+    let levels = &page["records"][0]["levels"]["wages"];
+    for (got, want) in levels.as_array().unwrap().iter().zip([57_000.0, 70_400.0, 80_000.0, 93_600.0]) {
+        assert!((got.as_f64().unwrap() - want).abs() < 0.01, "{levels}");
+    }
+    // The group: 6 filings, 2 below Level II (56k, 60k), 3 below III (+75k), 4 below IV (+85k).
+    let stats = get_json(&app, &token, "/api/v1/wages/stats?employer=level&group_by=employer").await;
+    let shares = &stats["groups"][0]["levels"];
+    assert_eq!(shares["known"], 6);
+    for (name, want) in [("below_level_ii", 2.0 / 6.0), ("below_level_iii", 3.0 / 6.0), ("below_level_iv", 4.0 / 6.0)] {
+        assert!((shares[name].as_f64().unwrap() - want).abs() < 1e-9, "{name}: {shares}");
+    }
+    app.stop().await;
+}
+
+both_backends!(the_dols_excel_workbooks_import_like_their_csv, offers_are_placed_against_the_estimated_prevailing_wage_levels);
