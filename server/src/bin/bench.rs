@@ -401,14 +401,25 @@ fn bench_filing(prefix: &str, i: usize) -> [String; 20] {
     let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     x ^= x >> 29;
     x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let r = (x >> 33) as usize;
+    // Independent draws per attribute: derived from one number by `%` and `/`, the state
+    // and the year were correlated (no WA filing after 2022), and a filter on both
+    // selected nothing.
+    let draw = |salt: u64| {
+        // splitmix64's finaliser over (x, salt): every output bit depends on every input bit.
+        let mut z = x.wrapping_add(salt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 1) as usize
+    };
+    let r = draw(0);
+    let (year, state, employer) = (2020 + draw(1) % 6, STATES[draw(2) % 10], draw(3) % 20_000);
     let (hourly, status) = (r % 5 == 0, if r % 17 == 0 { "Denied" } else { "Certified" });
     let wage = 60_000 + (r % 150_000);
     let wage = if hourly { format!("{:.2}", wage as f64 / 2080.0) } else { wage.to_string() };
     [
-        format!("{prefix}-{i}"), status.into(), String::new(), format!("{}-0{}-15", 2020 + r % 6, 1 + r % 9), "H-1B".into(),
-        format!("TITLE {}", (r / 7) % 3000), format!("15-{:04}", 1000 + (r / 11) % 300), "Occupation".into(), "Y".into(),
-        format!("EMPLOYER {}", r % 20_000), "Somewhere".into(), format!("CITY {}", (r / 13) % 2000), STATES[(r / 3) % 10].into(),
+        format!("{prefix}-{i}"), status.into(), String::new(), format!("{year}-0{}-15", 1 + r % 9), "H-1B".into(),
+        format!("TITLE {}", draw(5) % 3000), format!("15-{:04}", 1000 + draw(6) % 300), "Occupation".into(), "Y".into(),
+        format!("EMPLOYER {employer}"), "Somewhere".into(), format!("CITY {}", draw(4) % 2000), state.into(),
         wage, String::new(), if hourly { "Hour" } else { "Year" }.into(), "90000".into(), "Year".into(), "II".into(), "1".into(),
     ]
 }
