@@ -1,13 +1,13 @@
 //! The database handle: one pool, SQLite or MySQL/MariaDB chosen by `DATABASE_URL`.
 
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
 #[derive(Clone)]
 pub struct Db {
@@ -17,12 +17,28 @@ pub struct Db {
     /// timeout. Serialising write transactions inside the (single) process avoids that.
     /// MySQL has row locks and needs no gate.
     write_gate: Option<Arc<Mutex<()>>>,
+    wakers: Arc<Wakers>,
+}
+
+/// Named in-process signals that a transaction fires when it commits: a background
+/// worker (the broker's sequencer, the dispatcher, the meetings folder) sleeps on one
+/// instead of polling, and wakes as soon as the rows it works on are visible. Other
+/// processes' workers still poll, slowly, for what this process does not see.
+#[derive(Default)]
+struct Wakers(std::sync::Mutex<std::collections::HashMap<&'static str, Arc<Notify>>>);
+
+impl Wakers {
+    fn get(&self, name: &'static str) -> Arc<Notify> {
+        self.0.lock().expect("wakers lock").entry(name).or_default().clone()
+    }
 }
 
 /// A write transaction; on SQLite it also holds the process-wide write gate.
 pub struct WriteTxn {
     txn: DatabaseTransaction,
     _gate: Option<OwnedMutexGuard<()>>,
+    wakers: Arc<Wakers>,
+    wake: std::sync::Mutex<Vec<&'static str>>,
 }
 
 impl Deref for WriteTxn {
@@ -33,23 +49,58 @@ impl Deref for WriteTxn {
 }
 
 impl WriteTxn {
+    /// Commits, then fires the wakers the transaction asked for: only then can the
+    /// woken worker see the rows.
     pub async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await
+        self.txn.commit().await?;
+        drop(self._gate);
+        for name in self.wake.into_inner().expect("wake list lock") {
+            // `notify_one` keeps a permit when the worker is busy, so no wake-up is lost.
+            self.wakers.get(name).notify_one();
+        }
+        Ok(())
+    }
+
+    /// Wakes the worker sleeping on `name` once this transaction has committed.
+    pub fn wake_after_commit(&self, name: &'static str) {
+        let mut wake = self.wake.lock().expect("wake list lock");
+        if !wake.contains(&name) {
+            wake.push(name);
+        }
     }
 }
 
+/// How the pool is sized (`SB_DB_MAX_CONNECTIONS`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PoolSettings {
+    /// Connections at most; `None`: 8 on SQLite (one writer at a time anyway), 32 on
+    /// MySQL (enough for the request handlers and every background worker at once).
+    pub max_connections: Option<u32>,
+}
+
 impl Db {
-    #[tracing::instrument(skip_all, fields(backend))]
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
+        Self::connect_with(url, PoolSettings::default()).await
+    }
+
+    /// Opens the pool and warms it: every connection is made (and set up) at start-up,
+    /// so the first burst of requests does not pay for connecting.
+    #[tracing::instrument(skip_all, fields(backend, connections))]
+    pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Self, DbErr> {
         let sqlite = url.starts_with("sqlite:");
         if sqlite {
             create_sqlite_parent_dir(url);
         }
+        let max = pool.max_connections.unwrap_or(if sqlite { 8 } else { 32 }).max(2);
         let mut opts = ConnectOptions::new(url.to_owned());
-        opts.max_connections(if sqlite { 8 } else { 20 })
-            .min_connections(1)
+        opts.max_connections(max)
+            .min_connections(max)
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every connection it hands out by default: one more round trip per
+            // statement outside a transaction. Only one idle long enough to have been
+            // dropped by the server is checked.
+            .test_before_acquire_if_idle_for(Duration::from_secs(60))
             .sqlx_logging(false);
         if sqlite {
             opts.map_sqlx_sqlite_opts(|o| {
@@ -58,16 +109,37 @@ impl Db {
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
             });
+        } else {
+            // READ COMMITTED for the whole session, once per connection: locking reads then
+            // lock only the rows they return, never the gaps between them, which is what
+            // queue-like tables (claims with SKIP LOCKED, insert-if-missing) need to stay
+            // free of gap-lock deadlocks. Set per transaction it costs a round trip each.
+            opts.map_sqlx_mysql_pool_opts(|o| {
+                o.after_connect(|conn, _| {
+                    Box::pin(async move {
+                        use sea_orm::sqlx::Executor;
+                        conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
+                        Ok(())
+                    })
+                })
+            });
         }
         let conn = Database::connect(opts).await?;
-        tracing::Span::current().record("backend", format!("{:?}", conn.get_database_backend()));
+        let span = tracing::Span::current();
+        span.record("backend", format!("{:?}", conn.get_database_backend()));
+        span.record("connections", max);
         Ok(Self::from_connection(conn))
     }
 
     pub fn from_connection(conn: DatabaseConnection) -> Self {
         let write_gate =
             (conn.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Self { conn, write_gate }
+        Self { conn, write_gate, wakers: Arc::default() }
+    }
+
+    /// The in-process signal `name` (see [`WriteTxn::wake_after_commit`]).
+    pub fn waker(&self, name: &'static str) -> Arc<Notify> {
+        self.wakers.get(name)
     }
 
     pub fn backend(&self) -> DbBackend {
@@ -79,16 +151,15 @@ impl Db {
     }
 
     /// Begins a transaction that may read then write. On SQLite it holds the write gate;
-    /// on MySQL it runs at READ COMMITTED: locking reads then lock only the rows they
-    /// return, never the gaps between them, which is what queue-like tables (claims with
-    /// SKIP LOCKED, insert-if-missing) need to stay free of gap-lock deadlocks.
+    /// on MySQL it runs at READ COMMITTED, the isolation every connection of the pool was
+    /// set to when it was made.
     pub async fn write_txn(&self) -> Result<WriteTxn, DbErr> {
         let gate = match &self.write_gate {
             Some(gate) => Some(gate.clone().lock_owned().await),
             None => None,
         };
         let txn = match self.backend() {
-            DbBackend::MySql => self.conn.begin_with_config(Some(IsolationLevel::ReadCommitted), None).await?,
+            DbBackend::MySql => self.conn.begin().await?,
             // IMMEDIATE takes SQLite's write lock up front (waiting out the busy timeout),
             // so a transaction that reads first cannot fail on upgrading its snapshot
             // when a writer outside the gate (a single autocommit statement) got in between.
@@ -100,7 +171,7 @@ impl Db {
                 self.conn.begin_with_options(options).await?
             }
         };
-        Ok(WriteTxn { txn, _gate: gate })
+        Ok(WriteTxn { txn, _gate: gate, wakers: self.wakers.clone(), wake: Default::default() })
     }
 
     /// Runs `work` (which opens and commits its own transaction) again when the database

@@ -57,6 +57,7 @@ pub struct MeetingsSettings {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub database_url: String,
+    pub db_pool: crate::platform::db::PoolSettings,
     pub listen: String,
     /// Base URL that links handed to other programs (iCal feeds, …) start with.
     pub public_url: String,
@@ -196,6 +197,7 @@ impl Settings {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Self {
             database_url,
+            db_pool: crate::platform::db::PoolSettings { max_connections: env.var("SB_DB_MAX_CONNECTIONS").and_then(|v| v.parse().ok()) },
             listen,
             data_dir,
             auth: AuthSettings {
@@ -232,7 +234,7 @@ impl Settings {
             },
             chat: ChatSettings {
                 archive_every: Duration::from_secs(env.number("SB_CHAT_ARCHIVE_EVERY_SECS", 30).max(1)),
-                archive_batch: env.number("SB_CHAT_ARCHIVE_BATCH", 1000).clamp(1, 100_000),
+                archive_batch: env.number("SB_CHAT_ARCHIVE_BATCH", 5000).clamp(1, 100_000),
                 cold_retention: Some(env.number::<u64>("SB_CHAT_COLD_RETENTION_DAYS", 0))
                     .filter(|d| *d > 0)
                     .map(|d| Duration::from_secs(d * 86_400)),

@@ -82,6 +82,8 @@ pub fn test_settings(db: &TestDb, objects: &std::path::Path) -> Settings {
     s.auth.login_per_ip_per_min = 100_000;
     s.auth.login_per_user_per_min = 100_000;
     s.auth.first_signup_admin = true;
+    // Many test apps share one MariaDB (151 connections): each keeps a small pool.
+    s.db_pool.max_connections = Some(6);
     s
 }
 
@@ -249,6 +251,7 @@ impl ServerProcess {
             .env("SB_DEMO_DATA", "false")
             .env("SB_SECRET_KEY", TEST_SECRET_KEY)
             .env("SB_FIRST_SIGNUP_ADMIN", "true")
+            .env("SB_DB_MAX_CONNECTIONS", "8")
             .env("SB_SIGNUP_RATE_PER_HOUR", "100000")
             .env("SB_LOGIN_RATE_PER_MIN", "100000")
             .env("SB_LOGIN_RATE_PER_USER_PER_MIN", "100000")
