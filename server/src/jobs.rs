@@ -71,8 +71,8 @@ pub fn registry(settings: &app::platform::settings::Settings) -> JobRegistry {
         }
         Ok(())
     });
-    jobs.periodic("platform.prune_changes", Duration::from_secs(600), Duration::from_secs(60), |state, _| async move {
-        let removed = app::platform::changes::prune(&state.db, Duration::from_secs(24 * 3600)).await?;
+    jobs.periodic("platform.prune_changes", Duration::from_secs(60), Duration::from_secs(60), |state, _| async move {
+        let removed = app::platform::changes::prune(&state.db, app::platform::changes::RETENTION).await?;
         tracing::debug!(removed, "old changes pruned");
         Ok(())
     });

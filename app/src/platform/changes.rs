@@ -19,6 +19,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Serialize;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -97,24 +98,41 @@ pub async fn since(db: &Db, channel: &str, after_id: i64, limit: u64) -> Result<
         .collect())
 }
 
-/// Deletes changes older than `age` (a periodic job): reconnects older than that start
-/// from a fresh page load instead.
+/// How long changes are kept: long enough for a page that lost its connection (a laptop
+/// lid, a train tunnel) to resume where it was; older reconnects reload the page.
+pub const RETENTION: Duration = Duration::from_secs(15 * 60);
+/// Ids one pruning statement covers at most, so no delete grows with the table.
+const PRUNE_CHUNK: i64 = 5_000;
+
+/// Deletes changes older than `age` (a periodic job), oldest first, a bounded range of
+/// ids per statement: ids grow with time, so the walk stops at the first young one.
 pub async fn prune(db: &Db, age: Duration) -> Result<u64, DbErr> {
     let cutoff = now_ms() - age.as_millis() as i64;
-    let newest_old = ChangeRow::find()
-        .filter(Column::CreatedAt.lt(cutoff))
-        .order_by_desc(Column::CreatedAt)
-        .one(&db.conn)
-        .await?;
-    let Some(row) = newest_old else { return Ok(0) };
-    let res = ChangeRow::delete_many().filter(Column::Id.lte(row.id)).exec(&db.conn).await?;
-    Ok(res.rows_affected)
+    let mut removed = 0;
+    loop {
+        let oldest = ChangeRow::find().order_by_asc(Column::Id).one(&db.conn).await?;
+        let Some(oldest) = oldest.filter(|r| r.created_at < cutoff) else { return Ok(removed) };
+        let res = ChangeRow::delete_many()
+            .filter(Column::Id.lt(oldest.id + PRUNE_CHUNK))
+            .filter(Column::CreatedAt.lt(cutoff))
+            .exec(&db.conn)
+            .await?;
+        removed += res.rows_affected;
+        if res.rows_affected == 0 {
+            return Ok(removed);
+        }
+    }
 }
 
-/// The per-process fan-out of changes to open pages.
+/// Changes a slow page may fall behind by before it reads the rest from the table.
+const PER_CHANNEL_BUFFER: usize = 256;
+
+/// The per-process fan-out of changes to open pages. Each channel has its own broadcast,
+/// so a change wakes only the pages that follow it (a thousand open inboxes are not all
+/// woken by one chat post).
 #[derive(Clone)]
 pub struct ChangeHub {
-    tx: broadcast::Sender<Arc<Change>>,
+    channels: Arc<std::sync::Mutex<HashMap<String, broadcast::Sender<Arc<Change>>>>>,
     /// Highest id delivered to subscribers (everything at or below it has been seen).
     horizon: Arc<AtomicI64>,
     /// Turns true at shutdown so that open streams end and the server can drain.
@@ -129,9 +147,8 @@ impl Default for ChangeHub {
 
 impl ChangeHub {
     pub fn new() -> Self {
-        let (tx, _) = broadcast::channel(1024);
         let (closing, _) = watch::channel(false);
-        Self { tx, horizon: Arc::new(AtomicI64::new(0)), closing: Arc::new(closing) }
+        Self { channels: Arc::default(), horizon: Arc::new(AtomicI64::new(0)), closing: Arc::new(closing) }
     }
 
     /// Ends every open stream (graceful shutdown).
@@ -139,8 +156,33 @@ impl ChangeHub {
         self.closing.send_replace(true);
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
-        self.tx.subscribe()
+    /// The live changes on `channel` from now on.
+    pub fn subscribe(&self, channel: &str) -> broadcast::Receiver<Arc<Change>> {
+        let mut channels = self.channels.lock().expect("change hub lock");
+        match channels.get(channel) {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let (tx, rx) = broadcast::channel(PER_CHANNEL_BUFFER);
+                channels.insert(channel.to_owned(), tx);
+                rx
+            }
+        }
+    }
+
+    /// Hands a change to the pages following its channel; forgets channels nobody
+    /// follows any more.
+    fn publish(&self, change: Change) {
+        let mut channels = self.channels.lock().expect("change hub lock");
+        if let Some(tx) = channels.get(&change.channel) {
+            if tx.send(Arc::new(change.clone())).is_err() {
+                channels.remove(&change.channel);
+            }
+        }
+    }
+
+    /// Drops the channels whose last follower left without a change coming after.
+    fn sweep(&self) {
+        self.channels.lock().expect("change hub lock").retain(|_, tx| tx.receiver_count() > 0);
     }
 
     /// Resolves once the hub is closed (shutdown): for tasks that follow it.
@@ -167,6 +209,7 @@ impl ChangeHub {
         let mut shutdown = self.closing.subscribe();
         let mut last = self.horizon();
         let mut gap_since: Option<tokio::time::Instant> = None;
+        let mut sweep = tokio::time::interval(Duration::from_secs(60));
         while !*shutdown.borrow() {
             match self.poll_once(&db, &mut last, &mut gap_since).await {
                 Ok(true) => continue, // a full batch: there may be more right now
@@ -175,6 +218,7 @@ impl ChangeHub {
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
+                _ = sweep.tick() => self.sweep(),
                 _ = shutdown.changed() => {}
             }
         }
@@ -203,7 +247,7 @@ impl ChangeHub {
             *gap_since = None;
             *last = row.id;
             self.horizon.store(row.id, Ordering::Release);
-            let _ = self.tx.send(Arc::new(row.into()));
+            self.publish(row.into());
         }
         Ok(full)
     }
@@ -252,7 +296,7 @@ fn change_stream(
     last_event_id: Option<i64>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     // Subscribe before reading the backlog so nothing falls between the two.
-    let rx = hub.subscribe();
+    let rx = hub.subscribe(&channel);
     let closing = hub.closing.subscribe();
     let start = last_event_id.unwrap_or_else(|| hub.horizon());
     let ends_at = tokio::time::Instant::now() + STREAM_LIFETIME;

@@ -81,7 +81,7 @@ impl WageCopy {
     /// Builds the copy, then rebuilds it whenever the change log says the records
     /// changed, until the hub closes (shutdown).
     pub async fn follow(self, state: crate::platform::state::AppState) {
-        let mut rx = state.changes.subscribe();
+        let mut rx = state.changes.subscribe(RECORDS_CHANNEL);
         if let Err(e) = self.current(&state.db).await {
             tracing::warn!(error = %e.message, "the wage copy could not be built at start-up; queries will retry");
         }

@@ -65,21 +65,21 @@ async fn changes_are_tailed_in_commit_order_and_resumable(backend: Backend) {
     changes::record(&txn, "test:a", &serde_json::json!({"n": 0})).await.unwrap();
     txn.rollback().await.unwrap();
 
-    let mut rx = app.state.changes.subscribe();
+    // Each channel's followers get its changes, in commit order, and no other channel's.
+    let mut on_a = app.state.changes.subscribe("test:a");
+    let mut on_b = app.state.changes.subscribe("other:b");
     for n in 1..=3 {
         let txn = db.begin().await.unwrap();
         changes::record(&txn, if n == 2 { "other:b" } else { "test:a" }, &serde_json::json!({"n": n})).await.unwrap();
         txn.commit().await.unwrap();
     }
-    let mut seen = Vec::new();
-    for _ in 0..3 {
+    async fn next(rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<changes::Change>>) -> (String, String) {
         let change = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
-        seen.push((change.channel.clone(), change.payload.clone()));
+        (change.channel.clone(), change.payload.clone())
     }
-    assert_eq!(
-        seen,
-        [("test:a".into(), r#"{"n":1}"#.into()), ("other:b".into(), r#"{"n":2}"#.into()), ("test:a".into(), r#"{"n":3}"#.into())]
-    );
+    assert_eq!(next(&mut on_a).await, ("test:a".into(), r#"{"n":1}"#.into()));
+    assert_eq!(next(&mut on_a).await, ("test:a".into(), r#"{"n":3}"#.into()), "n=2 went to other:b only");
+    assert_eq!(next(&mut on_b).await, ("other:b".into(), r#"{"n":2}"#.into()));
 
     // Resume: everything on the channel after a given id, from the table.
     let all = changes::since(db, "test:a", 0, 100).await.unwrap();
