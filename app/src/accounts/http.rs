@@ -38,13 +38,13 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// error even when a cookie is present: a script must learn its token is wrong.
 pub async fn resolve_caller(state: &AppState, headers: &HeaderMap) -> AppResult<Option<Caller>> {
     if let Some(token) = bearer_token(headers) {
-        return match service::caller_for_api_token(&state.db, token).await? {
+        return match service::caller_for_bearer(state, token).await? {
             Some(caller) => Ok(Some(caller)),
             None => Err(AppError::unauthorized("invalid, expired or revoked API token")),
         };
     }
     match session_token(headers) {
-        Some(token) => Ok(service::viewer_for_session(&state.db, &token).await?.map(Caller::session)),
+        Some(token) => service::caller_for_session(state, &token).await,
         None => Ok(None),
     }
 }
@@ -222,7 +222,7 @@ async fn change_password(State(state): State<AppState>, caller: Caller, ApiJson(
 #[utoipa::path(delete, path = "/me/sessions", tag = "accounts", security(("bearer" = [])),
     responses((status = 204, description = "every session ended"), (status = 401, body = ErrorEnvelope)))]
 async fn end_sessions(State(state): State<AppState>, caller: Caller) -> AppResult<StatusCode> {
-    service::close_all_sessions(&state.db, &caller).await?;
+    service::close_all_sessions(&state, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -252,7 +252,7 @@ async fn list_tokens(State(state): State<AppState>, caller: Caller) -> AppResult
     params(("id" = i64, Path, description = "token id")),
     responses((status = 204, description = "revoked"), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 async fn revoke_token(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<StatusCode> {
-    service::revoke_api_token(&state.db, &caller, id).await?;
+    service::revoke_api_token(&state, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

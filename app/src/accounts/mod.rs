@@ -145,7 +145,7 @@ pub async fn log_out() -> Result<(), AppError> {
     use crate::platform::state::AppState;
     let state = AppState::from_context()?;
     if let Some(token) = http::session_token(&ssr::request_parts()?.headers) {
-        service::close_session(&state.db, &token).await?;
+        service::close_session(&state, &token).await?;
     }
     ssr::set_session_cookie(&state, None);
     leptos_axum::redirect("/");
@@ -194,7 +194,7 @@ pub async fn revoke_my_token(id: i64) -> Result<(), AppError> {
     use crate::platform::state::AppState;
     let state = AppState::from_context()?;
     let caller = require_caller().await?;
-    service::revoke_api_token(&state.db, &caller, id).await
+    service::revoke_api_token(&state, &caller, id).await
 }
 
 /// Changes the password; every session ends, and this browser gets a fresh one.
@@ -217,7 +217,7 @@ pub async fn sign_out_everywhere() -> Result<(), AppError> {
     use crate::platform::state::AppState;
     let state = AppState::from_context()?;
     let caller = require_caller().await?;
-    service::close_all_sessions(&state.db, &caller).await?;
+    service::close_all_sessions(&state, &caller).await?;
     ssr::set_session_cookie(&state, None);
     leptos_axum::redirect("/login");
     Ok(())

@@ -5,7 +5,7 @@
 use super::domain::{Caller, Credential, NewPassword, Role, Scope, Username, Viewer};
 use super::store::{api_token, claim, session, setup_token, user};
 use crate::error::{AppError, AppResult};
-use crate::platform::db::{is_unique_violation, Db};
+use crate::platform::db::{is_unique_violation, Db, WriteTxn};
 use crate::platform::rate_limit::RateLimiter;
 use crate::platform::secrets::{random_token, sha256_hex};
 use crate::platform::settings::AuthSettings;
@@ -54,6 +54,7 @@ pub struct AuthGuard {
     signup_by_ip: RateLimiter,
     hashing: Arc<Semaphore>,
     hash_wait: Duration,
+    pub credentials: CredentialCache,
 }
 
 impl AuthGuard {
@@ -64,8 +65,99 @@ impl AuthGuard {
             signup_by_ip: RateLimiter::new(s.signup_per_ip_per_hour, Duration::from_secs(3600)),
             hashing: Arc::new(Semaphore::new(s.hash_concurrency)),
             hash_wait: s.hash_wait,
+            credentials: CredentialCache::default(),
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Recently checked credentials
+
+/// How long a checked token or session is trusted without asking the database again:
+/// the bound on how late a revocation takes effect. A revocation in this process clears
+/// the cache at once; one in another process reaches it through the change log (one
+/// poll) well within the bound.
+const CREDENTIAL_TTL: Duration = Duration::from_secs(1);
+const CREDENTIAL_CACHE_MAX: usize = 10_000;
+/// The change-log channel every revocation, sign-out and password change is announced on.
+pub const CREDENTIALS_CHANNEL: &str = "accounts/credentials/";
+
+/// Callers by credential digest, for a second: a client sending a burst of requests
+/// with one token or cookie costs one lookup a second instead of two queries each.
+/// Only valid credentials are kept, never past their own expiry; an unknown token is
+/// looked up every time.
+#[derive(Clone, Default)]
+pub struct CredentialCache(Arc<std::sync::Mutex<std::collections::HashMap<String, (i64, Caller)>>>);
+
+impl CredentialCache {
+    fn get(&self, key: &str) -> Option<Caller> {
+        let entries = self.0.lock().expect("credential cache lock");
+        entries.get(key).filter(|(until, _)| *until > now_ms()).map(|(_, caller)| caller.clone())
+    }
+
+    /// Keeps `caller` for [`CREDENTIAL_TTL`], or until the credential expires if sooner.
+    fn put(&self, key: String, caller: Caller, expires_at: Option<i64>) {
+        let now = now_ms();
+        let until = expires_at.map_or(i64::MAX, |at| at).min(now + CREDENTIAL_TTL.as_millis() as i64);
+        let mut entries = self.0.lock().expect("credential cache lock");
+        if entries.len() >= CREDENTIAL_CACHE_MAX {
+            entries.retain(|_, (until, _)| *until > now);
+            if entries.len() >= CREDENTIAL_CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (until, caller));
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().expect("credential cache lock").clear();
+    }
+
+    /// Clears the cache whenever any process announces a credential change, until the
+    /// hub closes (shutdown).
+    pub async fn follow(self, hub: crate::platform::changes::ChangeHub) {
+        let mut rx = hub.subscribe(CREDENTIALS_CHANNEL);
+        loop {
+            tokio::select! {
+                received = rx.recv() => match received {
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.clear(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = hub.closed() => return,
+            }
+        }
+    }
+}
+
+/// The caller a bearer token stands for, from the cache or the database.
+pub async fn caller_for_bearer(state: &AppState, token: &str) -> AppResult<Option<Caller>> {
+    let key = format!("token:{}", sha256_hex(token));
+    if let Some(caller) = state.auth.credentials.get(&key) {
+        return Ok(Some(caller));
+    }
+    let Some((caller, expires_at)) = caller_for_api_token(&state.db, token).await? else { return Ok(None) };
+    state.auth.credentials.put(key, caller.clone(), expires_at);
+    Ok(Some(caller))
+}
+
+/// The caller a session cookie stands for, from the cache or the database.
+pub async fn caller_for_session(state: &AppState, token: &str) -> AppResult<Option<Caller>> {
+    let key = format!("session:{}", sha256_hex(token));
+    if let Some(caller) = state.auth.credentials.get(&key) {
+        return Ok(Some(caller));
+    }
+    let Some((viewer, expires_at)) = viewer_for_session(&state.db, token).await? else { return Ok(None) };
+    let caller = Caller::session(viewer);
+    state.auth.credentials.put(key, caller.clone(), Some(expires_at));
+    Ok(Some(caller))
+}
+
+/// After a revocation: other processes hear of it through the change log, this one
+/// forgets at once.
+async fn credentials_changed<C: ConnectionTrait>(state: &AppState, conn: &C, user_id: i64) -> AppResult<()> {
+    crate::platform::changes::record(conn, CREDENTIALS_CHANNEL, &serde_json::json!({"user": user_id})).await?;
+    state.auth.credentials.clear();
+    Ok(())
 }
 
 fn take(limiter: &RateLimiter, key: &str, what: &str) -> AppResult<()> {
@@ -196,7 +288,7 @@ pub async fn sign_up(state: &AppState, client: Option<IpAddr>, req: SignUp<'_>) 
     };
     let role = if becomes_admin { set_role(&*txn, created.id, Role::Admin).await?; Role::Admin } else { Role::Member };
     let created = user::Model { role: role.as_str().into(), ..created };
-    announce_user(&*txn, &created).await?;
+    announce_user(&txn, &created).await?;
     txn.commit().await?;
     tracing::info!(user.id = created.id, role = role.as_str(), "account created");
     Ok(created.into())
@@ -222,9 +314,9 @@ async fn insert_user<C: ConnectionTrait>(conn: &C, username: &Username, display_
     }
 }
 
-async fn announce_user<C: ConnectionTrait>(conn: &C, u: &user::Model) -> AppResult<()> {
+async fn announce_user(txn: &WriteTxn, u: &user::Model) -> AppResult<()> {
     let event = serde_json::json!({"id": u.id, "username": u.username, "display_name": u.display_name, "role": u.role});
-    crate::broker::service::publish_event(conn, "user:new", &event).await?;
+    crate::broker::service::publish_event(txn, "user:new", &event).await?;
     Ok(())
 }
 
@@ -300,11 +392,12 @@ pub async fn create_admin(state: &AppState, caller: &Caller, username: &str, pas
                 .exec(&*txn)
                 .await?;
             revoke_everything(&*txn, found.id).await?;
+            credentials_changed(state, &*txn, found.id).await?;
             (user::Model { role: Role::Admin.as_str().into(), ..found }, true)
         }
         None => {
             let created = insert_user(&*txn, &username, username.as_str(), hash, Role::Admin).await?;
-            announce_user(&*txn, &created).await?;
+            announce_user(&txn, &created).await?;
             (created, false)
         }
     };
@@ -374,30 +467,32 @@ pub async fn open_session(db: &Db, user_id: i64, ttl: Duration) -> AppResult<Str
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn viewer_for_session(db: &Db, token: &str) -> AppResult<Option<Viewer>> {
+/// The account a session cookie stands for, with when the session expires.
+async fn viewer_for_session(db: &Db, token: &str) -> AppResult<Option<(Viewer, i64)>> {
     let found = session::Entity::find()
         .filter(session::Column::TokenHash.eq(sha256_hex(token)))
         .filter(session::Column::ExpiresAt.gt(now_ms()))
         .one(&db.conn)
         .await?;
     let Some(found) = found else { return Ok(None) };
-    Ok(user::Entity::find_by_id(found.user_id).one(&db.conn).await?.map(Viewer::from))
+    Ok(user::Entity::find_by_id(found.user_id).one(&db.conn).await?.map(|u| (Viewer::from(u), found.expires_at)))
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn close_session(db: &Db, token: &str) -> AppResult<()> {
-    session::Entity::delete_many()
-        .filter(session::Column::TokenHash.eq(sha256_hex(token)))
-        .exec(&db.conn)
-        .await?;
-    Ok(())
+pub async fn close_session(state: &AppState, token: &str) -> AppResult<()> {
+    let hash = sha256_hex(token);
+    let found = session::Entity::find().filter(session::Column::TokenHash.eq(hash.as_str())).one(&state.db.conn).await?;
+    let Some(found) = found else { return Ok(()) };
+    session::Entity::delete_many().filter(session::Column::Id.eq(found.id)).exec(&state.db.conn).await?;
+    credentials_changed(state, &state.db.conn, found.user_id).await
 }
 
 /// Signs the caller out of every browser session ("sign out everywhere"); API tokens
 /// stay (they are revoked one by one). Returns how many sessions ended.
 #[tracing::instrument(skip_all, fields(user.id = caller.id()))]
-pub async fn close_all_sessions(db: &Db, caller: &Caller) -> AppResult<u64> {
-    let res = session::Entity::delete_many().filter(session::Column::UserId.eq(caller.id())).exec(&db.conn).await?;
+pub async fn close_all_sessions(state: &AppState, caller: &Caller) -> AppResult<u64> {
+    let res = session::Entity::delete_many().filter(session::Column::UserId.eq(caller.id())).exec(&state.db.conn).await?;
+    credentials_changed(state, &state.db.conn, caller.id()).await?;
     Ok(res.rows_affected)
 }
 
@@ -420,6 +515,7 @@ pub async fn change_password(state: &AppState, caller: &Caller, current: &str, n
         .exec(&*txn)
         .await?;
     session::Entity::delete_many().filter(session::Column::UserId.eq(row.id)).exec(&*txn).await?;
+    credentials_changed(state, &*txn, row.id).await?;
     txn.commit().await?;
     tracing::info!("password changed; sessions ended");
     Ok(())
@@ -503,9 +599,10 @@ pub async fn issue_api_token_again(state: &AppState, caller: &Caller, client: Op
     issue_api_token(&state.db, &owner, name, &[], expires_in_days).await
 }
 
-/// The caller a bearer token stands for, if it is valid and unexpired.
+/// The caller a bearer token stands for, if it is valid and unexpired, with when it
+/// expires.
 #[tracing::instrument(skip_all)]
-pub async fn caller_for_api_token(db: &Db, token: &str) -> AppResult<Option<Caller>> {
+async fn caller_for_api_token(db: &Db, token: &str) -> AppResult<Option<(Caller, Option<i64>)>> {
     let now = now_ms();
     let found = api_token::Entity::find()
         .filter(api_token::Column::TokenHash.eq(sha256_hex(token)))
@@ -521,7 +618,7 @@ pub async fn caller_for_api_token(db: &Db, token: &str) -> AppResult<Option<Call
             .await?;
     }
     let scopes = found.scopes.split_whitespace().filter_map(Scope::parse).collect();
-    Ok(user::Entity::find_by_id(found.user_id).one(&db.conn).await?.map(|u| Caller::token(u.into(), scopes)))
+    Ok(user::Entity::find_by_id(found.user_id).one(&db.conn).await?.map(|u| (Caller::token(u.into(), scopes), found.expires_at)))
 }
 
 /// The caller's own tokens, newest first (never the secrets).
@@ -535,16 +632,16 @@ pub async fn list_api_tokens(db: &Db, caller: &Caller) -> AppResult<Vec<api_toke
 }
 
 /// Revokes one of the caller's own tokens; another account's token is simply not found.
-pub async fn revoke_api_token(db: &Db, caller: &Caller, token_id: i64) -> AppResult<()> {
+pub async fn revoke_api_token(state: &AppState, caller: &Caller, token_id: i64) -> AppResult<()> {
     let res = api_token::Entity::delete_many()
         .filter(api_token::Column::Id.eq(token_id))
         .filter(api_token::Column::UserId.eq(caller.id()))
-        .exec(&db.conn)
+        .exec(&state.db.conn)
         .await?;
     if res.rows_affected == 0 {
         return Err(AppError::not_found("token"));
     }
-    Ok(())
+    credentials_changed(state, &state.db.conn, caller.id()).await
 }
 
 /// Changes the caller's own profile: display name, time zone, calendar sharing.
