@@ -19,6 +19,7 @@ mod m20261126_000005_scheduler;
 mod m20261127_000006_wages;
 mod m20261201_000007_security;
 mod m20261202_000008_wage_copy;
+mod m20261203_000009_outbox;
 mod columns;
 
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000006_wages::Migration),
             Box::new(m20261201_000007_security::Migration),
             Box::new(m20261202_000008_wage_copy::Migration),
+            Box::new(m20261203_000009_outbox::Migration),
         ]
     }
 }

@@ -3,6 +3,7 @@
 use crate::{jobs, openapi::ApiDoc, ops};
 use anyhow::Context;
 use app::broker::delivery::Dispatcher;
+use app::broker::service::Sequencer;
 use app::platform::changes::ChangeHub;
 use app::platform::db::Db;
 use app::platform::guards::{enforce_limits, reject_cross_site, RequestLimits};
@@ -76,7 +77,8 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<SharedStore> {
 /// outright (e.g. an upsert that cannot see a unique index created a moment ago), so the
 /// application's pool is opened only after the schema is final.
 pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
-    let db = Db::connect(database_url).await.context("connecting to the database")?;
+    let pool = app::platform::db::PoolSettings { max_connections: Some(2) };
+    let db = Db::connect_with(database_url, pool).await.context("connecting to the database")?;
     migrations::Migrator::up(&db.conn, None).await.context("running migrations")?;
     db.conn.close().await.context("closing the migration connection")?;
     Ok(())
@@ -104,7 +106,7 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
         migrate(&settings.database_url).await?;
     }
     let sealer = sealer(&settings)?;
-    let db = Db::connect(&settings.database_url).await.context("connecting to the database")?;
+    let db = Db::connect_with(&settings.database_url, settings.db_pool).await.context("connecting to the database")?;
     let store = open_store(&settings).await?;
     app::broker::service::seed_internal_topics(&db).await.map_err(app_failure)?;
     let state = AppState {
@@ -296,12 +298,18 @@ impl Application {
         let Self { listener, state, run_jobs, registry } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut background = Vec::new();
-        background.push(tokio::spawn(state.changes.clone().run_poller(state.db.clone(), Duration::from_millis(250))));
+        // Pages of this process see a change within one poll of its commit, wherever it
+        // was written: 50 ms keeps a webhook → open page well under 100 ms.
+        background.push(tokio::spawn(state.changes.clone().run_poller(state.db.clone(), Duration::from_millis(50))));
         // Builds the wage copy now and again whenever an import finishes anywhere.
         background.push(tokio::spawn(state.wage_copy.clone().follow(state.clone())));
+        // Forgets checked credentials when any process revokes one.
+        background.push(tokio::spawn(state.auth.credentials.clone().follow(state.changes.clone())));
         if run_jobs {
             let runner = JobRunner::new(state.clone(), registry);
             background.push(tokio::spawn(runner.run(stop_rx.clone())));
+            background.push(tokio::spawn(Sequencer::new(state.db.clone()).run(stop_rx.clone())));
+            background.push(tokio::spawn(app::meetings::service::Folder::new(state.clone()).run(stop_rx.clone())));
             background.push(tokio::spawn(Dispatcher::new(state.clone()).run(stop_rx)));
         }
         tracing::info!(addr = %listener.local_addr()?, store = %state.store.describe(), "Switchboard listening");

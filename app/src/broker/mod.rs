@@ -5,9 +5,15 @@ pub mod domain;
 mod views;
 
 #[cfg(feature = "ssr")]
+pub mod admin;
+#[cfg(feature = "ssr")]
 pub mod delivery;
 #[cfg(feature = "ssr")]
 pub mod http;
+#[cfg(feature = "ssr")]
+pub mod log;
+#[cfg(feature = "ssr")]
+pub mod publish;
 #[cfg(feature = "ssr")]
 pub mod service;
 #[cfg(feature = "ssr")]

@@ -1,4 +1,14 @@
-//! Broker tables (see migration `m20261123_000002_broker`).
+//! Broker tables (see migrations `m20261123_000002_broker` and `m20261203_000009_outbox`)
+//! and the storage of lanes, which publishing, the dispatcher and the administration all
+//! move.
+
+use super::service::CHUNK;
+use crate::error::{AppError, AppResult};
+use crate::platform::db::for_update;
+use crate::platform::time::now_ms;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use std::collections::HashSet;
 
 pub mod topic {
     use sea_orm::entity::prelude::*;
@@ -90,6 +100,30 @@ pub mod message {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// Messages published but not yet sequenced: a business transaction inserts one row here
+/// and takes no lock on anything shared; the sequencer moves committed rows into
+/// `broker_messages` (keeping their id) with the topic's next sequence numbers.
+pub mod outbox {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "broker_outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub topic_id: i64,
+        pub payload: String,
+        pub idempotency_key: Option<String>,
+        pub published_by: Option<i64>,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod lane {
     use sea_orm::entity::prelude::*;
 
@@ -164,3 +198,137 @@ pub mod attempt {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+// ---------------------------------------------------------------------------------------
+// Lanes: one per (subscription, topic), holding that pair's deliveries in order.
+
+/// The lanes of `subs` for one topic, created where missing, locked for this transaction.
+pub async fn lanes_for<C: ConnectionTrait>(conn: &C, topic_id: i64, subs: &[subscription::Model], now: i64) -> AppResult<Vec<lane::Model>> {
+    ensure_lanes(conn, topic_id, subs, now).await?;
+    let sub_ids: Vec<i64> = subs.iter().map(|s| s.id).collect();
+    let find = lane::Entity::find().filter(lane::Column::TopicId.eq(topic_id)).filter(lane::Column::SubscriptionId.is_in(sub_ids));
+    Ok(for_update(find, conn.get_database_backend()).all(conn).await?)
+}
+
+/// Creates the lanes of `subs` for one topic that do not exist yet. Lanes are normally
+/// made when a subscription or a topic is created, so publishing finds them and only
+/// takes row locks; this is the backstop for the races between those two. Insert-if-
+/// missing without a prior locking read: no gap locks, so no deadlock between
+/// publishers of different topics.
+pub async fn ensure_lanes<C: ConnectionTrait>(conn: &C, topic_id: i64, subs: &[subscription::Model], now: i64) -> AppResult<()> {
+    use sea_orm::sea_query::OnConflict;
+    for subs in subs.chunks(CHUNK) {
+        let sub_ids: Vec<i64> = subs.iter().map(|s| s.id).collect();
+        let have: HashSet<i64> = lane::Entity::find()
+            .select_only()
+            .column(lane::Column::SubscriptionId)
+            .filter(lane::Column::TopicId.eq(topic_id))
+            .filter(lane::Column::SubscriptionId.is_in(sub_ids))
+            .into_tuple::<i64>()
+            .all(conn)
+            .await?
+            .into_iter()
+            .collect();
+        let missing: Vec<lane::ActiveModel> = subs
+            .iter()
+            .filter(|s| !have.contains(&s.id))
+            .map(|s| lane::ActiveModel {
+                subscription_id: Set(s.id),
+                subscriber_id: Set(s.subscriber_id),
+                topic_id: Set(topic_id),
+                pending: Set(0),
+                next_due_at: Set(None),
+                active: Set(s.state == super::service::STATE_ACTIVE),
+                blocked: Set(false),
+                lease_version: Set(0),
+                created_at: Set(now),
+                ..Default::default()
+            })
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        // A lane created meanwhile by someone else is left as it is (a no-op update).
+        let keep = OnConflict::columns([lane::Column::SubscriptionId, lane::Column::TopicId])
+            .update_column(lane::Column::SubscriptionId)
+            .to_owned();
+        lane::Entity::insert_many(missing).on_conflict(keep).exec_without_returning(conn).await?;
+    }
+    Ok(())
+}
+
+/// Counts `added` new pending deliveries on each lane and schedules the idle ones. A lane
+/// that is leased (due in the future), paused or blocked keeps its schedule: its worker,
+/// resume or unblock will pick the new work up.
+pub async fn enqueue_on_lanes<C: ConnectionTrait>(conn: &C, lane_ids: &[i64], added: i64, now: i64) -> AppResult<()> {
+    lane::Entity::update_many()
+        .col_expr(lane::Column::Pending, Expr::col(lane::Column::Pending).add(added))
+        .col_expr(
+            lane::Column::NextDueAt,
+            Expr::case(
+                Expr::col(lane::Column::NextDueAt)
+                    .is_null()
+                    .and(Expr::col(lane::Column::Active).eq(true))
+                    .and(Expr::col(lane::Column::Blocked).eq(false)),
+                now,
+            )
+            .finally(Expr::col(lane::Column::NextDueAt))
+            .into(),
+        )
+        .filter(lane::Column::Id.is_in(lane_ids.to_vec()))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks every lane of a subscription active or not. Activation schedules the idle lanes
+/// that have work; deactivation unschedules them (a lane being delivered right now ends
+/// its current request, then its worker sees the lane inactive and stops).
+pub async fn set_lanes_active<C: ConnectionTrait>(conn: &C, subscription_id: i64, active: bool) -> AppResult<()> {
+    let now = now_ms();
+    let next = if active {
+        Expr::case(
+            Expr::col(lane::Column::Pending).gt(0).and(Expr::col(lane::Column::Blocked).eq(false)),
+            Expr::col(lane::Column::NextDueAt).if_null(now),
+        )
+        .finally(Expr::col(lane::Column::NextDueAt))
+        .into()
+    } else {
+        Expr::value(Option::<i64>::None)
+    };
+    lane::Entity::update_many()
+        .col_expr(lane::Column::Active, Expr::value(active))
+        .col_expr(lane::Column::NextDueAt, next)
+        .filter(lane::Column::SubscriptionId.eq(subscription_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn lock_lane<C: ConnectionTrait>(conn: &C, id: i64) -> AppResult<lane::Model> {
+    for_update(lane::Entity::find_by_id(id), conn.get_database_backend())
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::not_found("lane"))
+}
+
+/// Writes a lane's pending count and block flag; schedules it now when `due`, else idles
+/// it — unless a worker holds it (due in the future), whose lease must not be cut short.
+pub async fn reschedule_lane<C: ConnectionTrait>(conn: &C, lane: &lane::Model, pending: i64, blocked: bool, due: bool) -> AppResult<()> {
+    let now = now_ms();
+    let leased = lane.next_due_at.is_some_and(|t| t > now);
+    let next = match (leased, due) {
+        (true, _) => lane.next_due_at,
+        (false, true) => Some(now),
+        (false, false) => None,
+    };
+    lane::Entity::update_many()
+        .col_expr(lane::Column::Pending, Expr::value(pending))
+        .col_expr(lane::Column::Blocked, Expr::value(blocked))
+        .col_expr(lane::Column::NextDueAt, Expr::value(next))
+        .filter(lane::Column::Id.eq(lane.id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+

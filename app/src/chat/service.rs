@@ -51,7 +51,7 @@ pub async fn post_message(db: &Db, sender: &Caller, recipient: &str, text: &str,
             "id": id, "username": recipient.as_str(), "sender": sender.username, "text": text,
             "created_at": to_rfc3339(now), "expiration_date": to_rfc3339(expiration),
         });
-        crate::broker::service::publish_event(&*txn, "chat:message", &event).await?;
+        crate::broker::service::publish_event(&txn, "chat:message", &event).await?;
         changes::record(&*txn, &channel(recipient.as_str()), &serde_json::json!({"posted": id})).await?;
         txn.commit().await?;
         Ok(id)
@@ -187,52 +187,88 @@ pub struct ArchiveReport {
     pub batches: u64,
 }
 
-/// Moves expired messages to cold storage, `batch_size` at a time, until none is left.
+/// Moves messages expired by now to cold storage, `batch_size` at a time.
 ///
 /// Each batch is first written to the object store, then — in one transaction — its
 /// index rows are recorded and the hot rows deleted. A crash before the commit leaves the
 /// messages hot (and an unreferenced object to overwrite or ignore); after it, they are
 /// cold. Either way every id stays readable exactly once. A second archiver racing on the
 /// same rows fails its commit on the unique index and changes nothing.
+///
+/// The walk seeks from the last row it took, by the `(expiration_date, id)` order of
+/// the expiration index, instead of starting the index over each batch (past rows
+/// deleted but not yet purged by the engine); and the next batch is read, encoded and
+/// put while the previous one commits.
 #[tracing::instrument(skip(state))]
 pub async fn archive_expired(state: &AppState, batch_size: u64) -> AppResult<ArchiveReport> {
     let mut report = ArchiveReport::default();
+    let now = now_ms();
+    let mut after: Option<(i64, i64)> = None;
+    let mut stored: Option<(String, Vec<message::Model>)> = None;
     loop {
-        let now = now_ms();
-        let mut rows = message::Entity::find()
-            .filter(message::Column::ExpirationDate.lte(now))
-            .order_by_asc(message::Column::ExpirationDate)
-            .limit(batch_size)
-            .all(&state.db.conn)
-            .await?;
-        if rows.is_empty() {
-            return Ok(report);
-        }
-        rows.sort_by_key(|m| m.id);
-        let full = rows.len() as u64 == batch_size;
-        let lines: Vec<ColdLine> = rows.iter().map(ColdLine::from).collect();
-        let key = cold::batch_key(now, lines[0].id, lines[lines.len() - 1].id);
-        let bytes = cold::encode(&lines).map_err(|e| {
-            tracing::error!(error = %e, "encoding an archive batch");
-            AppError::internal()
-        })?;
-        state.store.put(&key, bytes).await?;
-        match commit_batch(&state.db, &key, &rows, now).await {
-            Ok(()) => {
-                report.messages += rows.len() as u64;
+        let commit = async {
+            match stored.take() {
+                Some((key, rows)) => commit_batch(&state.db, &key, &rows, now).await.map(|()| rows.len() as u64),
+                None => Ok(0),
+            }
+        };
+        let (next, committed) = tokio::join!(store_next_batch(state, now, after, batch_size), commit);
+        match committed {
+            Ok(0) => {}
+            Ok(n) => {
+                report.messages += n;
                 report.batches += 1;
-                metrics::counter!("chat_archived_total").increment(rows.len() as u64);
+                metrics::counter!("chat_archived_total").increment(n);
             }
             Err(e) if e.code == "archive_race" => {
-                tracing::warn!(%key, "another archiver took these messages; leaving them to it");
+                tracing::warn!("another archiver took these messages; leaving them to it");
                 return Ok(report);
             }
             Err(e) => return Err(e),
         }
-        if !full {
-            return Ok(report);
+        match next? {
+            Some((key, rows, position)) => {
+                after = Some(position);
+                stored = Some((key, rows));
+            }
+            None => return Ok(report),
         }
     }
+}
+
+/// Reads the next batch of messages expired by `now` after `after` (an (expiration, id)
+/// position), and writes it to the object store; `None` when there are no more. Returns
+/// the object key, the rows by id, and the position to go on from.
+async fn store_next_batch(state: &AppState, now: i64, after: Option<(i64, i64)>, batch_size: u64) -> AppResult<Option<(String, Vec<message::Model>, (i64, i64))>> {
+    use sea_orm::Condition;
+    let mut find = message::Entity::find().filter(message::Column::ExpirationDate.lte(now));
+    if let Some((expired_at, id)) = after {
+        find = find.filter(
+            Condition::any()
+                .add(message::Column::ExpirationDate.gt(expired_at))
+                .add(Condition::all().add(message::Column::ExpirationDate.eq(expired_at)).add(message::Column::Id.gt(id))),
+        );
+    }
+    let rows = find
+        .order_by_asc(message::Column::ExpirationDate)
+        .order_by_asc(message::Column::Id)
+        .limit(batch_size)
+        .all(&state.db.conn)
+        .await?;
+    let Some(last) = rows.last() else { return Ok(None) };
+    let position = (last.expiration_date, last.id);
+    let mut lines: Vec<ColdLine> = rows.iter().map(ColdLine::from).collect();
+    lines.sort_by_key(|l| l.id);
+    let key = cold::batch_key(now, lines[0].id, lines[lines.len() - 1].id);
+    let bytes = cold::encode(&lines).map_err(|e| {
+        tracing::error!(error = %e, "encoding an archive batch");
+        AppError::internal()
+    })?;
+    state.store.put(&key, bytes).await?;
+    // The index records each message's line in the object: the same (id) order.
+    let mut rows = rows;
+    rows.sort_by_key(|m| m.id);
+    Ok(Some((key, rows, position)))
 }
 
 async fn commit_batch(db: &Db, key: &str, rows: &[message::Model], now: i64) -> AppResult<()> {

@@ -1,4 +1,4 @@
-//! Meetings use cases: webhook intake (verify → store raw → fold), the spool that keeps
+//! Meetings use cases: webhook intake (verify → store raw → answer; fold right after), the spool that keeps
 //! deliveries safe while the database is down, folding into one row per meeting, and
 //! the listing.
 
@@ -7,7 +7,7 @@ use super::domain::*;
 use super::store::{inbox, meeting};
 use crate::error::{AppError, AppResult};
 use crate::platform::changes;
-use crate::platform::db::{for_update, is_unique_violation, Db};
+use crate::platform::db::{for_update, is_unique_violation, skip_locked, Db, WriteTxn};
 use crate::platform::state::AppState;
 use crate::platform::time::{now_ms, parse_rfc3339};
 use bytes::Bytes;
@@ -26,7 +26,7 @@ const STORE_TIMEOUT: Duration = Duration::from_secs(3);
 /// What intake did with a delivery.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Intake {
-    /// Stored (and folded, unless folding failed: the backstop job retries it).
+    /// Stored; the [`Folder`] folds it into its meeting a moment later.
     Accepted(i64),
     /// The same (event, invitee) was stored before; nothing changed.
     Duplicate,
@@ -34,13 +34,20 @@ pub enum Intake {
     Spooled,
 }
 
+/// The folder's in-process wake-up: fired when a delivery is stored.
+pub const FOLDER_WAKER: &str = "meetings.folder";
+/// Deliveries one folding transaction takes.
+const FOLD_BATCH: u64 = 100;
+
 /// The live channel of the meetings list: every signed-in member follows it.
 pub fn events_channel(_caller: &crate::accounts::Caller) -> String {
     CHANNEL.to_owned()
 }
 
-/// Verifies, parses and stores a delivery, then folds it. Answers only once the raw body
-/// is durable — in the database, or in the object store when the database is down.
+/// Verifies, parses and stores a delivery, and answers: once the raw body is durable —
+/// in the database, or in the object store when the database is down — it is accepted.
+/// Folding it into its meeting (and publishing the change) is the [`Folder`]'s work,
+/// right after, in batches; the sender does not wait for it.
 #[tracing::instrument(skip_all, fields(event))]
 pub async fn intake(state: &AppState, signature: Option<&str>, body: Bytes) -> AppResult<Intake> {
     let key = state
@@ -57,14 +64,41 @@ pub async fn intake(state: &AppState, signature: Option<&str>, body: Bytes) -> A
     let stored = tokio::time::timeout(STORE_TIMEOUT, store_raw(&state.db, &envelope, &body, received_at)).await;
     match stored {
         Ok(Ok(Some(id))) => {
-            if let Err(e) = fold(state, id).await {
-                tracing::warn!(id, error = %e.message, "folding failed; the backstop job will retry");
-            }
+            state.db.waker(FOLDER_WAKER).notify_one();
             Ok(Intake::Accepted(id))
         }
         Ok(Ok(None)) => Ok(Intake::Duplicate),
         Ok(Err(e)) => spool(state, &body, received_at, &e.message).await,
         Err(_) => spool(state, &body, received_at, "timed out").await,
+    }
+}
+
+/// Folds stored deliveries into their meetings in the background: at once when this
+/// process stored one, and through the periodic backstop job for anything left (a
+/// crash, another process's deliveries when it died).
+pub struct Folder {
+    state: AppState,
+}
+
+impl Folder {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let wake = self.state.db.waker(FOLDER_WAKER);
+        while !*shutdown.borrow() {
+            match fold_pending(&self.state, FOLD_BATCH).await {
+                Ok(n) if n == FOLD_BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e.message, "folding deliveries failed; will retry"),
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
     }
 }
 
@@ -131,10 +165,8 @@ pub async fn replay_spool(state: &AppState) -> AppResult<u64> {
             };
             // Signature and shape were checked when it was accepted.
             let env = calendly::parse_envelope(record.body.as_bytes())?;
-            if let Some(id) = store_raw(&state.db, &env, record.body.as_bytes(), record.received_at).await? {
-                if let Err(e) = fold(state, id).await {
-                    tracing::warn!(id, error = %e.message, "folding a replayed delivery failed; the backstop job will retry");
-                }
+            if store_raw(&state.db, &env, record.body.as_bytes(), record.received_at).await?.is_some() {
+                state.db.waker(FOLDER_WAKER).notify_one();
             }
             state.store.delete(key).await?;
             replayed += 1;
@@ -145,21 +177,47 @@ pub async fn replay_spool(state: &AppState) -> AppResult<u64> {
     }
 }
 
-/// Folds stored deliveries that were not folded yet (a crash between store and fold).
+/// Folds up to `limit` stored deliveries that were not folded yet, oldest first, in one
+/// transaction (rows another process is folding are skipped). Should one of them fail,
+/// each is folded on its own so the others go through. Returns how many it took.
+#[tracing::instrument(skip(state))]
 pub async fn fold_pending(state: &AppState, limit: u64) -> AppResult<u64> {
-    let ids: Vec<i64> = inbox::Entity::find()
-        .select_only()
-        .column(inbox::Column::Id)
-        .filter(inbox::Column::ProcessedAt.is_null())
-        .order_by_asc(inbox::Column::Id)
-        .limit(limit)
-        .into_tuple()
-        .all(&state.db.conn)
-        .await?;
-    for id in &ids {
-        fold(state, *id).await?;
+    let db = &state.db;
+    let batch = db.retrying(|| async {
+        let txn = db.write_txn().await?;
+        let unprocessed = inbox::Entity::find()
+            .filter(inbox::Column::ProcessedAt.is_null())
+            .order_by_asc(inbox::Column::Id)
+            .limit(limit);
+        let rows = skip_locked(unprocessed, db.backend()).all(&*txn).await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        for row in &rows {
+            apply(&txn, row).await?;
+        }
+        txn.commit().await?;
+        Ok(ids)
+    });
+    match batch.await {
+        Ok(ids) => Ok(ids.len() as u64),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "folding a batch failed; folding its deliveries one by one");
+            let ids: Vec<i64> = inbox::Entity::find()
+                .select_only()
+                .column(inbox::Column::Id)
+                .filter(inbox::Column::ProcessedAt.is_null())
+                .order_by_asc(inbox::Column::Id)
+                .limit(limit)
+                .into_tuple()
+                .all(&db.conn)
+                .await?;
+            for id in &ids {
+                if let Err(e) = fold(state, *id).await {
+                    tracing::warn!(id, error = %e.message, "folding failed; the backstop job will retry");
+                }
+            }
+            Ok(ids.len() as u64)
+        }
     }
-    Ok(ids.len() as u64)
 }
 
 /// Applies one stored delivery to the meetings, once.
@@ -169,23 +227,31 @@ pub async fn fold(state: &AppState, inbox_id: i64) -> AppResult<()> {
     db.retrying(|| async {
         let txn = db.write_txn().await?;
         let row = for_update(inbox::Entity::find_by_id(inbox_id), db.backend()).one(&*txn).await?;
-        let Some(row) = row.filter(|r| r.processed_at.is_none()) else { return Ok(()) };
-        let env = calendly::parse_envelope(row.body.as_bytes())?;
-        let error = match calendly::facts(&env)? {
-            Fact::Invitee(facts) => apply_invitee(&*txn, &facts).await?,
-            Fact::NoShow { invitee_uri, no_show } => apply_no_show(&*txn, &invitee_uri, no_show, env.created_at).await?,
-            Fact::Unknown => Some(format!("event {:?} is stored but not folded", env.event)),
-        };
-        inbox::Entity::update_many()
-            .col_expr(inbox::Column::ProcessedAt, Expr::value(now_ms()))
-            .col_expr(inbox::Column::Error, Expr::value(error))
-            .filter(inbox::Column::Id.eq(inbox_id))
-            .exec(&*txn)
-            .await?;
+        if let Some(row) = row.filter(|r| r.processed_at.is_none()) {
+            apply(&txn, &row).await?;
+        }
         txn.commit().await?;
         Ok(())
     })
     .await
+}
+
+/// Folds one locked, unprocessed delivery and marks it processed (with why it changed
+/// nothing, if so).
+async fn apply(txn: &WriteTxn, row: &inbox::Model) -> AppResult<()> {
+    let env = calendly::parse_envelope(row.body.as_bytes())?;
+    let error = match calendly::facts(&env)? {
+        Fact::Invitee(facts) => apply_invitee(txn, &facts).await?,
+        Fact::NoShow { invitee_uri, no_show } => apply_no_show(&**txn, &invitee_uri, no_show, env.created_at).await?,
+        Fact::Unknown => Some(format!("event {:?} is stored but not folded", env.event)),
+    };
+    inbox::Entity::update_many()
+        .col_expr(inbox::Column::ProcessedAt, Expr::value(now_ms()))
+        .col_expr(inbox::Column::Error, Expr::value(error))
+        .filter(inbox::Column::Id.eq(row.id))
+        .exec(&**txn)
+        .await?;
+    Ok(())
 }
 
 fn status_of(f: &InviteeFacts) -> &'static str {
@@ -199,7 +265,8 @@ fn status_of(f: &InviteeFacts) -> &'static str {
 /// Merges an invitee fact into its meeting. Commutative: a cancellation is final, so a
 /// cancel that arrives before its create still ends canceled, and duplicates change
 /// nothing.
-async fn apply_invitee<C: ConnectionTrait>(conn: &C, f: &InviteeFacts) -> AppResult<Option<String>> {
+async fn apply_invitee(txn: &WriteTxn, f: &InviteeFacts) -> AppResult<Option<String>> {
+    let conn = &**txn;
     let backend = conn.get_database_backend();
     let now = now_ms();
     let existing = for_update(meeting::Entity::find().filter(meeting::Column::EventUri.eq(&f.event_uri)), backend).one(conn).await?;
@@ -261,7 +328,7 @@ async fn apply_invitee<C: ConnectionTrait>(conn: &C, f: &InviteeFacts) -> AppRes
         },
     };
     if before.as_deref() != Some(after.as_str()) {
-        announce(conn, &saved).await?;
+        announce(txn, &saved).await?;
     }
     Ok(None)
 }
@@ -286,8 +353,8 @@ async fn apply_no_show<C: ConnectionTrait>(conn: &C, invitee_uri: &str, no_show:
 }
 
 /// Tells open pages and the broker (`meeting:scheduled|canceled|rescheduled`).
-async fn announce<C: ConnectionTrait>(conn: &C, m: &meeting::Model) -> AppResult<()> {
-    changes::record(conn, CHANNEL, &serde_json::json!({"meeting": m.id, "event_uri": m.event_uri, "status": m.status})).await?;
+async fn announce(txn: &WriteTxn, m: &meeting::Model) -> AppResult<()> {
+    changes::record(&**txn, CHANNEL, &serde_json::json!({"meeting": m.id, "event_uri": m.event_uri, "status": m.status})).await?;
     let event = serde_json::json!({
         "event_uri": m.event_uri, "name": m.name, "status": m.status,
         "invitee": {"name": m.invitee_name, "email": m.invitee_email},
@@ -296,7 +363,7 @@ async fn announce<C: ConnectionTrait>(conn: &C, m: &meeting::Model) -> AppResult
         "end_time": crate::platform::time::to_rfc3339(m.end_time),
         "cancel_reason": m.cancel_reason, "rescheduled_to": m.rescheduled_to, "rescheduled_from": m.rescheduled_from,
     });
-    crate::broker::service::publish_event(conn, &format!("meeting:{}", m.status), &event).await?;
+    crate::broker::service::publish_event(txn, &format!("meeting:{}", m.status), &event).await?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use crate::accounts::domain::Username;
 use crate::accounts::Caller;
 use crate::accounts::store::user;
 use crate::error::{AppError, AppResult};
-use crate::platform::db::{for_update, is_unique_violation, Db};
+use crate::platform::db::{for_update, is_unique_violation, Db, WriteTxn};
 use crate::platform::secrets::{random_token, sha256_hex};
 use crate::platform::state::AppState;
 use crate::platform::time::{now_ms, to_rfc3339};
@@ -221,9 +221,9 @@ pub async fn overlapping<C: ConnectionTrait>(conn: &C, owner_id: i64, start: i64
     Ok(q.order_by_asc(event::Column::StartAt).limit(50).into_tuple().all(conn).await?)
 }
 
-async fn announce<C: ConnectionTrait>(conn: &C, topic: &str, e: &event::Model, owner: &str) -> AppResult<()> {
+async fn announce(txn: &WriteTxn, topic: &str, e: &event::Model, owner: &str) -> AppResult<()> {
     let payload = serde_json::to_value(view(e, owner, false, Vec::new())).map_err(|_| AppError::internal())?;
-    crate::broker::service::publish_event(conn, topic, &payload).await?;
+    crate::broker::service::publish_event(txn, topic, &payload).await?;
     Ok(())
 }
 
@@ -252,7 +252,7 @@ pub async fn create(db: &Db, caller: &Caller, owner: &user::Model, fields: Field
         };
         let e = event::Entity::insert(row).exec_with_returning(&*txn).await?;
         let conflicts = overlapping(&*txn, owner.id, e.start_at, e.end_at, Some(e.id)).await?;
-        announce(&*txn, "event:created", &e, &owner.username).await?;
+        announce(&txn, "event:created", &e, &owner.username).await?;
         txn.commit().await?;
         Ok(view(&e, &owner.username, false, conflicts))
     })
@@ -311,7 +311,7 @@ pub async fn update(db: &Db, caller: &Caller, id: i64, version: i32, change: imp
         let e = event::Entity::update(row).exec(&*txn).await?;
         let owner = user::Entity::find_by_id(e.owner_id).one(&*txn).await?.ok_or_else(AppError::internal)?;
         let conflicts = overlapping(&*txn, e.owner_id, e.start_at, e.end_at, Some(e.id)).await?;
-        announce(&*txn, "event:updated", &e, &owner.username).await?;
+        announce(&txn, "event:updated", &e, &owner.username).await?;
         txn.commit().await?;
         Ok(view(&e, &owner.username, false, conflicts))
     })
@@ -339,7 +339,7 @@ pub async fn delete(db: &Db, caller: &Caller, id: i64, version: Option<i32>) -> 
         }
         let owner = user::Entity::find_by_id(current.owner_id).one(&*txn).await?.ok_or_else(AppError::internal)?;
         event::Entity::delete_by_id(id).exec(&*txn).await?;
-        announce(&*txn, "event:deleted", &current, &owner.username).await?;
+        announce(&txn, "event:deleted", &current, &owner.username).await?;
         txn.commit().await?;
         Ok(())
     })

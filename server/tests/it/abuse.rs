@@ -288,6 +288,8 @@ impl World {
         let sid = sub["id"].to_string();
         let subscription = self.ok(2, "POST", &format!("/api/v1/subscribers/{sid}/subscriptions"), json!({"topic": topic})).await;
         self.ok(2, "POST", &format!("/api/v1/topics/{topic}/messages"), json!({"payload": {"fixture": true}})).await;
+        // No background work runs here: sequence the message so its delivery exists.
+        app::broker::service::Sequencer::new(self.app.state.db.clone()).run_once().await.expect("sequencing");
         let deliveries = self.ok(2, "GET", &format!("/api/v1/subscribers/{sid}/deliveries"), Value::Null).await;
         let delivery = deliveries.as_array().and_then(|d| d.last()).map(|d| d["id"].to_string()).expect("a delivery");
         (sid, subscription["id"].to_string(), delivery)

@@ -57,7 +57,19 @@ pub async fn deliver(client: &reqwest::Client, base: &str, body: &Value) -> reqw
         .unwrap()
 }
 
+/// Waits until every stored delivery has been folded (intake answers before folding).
+pub async fn folded(app: &TestApp) {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    use app::meetings::store::inbox;
+    eventually(Duration::from_secs(30), "every stored delivery folded", || async {
+        let left = inbox::Entity::find().filter(inbox::Column::ProcessedAt.is_null()).count(&app.state.db.conn).await.unwrap();
+        (left == 0).then_some(())
+    })
+    .await;
+}
+
 async fn meetings(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    folded(app).await;
     let res = app.client.get(app.url(&format!("/api/v1/meetings{query}"))).bearer_auth(token).send().await.unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     res.json::<Value>().await.unwrap().as_array().unwrap().clone()
@@ -163,6 +175,7 @@ async fn bad_deliveries_are_refused_and_unknown_events_kept() {
     let res = post(Some(signature(KEY, now, &unknown)), unknown.clone()).await.unwrap();
     assert_eq!(res.status(), 202, "unknown events are accepted and kept");
     use sea_orm::EntityTrait;
+    folded(&app).await;
     let kept = app::meetings::store::inbox::Entity::find().all(&app.state.db.conn).await.unwrap();
     assert_eq!(kept.len(), 1, "only the unknown event was stored (the refused ones were not)");
     assert_eq!(kept[0].body.as_bytes(), &unknown[..], "stored verbatim");
