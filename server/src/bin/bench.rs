@@ -1,7 +1,16 @@
-//! Benchmarks: `bench [ceilings|broker|meetings|chat|scheduler|wages|all]` runs the hot paths against the embedded default
-//! (SQLite) and MariaDB and prints a Markdown table (figure, value, unit, database).
-//! Build with `--release`; see `scripts/bench.sh`. These are measurements, not tests:
-//! nothing here passes or fails.
+//! Benchmarks: `bench [ceilings|chat|broker|meetings|scheduler|wages|all]` runs the hot
+//! paths on the embedded default (SQLite) and on MariaDB and prints one Markdown table.
+//! These are measurements, not tests: nothing here passes or fails.
+//!
+//! How the figures are made, so that they can be trusted:
+//! - a release build (`scripts/bench.sh`);
+//! - HTTP load comes from another process: `wrk` (closed loop: so many connections, as
+//!   fast as they go) or `oha` (open loop: a fixed request rate, latencies corrected for
+//!   coordinated omission), never from this program's own runtime;
+//! - every figure has a warm-up of its own, then runs `SB_BENCH_SECS` (15) seconds;
+//! - the ceilings are measured in the same run on the same machine and database — an
+//!   axum handler that does nothing, and the database's own single-row insert rate at the
+//!   same concurrency — and each figure is printed with its ratio to its ceiling.
 
 use app::platform::settings::{Settings, StoreSettings};
 use axum::body::Bytes;
@@ -10,16 +19,35 @@ use axum::http::HeaderMap;
 use serde_json::{json, Value};
 use server::{Application, Options};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BENCH_KEY: &str = "bench-signing-key";
+const WARMUP: Duration = Duration::from_secs(5);
+
+fn measure_for() -> Duration {
+    Duration::from_secs(std::env::var("SB_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(15))
+}
 
 struct Row {
     figure: String,
     value: f64,
     unit: &'static str,
     database: String,
+    /// The ceiling this figure is judged against: (its value, what it is).
+    ceiling: Option<(f64, String)>,
+}
+
+impl Row {
+    fn new(figure: impl Into<String>, value: f64, unit: &'static str, database: &str) -> Self {
+        Self { figure: figure.into(), value, unit, database: database.to_owned(), ceiling: None }
+    }
+
+    fn against(mut self, ceiling: f64, what: impl Into<String>) -> Self {
+        self.ceiling = Some((ceiling, what.into()));
+        self
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -37,6 +65,243 @@ impl Db {
     }
 }
 
+// ---- load generators (other processes) -------------------------------------------------
+
+/// What a load run measured.
+#[derive(Debug, Default, Clone, Copy)]
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Requests that failed or answered other than 2xx/3xx.
+    failed: u64,
+}
+
+/// The request script wrk runs: one request per call, built from environment variables
+/// (method, path and body with `{n}` (a number spread over `BENCH_SPREAD`), `{start}`
+/// and `{end}` (an hour-long slot n hours after 2031-01-01), a bearer token), or taken
+/// line by line from a file of `signature<TAB>body` (signed webhooks, each sent once).
+const WRK_SCRIPT: &str = r#"
+local method = os.getenv("BENCH_METHOD") or "GET"
+local path = os.getenv("BENCH_PATH") or "/"
+local body = os.getenv("BENCH_BODY")
+local token = os.getenv("BENCH_TOKEN")
+local spread = tonumber(os.getenv("BENCH_SPREAD") or "1000000000")
+local lines_file = os.getenv("BENCH_LINES")
+local threads = 2
+local counter = 0
+local lines = {}
+local index = 0
+
+function setup(thread)
+  thread:set("index", index)
+  index = index + 1
+end
+
+function init(args)
+  if lines_file then
+    local n = 0
+    for line in io.lines(lines_file) do
+      if n % threads == index then table.insert(lines, line) end
+      n = n + 1
+    end
+  end
+end
+
+local function slot(k)
+  local start = 1924992000 + k * 3600
+  return os.date("!%Y-%m-%dT%H:%M:%SZ", start), os.date("!%Y-%m-%dT%H:%M:%SZ", start + 1800)
+end
+
+request = function()
+  counter = counter + 1
+  local headers = {["Content-Type"] = "application/json"}
+  if token then headers["Authorization"] = "Bearer " .. token end
+  if lines_file then
+    local line = lines[((counter - 1) % #lines) + 1]
+    local sig, b = line:match("^([^\t]*)\t(.*)$")
+    headers["Calendly-Webhook-Signature"] = sig
+    return wrk.format(method, path, headers, b)
+  end
+  local k = (counter * threads + index) % spread
+  local p = path:gsub("{n}", tostring(k))
+  local b = nil
+  if body then
+    local s, e = slot(k)
+    b = body:gsub("{n}", tostring(k)):gsub("{start}", s):gsub("{end}", e)
+  end
+  return wrk.format(method, p, headers, b)
+end
+"#;
+
+/// A request shape for wrk (see [`WRK_SCRIPT`]).
+#[derive(Default, Clone)]
+struct Shape {
+    method: &'static str,
+    path: String,
+    body: Option<String>,
+    token: Option<String>,
+    spread: Option<usize>,
+    lines: Option<PathBuf>,
+}
+
+impl Shape {
+    fn get(path: impl Into<String>, token: &str) -> Self {
+        Self { method: "GET", path: path.into(), token: Some(token.to_owned()), ..Default::default() }
+    }
+
+    fn post(path: impl Into<String>, token: Option<&str>, body: impl Into<String>) -> Self {
+        Self { method: "POST", path: path.into(), body: Some(body.into()), token: token.map(str::to_owned), ..Default::default() }
+    }
+
+    fn spread(mut self, n: usize) -> Self {
+        self.spread = Some(n);
+        self
+    }
+}
+
+fn script_file() -> PathBuf {
+    let path = std::env::temp_dir().join(format!("sb-bench-{}.lua", std::process::id()));
+    if !path.exists() {
+        std::fs::write(&path, WRK_SCRIPT).expect("wrk script");
+    }
+    path
+}
+
+/// Runs wrk (2 threads, `connections` connections) against `base` for `duration`.
+fn wrk_once(base: &str, shape: &Shape, connections: usize, duration: Duration) -> Load {
+    let mut cmd = std::process::Command::new("wrk");
+    cmd.args(["-t2", &format!("-c{connections}"), &format!("-d{}s", duration.as_secs()), "--latency", "--timeout", "10s", "-s"])
+        .arg(script_file())
+        .arg(base)
+        .env("BENCH_METHOD", shape.method)
+        .env("BENCH_PATH", &shape.path);
+    for (key, value) in [("BENCH_BODY", shape.body.clone()), ("BENCH_TOKEN", shape.token.clone()), ("BENCH_SPREAD", shape.spread.map(|n| n.to_string()))] {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    match &shape.lines {
+        Some(f) => cmd.env("BENCH_LINES", f),
+        None => cmd.env_remove("BENCH_LINES"),
+    };
+    let out = cmd.output().expect("wrk runs (scripts/bench.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        panic!("wrk failed: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+    }
+    parse_wrk(&text)
+}
+
+/// A warm-up run, then the measured one.
+fn wrk(base: &str, shape: &Shape, connections: usize) -> Load {
+    wrk_once(base, shape, connections, WARMUP);
+    let load = wrk_once(base, shape, connections, measure_for());
+    if load.failed > 0 {
+        eprintln!("  warning: {} of the requests to {} failed or were not 2xx", load.failed, shape.path);
+    }
+    load
+}
+
+fn parse_wrk(text: &str) -> Load {
+    let ms = |v: &str| -> f64 {
+        let v = v.trim();
+        let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+        let n: f64 = num.parse().unwrap_or(f64::NAN);
+        match unit {
+            "us" => n / 1000.0,
+            "ms" => n,
+            "s" => n * 1000.0,
+            "m" => n * 60_000.0,
+            _ => f64::NAN,
+        }
+    };
+    let mut load = Load::default();
+    for line in text.lines().map(str::trim) {
+        if let Some(v) = line.strip_prefix("Requests/sec:") {
+            load.rps = v.trim().parse().unwrap_or(f64::NAN);
+        } else if let Some(v) = line.strip_prefix("50%") {
+            load.p50_ms = ms(v);
+        } else if let Some(v) = line.strip_prefix("99%") {
+            load.p99_ms = ms(v);
+        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            load.failed += v.trim().parse::<u64>().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("Socket errors:") {
+            load.failed += v.split(',').filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok()).sum::<u64>();
+        }
+    }
+    load
+}
+
+fn oha_binary() -> PathBuf {
+    std::env::var_os("SB_BENCH_OHA").map(PathBuf::from).unwrap_or_else(|| "oha".into())
+}
+
+/// Open loop: `rate` requests a second over `connections` connections for the figure's
+/// duration (after a warm-up), latencies measured from when each request was due. Each
+/// request goes to one of `urls`.
+fn oha(urls: &[String], token: &str, rate: u32, connections: usize) -> Load {
+    let list = std::env::temp_dir().join(format!("sb-bench-urls-{}-{}.txt", std::process::id(), rand::random::<u32>()));
+    std::fs::write(&list, urls.join("\n")).expect("URL list");
+    let run = |duration: Duration| -> Load {
+        let out = std::process::Command::new(oha_binary())
+            .args(["--no-tui", "--output-format", "json", "--latency-correction"])
+            .args(["-z", &format!("{}s", duration.as_secs()), "-q", &rate.to_string(), "-c", &connections.to_string()])
+            .args(["-H", &format!("Authorization: Bearer {token}"), "--urls-from-file"])
+            .arg(&list)
+            .output()
+            .expect("oha runs (scripts/bench.sh installs it)");
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("oha's report: {e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+        let codes = report["statusCodeDistribution"].as_object().cloned().unwrap_or_default();
+        let ok: u64 = codes.iter().filter(|(c, _)| c.starts_with('2')).filter_map(|(_, n)| n.as_u64()).sum();
+        let all: u64 = codes.values().filter_map(Value::as_u64).sum();
+        // Requests still in flight when the run ends are cut off: not failures.
+        let errors: u64 = report["errorDistribution"]
+            .as_object()
+            .map(|e| e.iter().filter(|(what, _)| !what.contains("deadline")).filter_map(|(_, n)| n.as_u64()).sum())
+            .unwrap_or(0);
+        Load {
+            rps: report["summary"]["requestsPerSec"].as_f64().unwrap_or(f64::NAN),
+            p50_ms: report["latencyPercentiles"]["p50"].as_f64().unwrap_or(f64::NAN) * 1000.0,
+            p99_ms: report["latencyPercentiles"]["p99"].as_f64().unwrap_or(f64::NAN) * 1000.0,
+            failed: all - ok + errors,
+        }
+    };
+    run(WARMUP);
+    let load = run(measure_for());
+    let _ = std::fs::remove_file(&list);
+    if load.failed > 0 {
+        eprintln!("  warning: {} of the requests to {} … failed or were not 2xx", load.failed, urls.first().map(String::as_str).unwrap_or(""));
+    }
+    load
+}
+
+/// `n` URLs `{base}{prefix}{k}` with k drawn uniformly from `range`.
+fn random_urls(base: &str, prefix: &str, range: std::ops::Range<usize>, n: usize) -> Vec<String> {
+    (0..n).map(|_| format!("{base}{prefix}{}", range.start + rand::random::<usize>() % (range.end - range.start))).collect()
+}
+
+/// The closed-loop rows of a wrk run: rate (with its ratio to `ceiling`), p50, p99.
+fn load_rows(rows: &mut Vec<Row>, figure: &str, load: Load, database: &str, ceiling: Option<(f64, String)>) {
+    let mut rate = Row::new(format!("{figure}: rate"), load.rps, "req/s", database);
+    rate.ceiling = ceiling;
+    rows.push(rate);
+    rows.push(Row::new(format!("{figure}: p50"), load.p50_ms, "ms", database));
+    rows.push(Row::new(format!("{figure}: p99"), load.p99_ms, "ms", database));
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+// ---- the app under test ----------------------------------------------------------------
+
 /// A running app on a fresh database and object folder.
 struct Bench {
     base: String,
@@ -44,10 +309,11 @@ struct Bench {
     token: String,
     state: app::platform::state::AppState,
     stop: tokio::sync::oneshot::Sender<()>,
+    database_url: String,
     _dir: tempfile::TempDir,
 }
 
-async fn fresh_database(db: Db, dir: &std::path::Path) -> String {
+async fn fresh_database(db: Db, dir: &Path) -> String {
     match db {
         Db::Sqlite => format!("sqlite://{}/bench.db?mode=rwc", dir.display()),
         Db::MariaDb => {
@@ -61,35 +327,60 @@ async fn fresh_database(db: Db, dir: &std::path::Path) -> String {
     }
 }
 
+fn bench_settings(database_url: String, dir: &Path) -> Settings {
+    let mut s = Settings::from_env();
+    s.database_url = database_url;
+    s.listen = "127.0.0.1:0".into();
+    s.store = StoreSettings::Folder(dir.join("objects").display().to_string());
+    s.demo_data = false;
+    s.broker.allowed_targets = vec!["127.0.0.1".into()];
+    s.broker.concurrency = 64;
+    s.meetings.signing_key = Some(BENCH_KEY.into());
+    s.http.webhook_rate_per_min = u32::MAX; // one client posts everything here
+    s.auth.signup_per_ip_per_hour = u32::MAX;
+    s.auth.login_per_ip_per_min = u32::MAX;
+    s.auth.login_per_user_per_min = u32::MAX;
+    s.auth.first_signup_admin = true;
+    s.secret_key = Some(BENCH_SECRET_KEY.into());
+    s
+}
+
+/// Benchmark data only (every process of one run shares it).
+const BENCH_SECRET_KEY: &str = "YmVuY2htYXJrLW9ubHktc2VjcmV0LWtleS0zMmJ5dGU=";
+
+async fn serve(settings: Settings) -> (String, app::platform::state::AppState, tokio::sync::oneshot::Sender<()>) {
+    let app = Application::build(Options { settings, run_jobs: true }).await.expect("app starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    (base, state, stop)
+}
+
 impl Bench {
     async fn start(db: Db, tweak: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Settings::from_env();
-        s.database_url = fresh_database(db, dir.path()).await;
-        s.listen = "127.0.0.1:0".into();
-        s.store = StoreSettings::Folder(dir.path().join("objects").display().to_string());
-        s.demo_data = false;
-        s.broker.allowed_targets = vec!["127.0.0.1".into()];
-        s.broker.concurrency = 64;
-        s.meetings.signing_key = Some(BENCH_KEY.into());
-        s.http.webhook_rate_per_min = u32::MAX; // one client posts everything here
-        s.auth.signup_per_ip_per_hour = u32::MAX;
-        s.auth.login_per_ip_per_min = u32::MAX;
-        s.auth.login_per_user_per_min = u32::MAX;
-        s.secret_key = Some(app::platform::crypto::generate_key());
+        let database_url = fresh_database(db, dir.path()).await;
+        let mut s = bench_settings(database_url.clone(), dir.path());
         tweak(&mut s);
-        let app = Application::build(Options { settings: s, run_jobs: true }).await.expect("app starts");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let state = app.state().clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.run_until(async move {
-            let _ = stopped.await;
-        }));
+        let (base, state, stop) = serve(s).await;
         let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
         let creds = json!({"username": "bench", "password": "correct horse battery staple"});
         client.post(format!("{base}/api/v1/auth/signup")).json(&creds).send().await.unwrap();
         let token: Value = client.post(format!("{base}/api/v1/auth/tokens")).json(&creds).send().await.unwrap().json().await.unwrap();
-        Self { base, client, token: token["token"].as_str().unwrap().to_owned(), state, stop, _dir: dir }
+        Self { base, client, token: token["token"].as_str().unwrap().to_owned(), state, stop, database_url, _dir: dir }
+    }
+
+    /// A second app on the same database, as another process would be.
+    async fn another_instance(&self) -> (String, tokio::sync::oneshot::Sender<()>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = bench_settings(self.database_url.clone(), dir.path());
+        s.migrate_on_start = false;
+        let (base, _, stop) = serve(s).await;
+        std::mem::forget(dir); // its folder outlives this call; the OS cleans /tmp
+        (base, stop)
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
@@ -97,58 +388,125 @@ impl Bench {
         assert!(res.status().is_success(), "{path}: {}", res.status());
         res.json().await.unwrap_or(Value::Null)
     }
-}
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
-/// Runs `total` calls of `call(i)` over `connections` concurrent workers; returns the
-/// wall time and each call's latency in ms, sorted.
-async fn load<F, Fut>(total: usize, connections: usize, call: F) -> (Duration, Vec<f64>)
+// ---- ceilings --------------------------------------------------------------------------
+
+/// What the machine can do at all, measured in this run.
+#[derive(Default)]
+struct Ceilings {
+    /// Requests/s of an axum handler that does nothing, by connections.
+    hello: HashMap<usize, f64>,
+    /// The database's own single-row insert rate (autocommit), by concurrent clients.
+    inserts: HashMap<usize, f64>,
+    /// Back-to-back signed POSTs to a webhook receiver that answers at once, by requests
+    /// in flight: what delivering could reach with no bookkeeping at all.
+    receiver: HashMap<usize, f64>,
+}
+
+impl Ceilings {
+    fn hello(&self, connections: usize) -> Option<(f64, String)> {
+        self.hello.get(&connections).map(|v| (*v, format!("axum handler that does nothing, {connections} connections")))
+    }
+
+    fn insert(&self, clients: usize) -> Option<(f64, String)> {
+        self.inserts.get(&clients).map(|v| (*v, format!("the database's single-row INSERT, {clients} clients")))
+    }
+
+    fn receiver(&self, in_flight: usize) -> Option<(f64, String)> {
+        self.receiver.get(&in_flight).map(|v| (*v, format!("bare POSTs to the receiver, {in_flight} in flight")))
+    }
+}
+
+async fn measure_hello(ceilings: &mut Ceilings, rows: &mut Vec<Row>) {
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    for connections in [16, 32, 64] {
+        let base = base.clone();
+        let load = tokio::task::spawn_blocking(move || wrk(&base, &Shape { method: "GET", path: "/".into(), ..Default::default() }, connections)).await.unwrap();
+        ceilings.hello.insert(connections, load.rps);
+        rows.push(Row::new(format!("ceiling: axum handler that does nothing, {connections} connections (wrk)"), load.rps, "req/s", "none"));
+    }
+}
+
+/// Runs `work` from `clients` tasks for the figure's duration after a warm-up; returns
+/// operations per second.
+async fn steady<F, Fut>(clients: usize, work: F) -> f64
 where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    let call = Arc::new(call);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
+    let work = Arc::new(work);
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let (call, next) = (call.clone(), next.clone());
+    for c in 0..clients as u64 {
+        let (work, count, stop) = (work.clone(), count.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= total {
-                    return lat;
-                }
-                let t = Instant::now();
-                call(i).await;
-                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            let mut i = c;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                work(i).await;
+                i += clients as u64;
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }));
     }
-    let mut all = Vec::new();
+    tokio::time::sleep(WARMUP).await;
+    let (start_count, started) = (count.load(std::sync::atomic::Ordering::Relaxed), Instant::now());
+    tokio::time::sleep(measure_for()).await;
+    let done = count.load(std::sync::atomic::Ordering::Relaxed) - start_count;
+    let rate = done as f64 / started.elapsed().as_secs_f64();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for t in tasks {
-        all.extend(t.await.unwrap());
+        let _ = t.await;
     }
-    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (started.elapsed(), all)
+    rate
 }
 
-// ---- broker ----------------------------------------------------------------------------
+/// The database's own limit for what most writes here come down to: one small row in
+/// its own transaction, `clients` at a time.
+async fn measure_inserts(db: Db, ceilings: &mut Ceilings, rows: &mut Vec<Row>) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let dir = tempfile::tempdir().unwrap();
+    let pool = app::platform::db::PoolSettings { max_connections: Some(64) };
+    let database = app::platform::db::Db::connect_with(&fresh_database(db, dir.path()).await, pool).await.expect("database");
+    let conn = Arc::new(database.conn.clone());
+    let key = match db {
+        Db::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+        Db::MariaDb => "BIGINT PRIMARY KEY AUTO_INCREMENT",
+    };
+    conn.execute_unprepared(&format!("CREATE TABLE ceiling (id {key}, v BIGINT NOT NULL)")).await.unwrap();
+    for clients in [1usize, 16, 32, 64] {
+        let c = conn.clone();
+        let rate = steady(clients, move |i| {
+            let c = c.clone();
+            async move {
+                let stmt = Statement::from_sql_and_values(c.get_database_backend(), "INSERT INTO ceiling (v) VALUES (?)", [(i as i64).into()]);
+                c.execute_raw(stmt).await.unwrap();
+            }
+        })
+        .await;
+        ceilings.inserts.insert(clients, rate);
+        rows.push(Row::new(format!("ceiling: the database's single-row INSERT, autocommit, {clients} client{}", if clients == 1 { "" } else { "s" }), rate, "rows/s", db.name()));
+    }
+    database.conn.close().await.ok();
+}
 
+/// A webhook receiver that answers 200 at once and records each delivery's arrival.
 #[derive(Clone, Default)]
-struct Arrivals(Arc<Mutex<HashMap<String, Vec<Instant>>>>);
+struct Arrivals(Arc<Mutex<Vec<(String, String, Instant)>>>, Arc<tokio::sync::Notify>);
 
-async fn receive(State(arrivals): State<Arrivals>, headers: HeaderMap, _body: Bytes) -> &'static str {
+async fn receive(State(arrivals): State<Arrivals>, uri: axum::http::Uri, headers: HeaderMap, _body: Bytes) -> &'static str {
     let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    arrivals.0.lock().unwrap().entry(id).or_default().push(Instant::now());
+    arrivals.0.lock().unwrap().push((uri.path().to_owned(), id, Instant::now()));
+    arrivals.1.notify_waiters();
     "ok"
 }
 
@@ -161,86 +519,33 @@ async fn start_receiver() -> (String, Arrivals) {
     (base, arrivals)
 }
 
-async fn bench_broker(db: Db, rows: &mut Vec<Row>) {
-    let bench = Arc::new(Bench::start(db, |_| {}).await);
-    let database = db.name().to_owned();
-    let (receiver, arrivals) = start_receiver().await;
-
-    // Publish rate with no subscribers: the cost of accepting a message.
-    bench.post("/api/v1/topics", json!({"name": "bench:publish"})).await;
-    let b = bench.clone();
-    let (wall, lat) = load(2000, 16, move |i| {
-        let b = b.clone();
-        async move {
-            b.post("/api/v1/topics/bench:publish/messages", json!({"payload": {"i": i}})).await;
-        }
-    })
-    .await;
-    rows.push(Row { figure: "broker publish (16 connections)".into(), value: 2000.0 / wall.as_secs_f64(), unit: "req/s", database: database.clone() });
-    rows.push(Row { figure: "broker publish latency p50".into(), value: percentile(&lat, 50.0), unit: "ms", database: database.clone() });
-    rows.push(Row { figure: "broker publish latency p99".into(), value: percentile(&lat, 99.0), unit: "ms", database: database.clone() });
-
-    for (subs, messages) in [(1usize, 2000usize), (10, 400), (100, 40)] {
-        let topic = format!("bench:fanout{subs}");
-        bench.post("/api/v1/topics", json!({"name": topic})).await;
-        for s in 0..subs {
-            let url = format!("{receiver}/s{subs}/{s}");
-            let sub = bench.post("/api/v1/subscribers", json!({"name": url, "url": url})).await;
-            bench.post(&format!("/api/v1/subscribers/{}/subscriptions", sub["id"]), json!({"topic": topic})).await;
-        }
-        arrivals.0.lock().unwrap().clear();
-        let published: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
-        let (b, p, t) = (bench.clone(), published.clone(), topic.clone());
-        let started = Instant::now();
-        load(messages, 8, move |i| {
-            let (b, p, t) = (b.clone(), p.clone(), t.clone());
+/// Signed POSTs to the receiver as fast as `in_flight` loops can send them: the
+/// dispatcher's ceiling, with the same client library and signature.
+async fn measure_receiver(ceilings: &mut Ceilings, rows: &mut Vec<Row>) {
+    let (base, arrivals) = start_receiver().await;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    for in_flight in [1usize, 64] {
+        let (client, base) = (client.clone(), base.clone());
+        let rate = steady(in_flight, move |i| {
+            let (client, base) = (client.clone(), base.clone());
             async move {
-                let at = Instant::now();
-                let res = b.post(&format!("/api/v1/topics/{t}/messages"), json!({"payload": {"i": i}})).await;
-                p.lock().unwrap().insert(format!("msg_{}", res["id"]), at);
+                let body = format!(r#"{{"type":"bench:ceiling","timestamp":"2026-12-01T00:00:00Z","data":{{"i":{i}}}}}"#);
+                let sig = app::broker::signature::signature_header(&["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], &format!("msg_{i}"), 1_764_547_200, body.as_bytes());
+                let res = client.post(format!("{base}/ceiling")).header("webhook-id", format!("msg_{i}")).header("webhook-signature", sig).body(body).send().await.unwrap();
+                let _ = res.bytes().await;
             }
         })
         .await;
-        let expected = subs * messages;
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let n: usize = arrivals.0.lock().unwrap().values().map(Vec::len).sum();
-            if n >= expected || Instant::now() > deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let elapsed = started.elapsed();
-        let arrivals = arrivals.0.lock().unwrap().clone();
-        let published = published.lock().unwrap();
-        let mut latencies: Vec<f64> = arrivals
-            .iter()
-            .flat_map(|(id, ts)| published.get(id).map(|p| ts.iter().map(move |t| (*t - *p).as_secs_f64() * 1000.0)))
-            .flatten()
-            .collect();
-        latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let delivered = latencies.len();
-        rows.push(Row {
-            figure: format!("broker deliveries, {subs} subscription(s)"),
-            value: delivered as f64 / elapsed.as_secs_f64(),
-            unit: "deliveries/s",
-            database: database.clone(),
-        });
-        rows.push(Row { figure: format!("broker publish→delivery p50, {subs} subscription(s)"), value: percentile(&latencies, 50.0), unit: "ms", database: database.clone() });
-        rows.push(Row { figure: format!("broker publish→delivery p99, {subs} subscription(s)"), value: percentile(&latencies, 99.0), unit: "ms", database: database.clone() });
-        if delivered < expected {
-            eprintln!("warning: {subs} subscription(s) on {database}: {delivered} of {expected} delivered before the deadline");
-        }
+        ceilings.receiver.insert(in_flight, rate);
+        rows.push(Row::new(format!("ceiling: bare signed POSTs to a webhook receiver, {in_flight} in flight"), rate, "req/s", "none"));
     }
-    if let Ok(bench) = Arc::try_unwrap(bench) {
-        let _ = bench.stop.send(());
-    }
+    arrivals.0.lock().unwrap().clear();
 }
 
 // ---- chat ------------------------------------------------------------------------------
 
-/// Seeds `total` messages straight into the hot table: `expired` of them already expired,
-/// the rest spread over `users` inboxes.
+/// Seeds `total` messages straight into the hot table: `expired` of them (the first ids)
+/// already expired, the rest spread over `users` inboxes.
 async fn seed_chat(bench: &Bench, total: usize, expired: usize, users: usize) {
     use app::chat::store::message;
     use sea_orm::{EntityTrait, Set};
@@ -261,57 +566,199 @@ async fn seed_chat(bench: &Bench, total: usize, expired: usize, users: usize) {
     eprintln!("  seeded {total} messages in {:.1} s", started.elapsed().as_secs_f64());
 }
 
-async fn bench_chat(db: Db, rows: &mut Vec<Row>) {
-    let bench = Arc::new(Bench::start(db, |s| s.chat.archive_every = Duration::from_secs(86_400)).await);
-    let database = db.name().to_owned();
-    let (total, expired, users) = (1_000_000usize, 200_000usize, 100_000usize);
+async fn bench_chat(db: Db, ceilings: &Ceilings, rows: &mut Vec<Row>) {
+    let bench = Bench::start(db, |s| s.chat.archive_every = Duration::from_secs(86_400)).await;
+    let database = db.name();
+    let total: usize = std::env::var("SB_BENCH_CHAT_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let (expired, users) = (total / 5, (total / 10).max(1));
     seed_chat(&bench, total, expired, users).await;
-    let row = |figure: &str, value: f64, unit: &'static str| Row { figure: figure.into(), value, unit, database: database.clone() };
 
-    let b = bench.clone();
-    let (wall, lat) = load(5000, 64, move |i| {
-        let b = b.clone();
-        async move {
-            b.post("/chat", json!({"username": format!("user{}", (i * 7919) % users), "text": "benchmark message", "timeout": 3600})).await;
-        }
-    })
-    .await;
-    rows.push(row("chat POST /chat (64 connections, 1 M stored)", 5000.0 / wall.as_secs_f64(), "req/s"));
-    rows.push(row("chat POST /chat latency p50", percentile(&lat, 50.0), "ms"));
-    rows.push(row("chat POST /chat latency p99", percentile(&lat, 99.0), "ms"));
+    let body = r#"{"username":"user{n}","text":"benchmark message","timeout":3600}"#;
+    let post = Shape::post("/chat", Some(&bench.token), body).spread(users);
+    let load = run_wrk(&bench.base, &post, 64).await;
+    load_rows(rows, &format!("chat POST /chat, 64 connections, {total} stored"), load, database, ceilings.insert(64));
 
-    let b = bench.clone();
-    let (wall, lat) = load(5000, 64, move |i| {
-        let b = b.clone();
-        async move {
-            let url = format!("{}/chats/user{}", b.base, (i * 104_729) % users);
-            let res = b.client.get(url).bearer_auth(&b.token).send().await.unwrap();
-            assert!(res.status().is_success());
-            let _ = res.bytes().await;
-        }
-    })
-    .await;
-    rows.push(row("chat GET /chats/{u} (64 connections, 1 M stored)", 5000.0 / wall.as_secs_f64(), "req/s"));
-    rows.push(row("chat GET /chats/{u} latency p50", percentile(&lat, 50.0), "ms"));
-    rows.push(row("chat GET /chats/{u} latency p99", percentile(&lat, 99.0), "ms"));
+    let read = random_urls(&bench.base, "/chats/user", 0..users, 100_000);
+    let load = run_oha(read, &bench.token, 1000, 64).await;
+    rows.push(Row::new(format!("chat GET /chats/{{u}}, open loop 1,000 req/s, {total} stored: p50"), load.p50_ms, "ms", database));
+    rows.push(Row::new(format!("chat GET /chats/{{u}}, open loop 1,000 req/s ({:.0} answered/s): p99", load.rps), load.p99_ms, "ms", database));
+    let load = run_wrk(&bench.base, &Shape::get("/chats/user{n}", &bench.token).spread(users), 64).await;
+    load_rows(rows, "chat GET /chats/{u}, 64 connections", load, database, ceilings.insert(64));
 
+    // The archiver as its job runs it (the configured batch size).
+    let batch = bench.state.settings.chat.archive_batch;
     let started = Instant::now();
-    let report = app::chat::service::archive_expired(&bench.state, 1000).await.unwrap();
-    rows.push(row("chat archive to cold storage", report.messages as f64 / started.elapsed().as_secs_f64(), "messages/s"));
+    let archived = app::chat::service::archive_expired(&bench.state, batch).await.unwrap().messages;
+    rows.push(Row::new(format!("chat archive hot → cold ({archived} messages, {batch} a batch)"), archived as f64 / started.elapsed().as_secs_f64(), "messages/s", database));
 
-    let b = bench.clone();
-    let (_, lat) = load(2000, 16, move |i| {
-        let b = b.clone();
-        async move {
-            let id = 1 + (i * 7_919) % expired;
-            let res = b.client.get(format!("{}/chat/{id}", b.base)).bearer_auth(&b.token).send().await.unwrap();
-            assert!(res.status().is_success(), "cold read of {id}: {}", res.status());
-            let _ = res.bytes().await;
+    let cold = random_urls(&bench.base, "/chat/", 1..expired + 1, 100_000);
+    let load = run_oha(cold, &bench.token, 500, 32).await;
+    rows.push(Row::new("chat cold read GET /chat/{id}, open loop 500 req/s: p50", load.p50_ms, "ms", database));
+    rows.push(Row::new("chat cold read GET /chat/{id}, open loop 500 req/s: p99", load.p99_ms, "ms", database));
+    bench.stop().await;
+}
+
+/// wrk from a blocking thread, so this runtime keeps serving the app meanwhile.
+async fn run_wrk(base: &str, shape: &Shape, connections: usize) -> Load {
+    let (base, shape) = (base.to_owned(), shape.clone());
+    tokio::task::spawn_blocking(move || wrk(&base, &shape, connections)).await.unwrap()
+}
+
+async fn run_oha(urls: Vec<String>, token: &str, rate: u32, connections: usize) -> Load {
+    let token = token.to_owned();
+    tokio::task::spawn_blocking(move || oha(&urls, &token, rate, connections)).await.unwrap()
+}
+
+// ---- broker ----------------------------------------------------------------------------
+
+/// A subscriber on `topic` pointing at the receiver (paused when asked); returns the
+/// subscription id.
+async fn subscribe(b: &Bench, receiver: &str, name: &str, topic: &str, paused: bool) -> i64 {
+    let url = format!("{receiver}/{name}");
+    let sub = b.post("/api/v1/subscribers", json!({"name": name, "url": url})).await;
+    let subscription = b.post(&format!("/api/v1/subscribers/{}/subscriptions", sub["id"]), json!({"topic": topic})).await;
+    let id = subscription["id"].as_i64().unwrap();
+    if paused {
+        b.post(&format!("/api/v1/subscriptions/{id}/pause"), json!({})).await;
+    }
+    id
+}
+
+/// Waits until the outbox is empty (everything published is sequenced).
+async fn sequenced(b: &Bench) {
+    use app::broker::store::outbox;
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    while outbox::Entity::find().count(&b.state.db.conn).await.unwrap() > 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Each message's place in its topic's order.
+async fn sequence_numbers(b: &Bench) -> HashMap<i64, i64> {
+    use app::broker::store::message;
+    use sea_orm::{EntityTrait, QuerySelect};
+    message::Entity::find()
+        .select_only()
+        .column(message::Column::Id)
+        .column(message::Column::Seq)
+        .into_tuple::<(i64, i64)>()
+        .all(&b.state.db.conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+/// Resumes the subscriptions and measures deliveries per second over the figure's
+/// duration (or until the backlog is done), checking that every endpoint got its
+/// messages in the topic's order. Returns (deliveries/s, in order).
+async fn deliver_backlog(b: &Bench, arrivals: &Arrivals, subscriptions: &[i64], expected: usize) -> (f64, bool) {
+    arrivals.0.lock().unwrap().clear();
+    for id in subscriptions {
+        b.post(&format!("/api/v1/subscriptions/{id}/resume"), json!({})).await;
+    }
+    // The first two seconds warm up (lanes are claimed, connections opened).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (t0, n0) = (Instant::now(), arrivals.0.lock().unwrap().len());
+    while arrivals.0.lock().unwrap().len() < expected && t0.elapsed() < measure_for() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rate = (arrivals.0.lock().unwrap().len() - n0) as f64 / t0.elapsed().as_secs_f64();
+    // Let the backlog finish, then check the order of first arrivals per endpoint.
+    let finish_by = Instant::now() + Duration::from_secs(600);
+    while arrivals.0.lock().unwrap().len() < expected && Instant::now() < finish_by {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seqs = sequence_numbers(b).await;
+    let mut last: HashMap<String, i64> = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut in_order = true;
+    for (path, id, _) in arrivals.0.lock().unwrap().iter() {
+        if !seen.insert((path.clone(), id.clone())) {
+            continue; // a redelivery: only first arrivals carry the order
         }
-    })
-    .await;
-    rows.push(row("chat cold read GET /chat/{id} p50", percentile(&lat, 50.0), "ms"));
-    rows.push(row("chat cold read GET /chat/{id} p99", percentile(&lat, 99.0), "ms"));
+        let seq = seqs.get(&id.trim_start_matches("msg_").parse::<i64>().unwrap_or(-1)).copied().unwrap_or(-1);
+        let prev = last.insert(path.clone(), seq).unwrap_or(0);
+        in_order &= seq > prev;
+    }
+    if !in_order {
+        eprintln!("  WARNING: deliveries arrived out of the topic's order");
+    }
+    (rate, in_order)
+}
+
+async fn bench_broker(db: Db, ceilings: &Ceilings, rows: &mut Vec<Row>) {
+    let b = Bench::start(db, |_| {}).await;
+    let database = db.name();
+    let (receiver, arrivals) = start_receiver().await;
+
+    // Publish: one (paused) subscription, so every message is kept and sequenced.
+    b.post("/api/v1/topics", json!({"name": "bench:one"})).await;
+    let one = subscribe(&b, &receiver, "one", "bench:one", true).await;
+    let publish = Shape::post("/api/v1/topics/bench:one/messages", Some(&b.token), r#"{"payload":{"i":{n}}}"#);
+    let load = run_wrk(&b.base, &publish, 16).await;
+    load_rows(rows, "broker publish, 16 connections", load, database, ceilings.insert(16));
+    sequenced(&b).await;
+
+    // Deliveries to one subscription (one lane, strictly in order): the backlog just published.
+    let backlog = sequence_numbers(&b).await.len();
+    let (rate, in_order) = deliver_backlog(&b, &arrivals, &[one], backlog).await;
+    let order = if in_order { "in order" } else { "OUT OF ORDER" };
+    rows.push(Row::new(format!("broker deliveries, 1 subscription ({backlog} messages, {order})"), rate, "deliveries/s", database).against(
+        ceilings.receiver.get(&1).copied().unwrap_or(f64::NAN),
+        "bare POSTs to the receiver, 1 in flight",
+    ));
+
+    // Deliveries to 100 subscriptions of one topic.
+    b.post("/api/v1/topics", json!({"name": "bench:hundred"})).await;
+    let mut hundred = Vec::new();
+    for s in 0..100 {
+        hundred.push(subscribe(&b, &receiver, &format!("h{s}"), "bench:hundred", true).await);
+    }
+    let messages = 600;
+    let client = b.client.clone();
+    for i in 0..messages {
+        let res = client.post(format!("{}/api/v1/topics/bench:hundred/messages", b.base)).bearer_auth(&b.token).json(&json!({"payload": {"i": i}})).send().await.unwrap();
+        assert!(res.status().is_success());
+    }
+    sequenced(&b).await;
+    let (rate, in_order) = deliver_backlog(&b, &arrivals, &hundred, messages * 100).await;
+    let order = if in_order { "each in order" } else { "OUT OF ORDER" };
+    let mut row = Row::new(format!("broker deliveries, 100 subscriptions ({} deliveries, {order})", messages * 100), rate, "deliveries/s", database);
+    row.ceiling = ceilings.receiver(64);
+    rows.push(row);
+
+    // Idle publish → delivery: one message at a time through an active subscription.
+    b.post("/api/v1/topics", json!({"name": "bench:idle"})).await;
+    subscribe(&b, &receiver, "idle", "bench:idle", false).await;
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < WARMUP + measure_for() {
+        let before = arrivals.0.lock().unwrap().len();
+        let sent = Instant::now();
+        b.post("/api/v1/topics/bench:idle/messages", json!({"payload": {"n": n}})).await;
+        let arrived_at = loop {
+            // Armed before looking, so an arrival in between still wakes it.
+            let arrived = arrivals.1.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if let Some((_, _, at)) = arrivals.0.lock().unwrap().get(before) {
+                break *at;
+            }
+            tokio::time::timeout(Duration::from_secs(5), arrived).await.expect("a delivery within 5 s");
+        };
+        if started.elapsed() >= WARMUP {
+            latencies.push((arrived_at - sent).as_secs_f64() * 1000.0);
+        }
+        n += 1;
+        // An idle system: the next publish comes a moment later.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    rows.push(Row::new(format!("broker idle publish → delivery ({} messages): p50", latencies.len()), percentile(&latencies, 50.0), "ms", database));
+    rows.push(Row::new("broker idle publish → delivery: p99", percentile(&latencies, 99.0), "ms", database));
+    b.stop().await;
 }
 
 // ---- meetings --------------------------------------------------------------------------
@@ -334,14 +781,30 @@ fn calendly_delivery(n: usize, event: &str) -> Vec<u8> {
     .unwrap()
 }
 
-async fn post_webhook(b: &Bench, body: Vec<u8>) {
+fn calendly_signature(body: &[u8]) -> String {
     let t = app::platform::time::now_ms() / 1000;
-    let sig = format!("t={t},v1={}", app::meetings::calendly::sign(BENCH_KEY, t, &body));
-    let res = b
-        .client
-        .post(format!("{}/webhooks/calendly", b.base))
+    format!("t={t},v1={}", app::meetings::calendly::sign(BENCH_KEY, t, body))
+}
+
+/// A file of `signature<TAB>body` lines, deliveries `from..from+n` (each one distinct,
+/// so none is a duplicate), signed now.
+fn signed_deliveries(dir: &Path, name: &str, from: usize, n: usize) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join(name);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    for i in from..from + n {
+        let body = calendly_delivery(i, "invitee.created");
+        writeln!(out, "{}\t{}", calendly_signature(&body), String::from_utf8(body).unwrap()).unwrap();
+    }
+    out.flush().unwrap();
+    path
+}
+
+async fn post_webhook(client: &reqwest::Client, base: &str, body: Vec<u8>) {
+    let res = client
+        .post(format!("{base}/webhooks/calendly"))
         .header("content-type", "application/json")
-        .header("calendly-webhook-signature", sig)
+        .header("calendly-webhook-signature", calendly_signature(&body))
         .body(body)
         .send()
         .await
@@ -349,44 +812,92 @@ async fn post_webhook(b: &Bench, body: Vec<u8>) {
     assert!(res.status().is_success(), "webhook: {}", res.status());
 }
 
-async fn bench_meetings(db: Db, rows: &mut Vec<Row>) {
-    let bench = Arc::new(Bench::start(db, |_| {}).await);
-    let database = db.name().to_owned();
-    let row = |figure: &str, value: f64, unit: &'static str| Row { figure: figure.into(), value, unit, database: database.clone() };
-
-    let b = bench.clone();
-    let (wall, lat) = load(3000, 32, move |i| {
-        let b = b.clone();
-        async move { post_webhook(&b, calendly_delivery(i, "invitee.created")).await }
+async fn bench_meetings(db: Db, ceilings: &Ceilings, rows: &mut Vec<Row>) {
+    let b = Bench::start(db, |_| {}).await;
+    let database = db.name();
+    let files = tempfile::tempdir().unwrap();
+    // Enough distinct deliveries for the warm-up and the run at well over 10,000/s.
+    let per_second = 12_000;
+    let warm = signed_deliveries(files.path(), "warm.tsv", 0, per_second * WARMUP.as_secs() as usize);
+    let run = signed_deliveries(files.path(), "run.tsv", 1_000_000, per_second * measure_for().as_secs() as usize);
+    let shape = |lines: PathBuf| Shape { method: "POST", path: "/webhooks/calendly".into(), lines: Some(lines), ..Default::default() };
+    let base = b.base.clone();
+    let (warm_shape, run_shape) = (shape(warm), shape(run));
+    let load = tokio::task::spawn_blocking(move || {
+        wrk_once(&base, &warm_shape, 32, WARMUP);
+        wrk_once(&base, &run_shape, 32, measure_for())
     })
-    .await;
-    rows.push(row("meetings webhook intake (32 connections)", 3000.0 / wall.as_secs_f64(), "req/s"));
-    rows.push(row("meetings webhook intake latency p50", percentile(&lat, 50.0), "ms"));
-    rows.push(row("meetings webhook intake latency p99", percentile(&lat, 99.0), "ms"));
+    .await
+    .unwrap();
+    if load.failed > 0 {
+        eprintln!("  warning: {} webhook requests failed", load.failed);
+    }
+    load_rows(rows, "meetings POST /webhooks/calendly, 32 connections", load, database, ceilings.insert(32));
 
-    // Webhook → browser: the time from sending a delivery to its change event arriving on
-    // an open SSE stream (what a page sees), one delivery at a time.
+    // Webhook → an open page served by another instance on the same database.
     use futures::StreamExt;
-    let res = bench.client.get(format!("{}/api/v1/meetings/events", bench.base)).bearer_auth(&bench.token).send().await.unwrap();
+    let (other, stop_other) = b.another_instance().await;
+    let res = b.client.get(format!("{other}/api/v1/meetings/events")).bearer_auth(&b.token).send().await.unwrap();
     let mut stream = res.bytes_stream();
     let mut latencies = Vec::new();
-    for n in 0..100 {
-        // Wait for this delivery's own change (the stream may still carry older ones).
-        let marker = format!("/scheduled_events/EV{}\"", 100_000 + n);
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < WARMUP + measure_for() {
+        let marker = format!("/scheduled_events/EV{}\"", 5_000_000 + n);
         let sent = Instant::now();
-        post_webhook(&bench, calendly_delivery(100_000 + n, "invitee.canceled")).await;
+        post_webhook(&b.client, &b.base, calendly_delivery(5_000_000 + n, "invitee.canceled")).await;
         loop {
             let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("event in time").unwrap().unwrap();
             if String::from_utf8_lossy(&chunk).contains(&marker) {
                 break;
             }
         }
-        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+        if started.elapsed() >= WARMUP {
+            latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+        }
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    rows.push(row("meetings webhook→browser (SSE) p50", percentile(&latencies, 50.0), "ms"));
-    rows.push(row("meetings webhook→browser (SSE) p99", percentile(&latencies, 99.0), "ms"));
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    rows.push(Row::new(format!("meetings webhook → open page on another instance ({} webhooks): p50", latencies.len()), percentile(&latencies, 50.0), "ms", database));
+    rows.push(Row::new("meetings webhook → open page on another instance: p99", percentile(&latencies, 99.0), "ms", database));
+    let _ = stop_other.send(());
+    b.stop().await;
 }
+
+// ---- scheduler -------------------------------------------------------------------------
+
+async fn bench_scheduler(db: Db, ceilings: &Ceilings, rows: &mut Vec<Row>) {
+    let b = Bench::start(db, |_| {}).await;
+    let database = db.name();
+    // One event per hour slot, so every insert also runs the overlap query.
+    let create = Shape::post("/api/v1/users/bench/events", Some(&b.token), r#"{"title":"event {n}","start":"{start}","end":"{end}"}"#);
+    let load = run_wrk(&b.base, &create, 16).await;
+    load_rows(rows, "scheduler create event (published to the broker), 16 connections", load, database, ceilings.insert(16));
+    let month = Shape::get("/api/v1/users/bench/events?from=2031-01-01T00:00:00Z&to=2031-02-01T00:00:00Z", &b.token);
+    let load = run_wrk(&b.base, &month, 16).await;
+    load_rows(rows, "scheduler list a month of events, 16 connections", load, database, ceilings.hello(16));
+    b.stop().await;
+}
+
+// ---- database settings -----------------------------------------------------------------
+
+/// How the database was configured for the run (durability matters most).
+async fn database_settings(db: Db) -> String {
+    use sea_orm::{ConnectionTrait, Statement};
+    let dir = tempfile::tempdir().unwrap();
+    let conn = app::platform::db::Db::connect_with(&fresh_database(db, dir.path()).await, app::platform::db::PoolSettings { max_connections: Some(2) }).await.unwrap();
+    let sql = match db {
+        Db::MariaDb => "SELECT CONCAT('MariaDB ', @@version, ': innodb_flush_log_at_trx_commit=', @@innodb_flush_log_at_trx_commit, \
+                        ', sync_binlog=', @@sync_binlog, ', log_bin=', @@log_bin, ', innodb_buffer_pool_size=', @@innodb_buffer_pool_size DIV 1048576, \
+                        ' MiB, transaction isolation READ COMMITTED (set per connection by the app)') AS s",
+        Db::Sqlite => "SELECT 'SQLite ' || sqlite_version() || ': journal_mode=WAL, synchronous=NORMAL, one writer at a time' AS s",
+    };
+    let row = conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql.to_owned())).await.unwrap().unwrap();
+    row.try_get::<String>("", "s").unwrap()
+}
+
+// ---- wages ---------------------------------------------------------------------------
 
 /// One synthetic filing of the benchmark's data set (deterministic in `i`), as the DOL's
 /// FY2020+ layout spells it: the columns the portal reads and some it ignores.
@@ -477,7 +988,7 @@ async fn bench_wages(db: Db, rows: &mut Vec<Row>) {
     use app::wages::domain::WageFilter;
     let n: usize = std::env::var("SB_BENCH_WAGE_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let b = Bench::start(db, |_| {}).await;
-    let row = |figure: String, value: f64, unit: &'static str| Row { figure, value, unit, database: db.name().into() };
+    let row = |figure: String, value: f64, unit: &'static str| Row::new(figure, value, unit, db.name());
     let file = b._dir.path().join("lca.csv");
     lca_csv(n, &file);
     let started = Instant::now();
@@ -539,91 +1050,16 @@ async fn bench_wages(db: Db, rows: &mut Vec<Row>) {
     let _ = b.stop.send(());
 }
 
-// ---- scheduler -------------------------------------------------------------------------
 
-async fn bench_scheduler(db: Db, rows: &mut Vec<Row>) {
-    let bench = Arc::new(Bench::start(db, |_| {}).await);
-    let row = |figure: &str, value: f64, unit: &'static str| Row { figure: figure.into(), value, unit, database: db.name().into() };
-    let b = bench.clone();
-    let (wall, lat) = load(2000, 16, move |i| {
-        let b = b.clone();
-        async move {
-            // One event per hour slot, so every insert also runs the overlap query.
-            let start = 1_924_992_000 + i as i64 * 3600;
-            let at = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339();
-            b.post("/api/v1/users/bench/events", json!({"title": format!("event {i}"), "start": at(start), "end": at(start + 1800)})).await;
-        }
-    })
-    .await;
-    rows.push(row("scheduler create event, published to the broker (16 connections)", 2000.0 / wall.as_secs_f64(), "req/s"));
-    rows.push(row("scheduler create event latency p50", percentile(&lat, 50.0), "ms"));
-    let b = bench.clone();
-    let (wall, _) = load(2000, 16, move |i| {
-        let b = b.clone();
-        async move {
-            let url = format!("{}/api/v1/users/bench/events?from=2031-01-{:02}T00:00:00Z&to=2031-02-01T00:00:00Z", b.base, 1 + i % 28);
-            let res = b.client.get(url).bearer_auth(&b.token).send().await.unwrap();
-            assert!(res.status().is_success(), "{}", res.status());
-            let _ = res.bytes().await;
-        }
-    })
-    .await;
-    rows.push(row("scheduler list a month of events (16 connections)", 2000.0 / wall.as_secs_f64(), "req/s"));
-    if let Ok(bench) = Arc::try_unwrap(bench) {
-        let _ = bench.stop.send(());
-    }
-}
+// ---- the table -------------------------------------------------------------------------
 
-// ---- ceilings --------------------------------------------------------------------------
-
-/// What this machine can do at all: an axum handler that does nothing, over the same
-/// client and connection counts as the figures above. Every req/s figure is a fraction
-/// of this.
-async fn bench_hello(rows: &mut Vec<Row>) {
-    let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
-    for connections in [16, 64] {
-        let (client, base) = (client.clone(), base.clone());
-        let (wall, _) = load(20_000, connections, move |_| {
-            let (client, base) = (client.clone(), base.clone());
-            async move {
-                let res = client.get(&base).send().await.unwrap();
-                let _ = res.bytes().await;
-            }
-        })
-        .await;
-        rows.push(Row { figure: format!("ceiling: axum hello ({connections} connections)"), value: 20_000.0 / wall.as_secs_f64(), unit: "req/s", database: "none".into() });
-    }
-}
-
-/// The database's own limit for what most writes here are: one small row in its own
-/// transaction (autocommit), through the same pool the app uses.
-async fn bench_insert(db: Db, rows: &mut Vec<Row>) {
-    use sea_orm::{ConnectionTrait, Statement};
-    let dir = tempfile::tempdir().unwrap();
-    let database = app::platform::db::Db::connect(&fresh_database(db, dir.path()).await).await.expect("database");
-    let conn = Arc::new(database.conn.clone());
-    let key = match db {
-        Db::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
-        Db::MariaDb => "BIGINT PRIMARY KEY AUTO_INCREMENT",
-    };
-    conn.execute_unprepared(&format!("CREATE TABLE ceiling (id {key}, v BIGINT NOT NULL)")).await.unwrap();
-    for connections in [1usize, 16] {
-        let c = conn.clone();
-        let total = 4000;
-        let (wall, _) = load(total, connections, move |i| {
-            let c = c.clone();
-            async move {
-                let stmt = Statement::from_sql_and_values(c.get_database_backend(), "INSERT INTO ceiling (v) VALUES (?)", [(i as i64).into()]);
-                c.execute_raw(stmt).await.unwrap();
-            }
-        })
-        .await;
-        rows.push(Row { figure: format!("ceiling: single-row INSERT, autocommit ({connections} at once)"), value: total as f64 / wall.as_secs_f64(), unit: "rows/s", database: db.name().into() });
-    }
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    format!("{cores} cores ({cpu})")
 }
 
 #[tokio::main]
@@ -637,40 +1073,50 @@ async fn main() {
     if cfg!(debug_assertions) {
         eprintln!("note: a debug build; figures are only meaningful with --release");
     }
+    let wants = |part: &str| what == part || what == "all";
     let mut rows = Vec::new();
-    if matches!(what.as_str(), "ceilings" | "all") {
-        eprintln!("measuring the axum ceiling…");
-        bench_hello(&mut rows).await;
-    }
+    let mut ceilings = Ceilings::default();
+    let mut settings = Vec::new();
+    eprintln!("measuring the HTTP and receiver ceilings…");
+    measure_hello(&mut ceilings, &mut rows).await;
+    measure_receiver(&mut ceilings, &mut rows).await;
     for db in databases {
-        if matches!(what.as_str(), "ceilings" | "all") {
-            eprintln!("measuring the insert ceiling on {}…", db.name());
-            bench_insert(db, &mut rows).await;
-        }
-        if matches!(what.as_str(), "scheduler" | "all") {
-            eprintln!("benchmarking the scheduler on {}…", db.name());
-            bench_scheduler(db, &mut rows).await;
-        }
-        if matches!(what.as_str(), "broker" | "all") {
-            eprintln!("benchmarking the broker on {}…", db.name());
-            bench_broker(db, &mut rows).await;
-        }
-        if matches!(what.as_str(), "meetings" | "all") {
-            eprintln!("benchmarking meetings on {}…", db.name());
-            bench_meetings(db, &mut rows).await;
-        }
-        if matches!(what.as_str(), "chat" | "all") {
+        settings.push(database_settings(db).await);
+        eprintln!("measuring the insert ceiling on {}…", db.name());
+        measure_inserts(db, &mut ceilings, &mut rows).await;
+        if wants("chat") {
             eprintln!("benchmarking chat on {}…", db.name());
-            bench_chat(db, &mut rows).await;
+            bench_chat(db, &ceilings, &mut rows).await;
         }
-        if matches!(what.as_str(), "wages" | "all") {
+        if wants("broker") {
+            eprintln!("benchmarking the broker on {}…", db.name());
+            bench_broker(db, &ceilings, &mut rows).await;
+        }
+        if wants("meetings") {
+            eprintln!("benchmarking meetings on {}…", db.name());
+            bench_meetings(db, &ceilings, &mut rows).await;
+        }
+        if wants("scheduler") {
+            eprintln!("benchmarking the scheduler on {}…", db.name());
+            bench_scheduler(db, &ceilings, &mut rows).await;
+        }
+        if wants("wages") {
             eprintln!("benchmarking the wage portal on {}…", db.name());
             bench_wages(db, &mut rows).await;
         }
     }
-    println!("| figure | value | unit | database |");
-    println!("|---|---:|---|---|");
+    println!("Run of {} on {}; each figure {} s after a {} s warm-up.", chrono::Utc::now().format("%Y-%m-%d"), machine(), measure_for().as_secs(), WARMUP.as_secs());
+    for s in settings {
+        println!("- {s}");
+    }
+    println!();
+    println!("| figure | value | unit | database | ratio to its ceiling |");
+    println!("|---|---:|---|---|---|");
     for r in rows {
-        println!("| {} | {:.1} | {} | {} |", r.figure, r.value, r.unit, r.database);
+        let ratio = match &r.ceiling {
+            Some((c, what)) if c.is_finite() && *c > 0.0 => format!("{:.0} % of {what} ({c:.0})", 100.0 * r.value / c),
+            _ => String::new(),
+        };
+        println!("| {} | {:.1} | {} | {} | {ratio} |", r.figure, r.value, r.unit, r.database);
     }
 }
