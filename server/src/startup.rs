@@ -111,6 +111,7 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
     app::broker::service::seed_internal_topics(&db).await.map_err(app_failure)?;
     let state = AppState {
         leptos_options: leptos_options(&settings.listen),
+        chat_posts: app::chat::posting::PostQueue::start(db.clone()),
         db,
         store,
         changes: ChangeHub::new(),

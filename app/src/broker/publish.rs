@@ -154,17 +154,11 @@ async fn enqueue(
     }
 }
 
-/// The message published earlier under `key` on the topic, sequenced or not yet.
+/// The message published earlier under `key` on the topic, sequenced or not yet. The
+/// outbox is read first: a row only ever moves from there to the messages, so reading in
+/// that order cannot miss one that the sequencer moves between the two reads.
 async fn first_with_key<C: ConnectionTrait>(conn: &C, topic_id: i64, key: &str) -> AppResult<Option<Published>> {
     let duplicate = |id, seq| Published { id: Some(id), seq, duplicate: true, subscriptions: 0 };
-    let sequenced = message::Entity::find()
-        .filter(message::Column::TopicId.eq(topic_id))
-        .filter(message::Column::IdempotencyKey.eq(key))
-        .one(conn)
-        .await?;
-    if let Some(m) = sequenced {
-        return Ok(Some(duplicate(m.id, Some(m.seq))));
-    }
     let waiting = outbox::Entity::find()
         .select_only()
         .column(outbox::Column::Id)
@@ -173,7 +167,15 @@ async fn first_with_key<C: ConnectionTrait>(conn: &C, topic_id: i64, key: &str) 
         .into_tuple::<i64>()
         .one(conn)
         .await?;
-    Ok(waiting.map(|id| duplicate(id, None)))
+    if let Some(id) = waiting {
+        return Ok(Some(duplicate(id, None)));
+    }
+    let sequenced = message::Entity::find()
+        .filter(message::Column::TopicId.eq(topic_id))
+        .filter(message::Column::IdempotencyKey.eq(key))
+        .one(conn)
+        .await?;
+    Ok(sequenced.map(|m| duplicate(m.id, Some(m.seq))))
 }
 
 /// Publishes for a caller of the REST API or the admin page: admins on any topic,
@@ -203,18 +205,41 @@ pub async fn publish_as(db: &Db, caller: &Caller, topic: &str, payload: &serde_j
 
 /// The one-line API for the app's own producers: publish `payload` on `topic` (created
 /// if missing) in the caller's transaction.
-pub async fn publish_event(txn: &WriteTxn, topic: &str, payload: &impl Serialize) -> AppResult<Option<i64>> {
-    let name = TopicName::parse(topic).map_err(|_| AppError::internal_because(format!("internal producer used the invalid topic name {topic:?}")))?;
+pub async fn publish_event(txn: &WriteTxn, topic: &str, payload: &impl Serialize) -> AppResult<()> {
     let payload = serde_json::to_value(payload).map_err(AppError::internal_because)?;
-    let body = checked_payload(&payload, None)?;
+    publish_events(txn, topic, std::slice::from_ref(&payload)).await
+}
+
+/// [`publish_event`] for several payloads at once, in this order: one read and one
+/// insert however many there are (a batch of chat posts publishes this way).
+pub async fn publish_events(txn: &WriteTxn, topic: &str, payloads: &[serde_json::Value]) -> AppResult<()> {
+    let name = TopicName::parse(topic).map_err(|_| AppError::internal_because(format!("internal producer used the invalid topic name {topic:?}")))?;
+    let bodies = payloads.iter().map(|p| checked_payload(p, None)).collect::<AppResult<Vec<String>>>()?;
     let (topic_id, subscriptions) = match audience(&**txn, &name).await? {
         Some(found) => found,
         None => {
             super::admin::ensure_topic(&**txn, &name, "").await?;
-            audience(&**txn, &name).await?.ok_or_else(AppError::internal)?
+            audience(&**txn, &name).await?.ok_or_else(|| AppError::internal_because(format!("topic {name} missing right after it was ensured")))?
         }
     };
-    Ok(enqueue(txn, topic_id, subscriptions, body, None, None).await?.id)
+    if subscriptions == 0 || bodies.is_empty() {
+        return Ok(()); // nobody is to receive them: nothing is kept
+    }
+    let now = now_ms();
+    for chunk in bodies.chunks(CHUNK) {
+        let rows = chunk.iter().map(|body| outbox::ActiveModel {
+            topic_id: Set(topic_id),
+            payload: Set(body.clone()),
+            idempotency_key: Set(None),
+            published_by: Set(None),
+            created_at: Set(now),
+            ..Default::default()
+        });
+        outbox::Entity::insert_many(rows).exec_without_returning(&**txn).await?;
+    }
+    txn.wake_after_commit(SEQUENCER_WAKER);
+    metrics::counter!("broker_published_total").increment(bodies.len() as u64);
+    Ok(())
 }
 
 /// The subscriptions (not disabled) whose pattern matches `topic`.
@@ -311,11 +336,21 @@ impl Sequencer {
             .all(&self.db.conn)
             .await?;
         let mut seen = HashSet::new();
-        let mut total = 0;
+        let (mut total, mut sequenced_any, mut failure) = (0, false, None);
         for topic_id in oldest.into_iter().filter(|t| seen.insert(*t)) {
-            total += self.db.retrying(|| self.sequence(topic_id)).await?;
+            // One topic that cannot be sequenced must not hold up the others.
+            match self.db.retrying(|| self.sequence(topic_id)).await {
+                Ok(n) => (total, sequenced_any) = (total + n, true),
+                Err(err) => {
+                    tracing::error!(topic.id = topic_id, error = %err.message, "sequencing this topic failed; the others go on");
+                    failure = Some(err);
+                }
+            }
         }
-        Ok(total)
+        match failure {
+            Some(err) if !sequenced_any => Err(err),
+            _ => Ok(total),
+        }
     }
 
     /// Sequences up to [`SEQUENCE_BATCH`] outbox rows of one topic in one transaction.

@@ -14,7 +14,7 @@
 
 pub use super::admin::*;
 pub use super::log::*;
-pub use super::publish::{publish, publish_as, publish_event, Published, Sequencer, DISPATCHER_WAKER, SEQUENCER_WAKER};
+pub use super::publish::{publish, publish_as, publish_event, publish_events, Published, Sequencer, DISPATCHER_WAKER, SEQUENCER_WAKER};
 
 pub const STATE_ACTIVE: &str = "active";
 pub const STATE_PAUSED: &str = "paused";

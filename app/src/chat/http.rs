@@ -52,7 +52,7 @@ pub struct InboxItem {
         (status = 400, description = "invalid field", body = ErrorEnvelope),
         (status = 401, body = ErrorEnvelope)))]
 async fn post_chat(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<PostChat>) -> AppResult<(StatusCode, Json<Created>)> {
-    let id = service::post_message(&state.db, &caller, &req.username, &req.text, req.timeout).await?;
+    let id = service::post_message(&state, &caller, &req.username, &req.text, req.timeout).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 

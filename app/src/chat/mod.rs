@@ -10,6 +10,8 @@ pub mod cold;
 #[cfg(feature = "ssr")]
 pub mod http;
 #[cfg(feature = "ssr")]
+pub mod posting;
+#[cfg(feature = "ssr")]
 pub mod service;
 #[cfg(feature = "ssr")]
 pub mod store;
@@ -57,7 +59,7 @@ pub async fn send_message(to: String, text: String, timeout: Option<String>) -> 
         None => None,
         Some(t) => Some(t.parse::<i64>().map_err(|_| AppError::invalid("timeout", "timeout must be a whole number of seconds"))?),
     };
-    service::post_message(&state.db, &caller, &to, &text, timeout).await.map_err(|e| match e.field.as_deref() {
+    service::post_message(&state, &caller, &to, &text, timeout).await.map_err(|e| match e.field.as_deref() {
         Some("username") => e.on_field("to"),
         _ => e,
     })

@@ -9,7 +9,7 @@ use crate::error::{AppError, AppResult};
 use crate::platform::changes;
 use crate::platform::db::{for_update, is_unique_violation, Db};
 use crate::platform::state::AppState;
-use crate::platform::time::{now_ms, to_rfc3339};
+use crate::platform::time::now_ms;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -25,38 +25,25 @@ pub const INBOX_PAGE: u64 = 100;
 /// Most rows or ids one archiving statement carries (SQLite binds at most 32,766 values).
 const STATEMENT_CHUNK: usize = 1000;
 
-/// Posts a message to `recipient`'s inbox; returns its id. Publishes `chat:message`.
-/// Any signed-in caller may leave a message for anyone.
-#[tracing::instrument(skip(db, text, sender), fields(sender = %sender.username()))]
-pub async fn post_message(db: &Db, sender: &Caller, recipient: &str, text: &str, timeout: Option<i64>) -> AppResult<i64> {
+/// Posts a message to `recipient`'s inbox; returns its id once committed. Publishes
+/// `chat:message`. Any signed-in caller may leave a message for anyone. Concurrent posts
+/// share a transaction (see [`super::posting`]).
+#[tracing::instrument(skip(state, text, sender), fields(sender = %sender.username()))]
+pub async fn post_message(state: &AppState, sender: &Caller, recipient: &str, text: &str, timeout: Option<i64>) -> AppResult<i64> {
     let sender = &sender.viewer;
     let recipient = Username::parse(recipient)?;
     let text = parse_text(text)?;
     let timeout = parse_timeout(timeout)?;
     let now = now_ms();
-    let expiration = now + timeout * 1000;
-    db.retrying(|| async {
-        let txn = db.write_txn().await?;
-        let row = message::ActiveModel {
-            username: Set(recipient.to_string()),
-            sender_id: Set(Some(sender.id)),
-            sender: Set(Some(sender.username.clone())),
-            text: Set(text.clone()),
-            created_at: Set(now),
-            expiration_date: Set(expiration),
-            ..Default::default()
-        };
-        let id = message::Entity::insert(row).exec(&*txn).await?.last_insert_id;
-        let event = serde_json::json!({
-            "id": id, "username": recipient.as_str(), "sender": sender.username, "text": text,
-            "created_at": to_rfc3339(now), "expiration_date": to_rfc3339(expiration),
-        });
-        crate::broker::service::publish_event(&txn, "chat:message", &event).await?;
-        changes::record(&*txn, &channel(recipient.as_str()), &serde_json::json!({"posted": id})).await?;
-        txn.commit().await?;
-        Ok(id)
-    })
-    .await
+    let post = super::posting::NewPost {
+        recipient,
+        sender_id: sender.id,
+        sender: sender.username.clone(),
+        text,
+        created_at: now,
+        expiration_date: now + timeout * 1000,
+    };
+    state.chat_posts.post(post).await
 }
 
 /// What one inbox read returned.

@@ -82,6 +82,29 @@ pub async fn record<C: ConnectionTrait>(conn: &C, channel: &str, payload: &impl 
     Ok(())
 }
 
+/// [`record`] for several changes at once: one insert.
+pub async fn record_many<C: ConnectionTrait>(conn: &C, changes: &[(String, serde_json::Value)]) -> Result<(), DbErr> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let rows = changes.iter().map(|(channel, payload)| entity::ActiveModel {
+        channel: Set(channel.clone()),
+        payload: Set(payload.to_string()),
+        created_at: Set(now),
+        ..Default::default()
+    });
+    ChangeRow::insert_many(rows).exec_without_returning(conn).await?;
+    Ok(())
+}
+
+/// Whether changes after `after_id` may have been pruned already: the oldest change kept
+/// is newer than the one after it (by the primary key: one index read).
+async fn pruned_since(db: &Db, after_id: i64) -> Result<bool, DbErr> {
+    let oldest: Option<i64> = ChangeRow::find().select_only().column(Column::Id).order_by_asc(Column::Id).into_tuple().one(&db.conn).await?;
+    Ok(oldest.is_some_and(|oldest| oldest > after_id + 1))
+}
+
 /// Changes after `after_id` on `channel`, oldest first, by the `(channel, id)` index.
 /// The channel matches exactly: a prefix match (`LIKE 'chat/a_c/%'`) would let `_` in a
 /// username match other users' channels.
@@ -99,8 +122,10 @@ pub async fn since(db: &Db, channel: &str, after_id: i64, limit: u64) -> Result<
 }
 
 /// How long changes are kept: long enough for a page that lost its connection (a laptop
-/// lid, a train tunnel) to resume where it was; older reconnects reload the page.
-pub const RETENTION: Duration = Duration::from_secs(15 * 60);
+/// lid, a train tunnel) to resume where it was, and longer than a stream lives (so a
+/// routine reconnect resumes); a page back from longer is told to read afresh (a
+/// `{"reset":true}` change), since what it missed may be gone.
+pub const RETENTION: Duration = Duration::from_secs(60 * 60);
 /// Ids one pruning statement covers at most, so no delete grows with the table.
 const PRUNE_CHUNK: i64 = 5_000;
 
@@ -300,9 +325,10 @@ fn change_stream(
     let closing = hub.closing.subscribe();
     let start = last_event_id.unwrap_or_else(|| hub.horizon());
     let ends_at = tokio::time::Instant::now() + STREAM_LIFETIME;
+    let resuming = last_event_id.is_some();
     futures::stream::unfold(
-        (db, rx, closing, channel, start, std::collections::VecDeque::<Change>::new(), true),
-        move |(db, mut rx, mut closing, channel, mut last, mut pending, mut catch_up)| async move {
+        (db, hub, rx, closing, channel, start, std::collections::VecDeque::<Change>::new(), true, resuming),
+        move |(db, hub, mut rx, mut closing, channel, mut last, mut pending, mut catch_up, mut resuming)| async move {
             loop {
                 if tokio::time::Instant::now() >= ends_at {
                     return None;
@@ -310,7 +336,22 @@ fn change_stream(
                 if let Some(change) = pending.pop_front() {
                     last = change.id;
                     let event = Event::default().id(change.id.to_string()).event(EVENT).data(change.payload);
-                    return Some((Ok(event), (db, rx, closing, channel, last, pending, catch_up)));
+                    return Some((Ok(event), (db, hub, rx, closing, channel, last, pending, catch_up, resuming)));
+                }
+                if catch_up && resuming {
+                    resuming = false;
+                    // A client back from longer than RETENTION may have missed changes
+                    // that were pruned since: one change tells its page to read afresh.
+                    match pruned_since(&db, last).await {
+                        Ok(true) => {
+                            let now = hub.horizon().max(last);
+                            pending.push_back(Change { id: now, channel: channel.clone(), payload: r#"{"reset":true}"#.into() });
+                            last = now;
+                            continue;
+                        }
+                        Ok(false) => {}
+                        Err(err) => tracing::warn!(error = %err, "change retention check failed"),
+                    }
                 }
                 if catch_up {
                     match since(&db, &channel, last, BATCH).await {

@@ -23,6 +23,8 @@ pub struct AppState {
     /// Webhook deliveries per client address: blunts floods of forged or replayed posts
     /// before any signature is computed.
     pub webhook_limiter: RateLimiter,
+    /// Chat posts waiting for their shared transaction (group commit).
+    pub chat_posts: crate::chat::posting::PostQueue,
     /// Recently read cold-storage batches of chat messages.
     pub chat_cache: crate::chat::cold::BatchCache,
     /// The wage records' in-memory copy that answers statistics and listings.

@@ -129,5 +129,28 @@ async fn sse_replays_after_last_event_id_then_streams_live() {
     let live = events.next(Duration::from_secs(10)).await;
     assert_eq!((live.event.as_deref(), live.data.as_str()), (Some("change"), "4"), "live, filtered by channel");
     assert!(live.id.unwrap().parse::<i64>().unwrap() > first_id);
+
+    // A client resuming from a change that was pruned since is told to read afresh
+    // (what it missed may be gone), then follows live changes as before.
+    tokio::time::sleep(Duration::from_millis(5)).await; // the prune below cuts at "now"
+    let pruned = changes::prune(&state.db, Duration::ZERO).await.unwrap();
+    assert!(pruned >= 5, "everything recorded so far is older than zero seconds");
+    changes::record(&state.db.conn, "demo:x", &5).await.unwrap();
+    let res = reqwest::Client::new()
+        .get(format!("http://{addr}/stream"))
+        .header("last-event-id", first_id.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut events = SseReader::new(res);
+    let reset = events.next(Duration::from_secs(5)).await;
+    assert_eq!((reset.event.as_deref(), reset.data.as_str()), (Some("change"), r#"{"reset":true}"#), "a stale resume point resets the page");
+    changes::record(&state.db.conn, "demo:x", &6).await.unwrap();
+    // Then live again ("5" may come first, when it was recorded after the reset point).
+    let mut after = vec![events.next(Duration::from_secs(10)).await.data];
+    if after[0] == "5" {
+        after.push(events.next(Duration::from_secs(10)).await.data);
+    }
+    assert_eq!(after.last().map(String::as_str), Some("6"), "then live again: {after:?}");
     app.stop().await;
 }

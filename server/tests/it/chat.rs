@@ -158,6 +158,47 @@ async fn concurrent_readers_never_share_a_message(backend: Backend) {
 
 both_backends!(concurrent_readers_never_share_a_message);
 
+/// Posts that share a transaction (group commit) still each get their own answer: 200
+/// concurrent posts from two senders to four inboxes come back with distinct ids, each id
+/// holds exactly the text and recipient its post sent, every inbox holds exactly its own
+/// posts, and each post's `chat:message` carries its own id, recipient and text.
+async fn concurrent_posts_each_get_their_own_answer(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.broker.allowed_targets = vec!["127.0.0.1".into()]).await;
+    let broker = crate::broker::Admin::new(&app).await; // the first account: an admin
+    let admin = User { app: &app, token: broker.token.clone() };
+    let receiver = crate::receiver::Receiver::start().await;
+    broker.subscriber(&receiver.url("/chat"), "chat:message", json!({})).await;
+    let senders = [User::new(&app, "ann").await, User::new(&app, "ben").await];
+    let posts = (0..200).map(|n| {
+        let (sender, to, text) = (&senders[n % 2], format!("inbox{}", n % 4), format!("post {n}"));
+        async move { (n, to.clone(), text.clone(), sender.send(&to, &text, Some(600)).await) }
+    });
+    let sent = futures::future::join_all(posts).await;
+    let ids: HashSet<i64> = sent.iter().map(|s| s.3).collect();
+    assert_eq!(ids.len(), 200, "every post has its own id");
+    for (_, to, text, id) in &sent {
+        let m = admin.message(*id).await;
+        assert_eq!((m["username"].as_str(), m["text"].as_str()), (Some(to.as_str()), Some(text.as_str())), "message {id}");
+    }
+    for inbox in 0..4 {
+        let read: Value = admin.get(&format!("/chats/inbox{inbox}")).await.json().await.unwrap();
+        let got: Vec<i64> = read.as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect();
+        let mut expected: Vec<i64> = sent.iter().filter(|s| s.1 == format!("inbox{inbox}")).map(|s| s.3).collect();
+        expected.sort();
+        assert_eq!(got, expected, "inbox{inbox} holds its 50 posts, oldest first");
+    }
+    let published: Vec<Value> = eventually(Duration::from_secs(20), "a chat:message for each of the 200 posts", || async {
+        let events: Vec<Value> = receiver.first_successes("/chat").iter().map(|hit| hit.json()["data"].clone()).collect();
+        (events.len() >= 200).then_some(events)
+    })
+    .await;
+    for (_, to, text, id) in &sent {
+        let event = published.iter().find(|e| e["id"].as_i64() == Some(*id)).unwrap_or_else(|| panic!("chat:message for {id}"));
+        assert_eq!((event["username"].as_str(), event["text"].as_str()), (Some(to.as_str()), Some(text.as_str())));
+    }
+}
+both_backends!(concurrent_posts_each_get_their_own_answer);
+
 async fn s3_settings() -> S3Settings {
     let (_, settings) = crate::object_store::s3_store().await;
     settings
