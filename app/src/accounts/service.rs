@@ -87,26 +87,39 @@ pub const CREDENTIALS_CHANNEL: &str = "accounts/credentials/";
 /// Only valid credentials are kept, never past their own expiry; an unknown token is
 /// looked up every time.
 #[derive(Clone, Default)]
-pub struct CredentialCache(Arc<std::sync::Mutex<std::collections::HashMap<String, (i64, Caller)>>>);
+pub struct CredentialCache(Arc<std::sync::Mutex<std::collections::HashMap<String, CachedCaller>>>);
+
+/// A checked credential: good until the monotonic deadline (a wall clock stepped back
+/// cannot stretch it) and, as stored, until its own expiry.
+struct CachedCaller {
+    until: std::time::Instant,
+    expires_at: Option<i64>,
+    caller: Caller,
+}
+
+impl CachedCaller {
+    fn fresh(&self) -> bool {
+        self.until > std::time::Instant::now() && self.expires_at.is_none_or(|at| at > now_ms())
+    }
+}
 
 impl CredentialCache {
     fn get(&self, key: &str) -> Option<Caller> {
         let entries = self.0.lock().expect("credential cache lock");
-        entries.get(key).filter(|(until, _)| *until > now_ms()).map(|(_, caller)| caller.clone())
+        entries.get(key).filter(|c| c.fresh()).map(|c| c.caller.clone())
     }
 
     /// Keeps `caller` for [`CREDENTIAL_TTL`], or until the credential expires if sooner.
     fn put(&self, key: String, caller: Caller, expires_at: Option<i64>) {
-        let now = now_ms();
-        let until = expires_at.map_or(i64::MAX, |at| at).min(now + CREDENTIAL_TTL.as_millis() as i64);
+        let cached = CachedCaller { until: std::time::Instant::now() + CREDENTIAL_TTL, expires_at, caller };
         let mut entries = self.0.lock().expect("credential cache lock");
         if entries.len() >= CREDENTIAL_CACHE_MAX {
-            entries.retain(|_, (until, _)| *until > now);
+            entries.retain(|_, c| c.fresh());
             if entries.len() >= CREDENTIAL_CACHE_MAX {
                 entries.clear();
             }
         }
-        entries.insert(key, (until, caller));
+        entries.insert(key, cached);
     }
 
     pub fn clear(&self) {
@@ -153,7 +166,8 @@ pub async fn caller_for_session(state: &AppState, token: &str) -> AppResult<Opti
 }
 
 /// After a revocation: other processes hear of it through the change log, this one
-/// forgets at once.
+/// forgets at once. Inside a transaction, the caller clears the cache again once it
+/// committed (a request in between may have cached what was still stored).
 async fn credentials_changed<C: ConnectionTrait>(state: &AppState, conn: &C, user_id: i64) -> AppResult<()> {
     crate::platform::changes::record(conn, CREDENTIALS_CHANNEL, &serde_json::json!({"user": user_id})).await?;
     state.auth.credentials.clear();
@@ -403,6 +417,7 @@ pub async fn create_admin(state: &AppState, caller: &Caller, username: &str, pas
     };
     claim_first_admin(&*txn, account.id).await?;
     txn.commit().await?;
+    state.auth.credentials.clear();
     tracing::info!(user.id = account.id, existed, "administrator set by the operator");
     Ok((account.into(), existed))
 }
@@ -517,6 +532,7 @@ pub async fn change_password(state: &AppState, caller: &Caller, current: &str, n
     session::Entity::delete_many().filter(session::Column::UserId.eq(row.id)).exec(&*txn).await?;
     credentials_changed(state, &*txn, row.id).await?;
     txn.commit().await?;
+    state.auth.credentials.clear();
     tracing::info!("password changed; sessions ended");
     Ok(())
 }

@@ -117,7 +117,15 @@ pub async fn update_topic(db: &Db, caller: &Caller, name: &str, description: Opt
 pub async fn delete_topic(db: &Db, caller: &Caller, name: &str) -> AppResult<()> {
     caller.require_admin()?;
     let t = find_topic(db, name).await?;
-    if t.last_seq > 0 {
+    // Published but not yet sequenced counts too: it waits in the outbox.
+    let waiting = super::store::outbox::Entity::find()
+        .select_only()
+        .column(super::store::outbox::Column::Id)
+        .filter(super::store::outbox::Column::TopicId.eq(t.id))
+        .into_tuple::<i64>()
+        .one(&db.conn)
+        .await?;
+    if t.last_seq > 0 || waiting.is_some() {
         return Err(AppError::conflict("topic_has_messages", "a topic that carried messages cannot be deleted"));
     }
     topic::Entity::delete_by_id(t.id).exec(&db.conn).await?;

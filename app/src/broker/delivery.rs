@@ -157,6 +157,9 @@ struct Attempted {
 struct Claimed {
     id: i64,
     lease_version: i64,
+    /// When the lease was taken (before the claim's commit, so on the safe side): the
+    /// worker's clock for how much of it is left.
+    leased_at: Instant,
 }
 
 /// A lane's head: its delivery with the message it carries, read in one query.
@@ -284,6 +287,7 @@ impl Dispatcher {
             return Ok(Vec::new());
         }
         let txn = db.write_txn().await?;
+        let leased_at = Instant::now();
         let due = lane::Entity::find()
             .filter(lane::Column::NextDueAt.lte(now))
             .order_by_asc(lane::Column::NextDueAt)
@@ -301,7 +305,7 @@ impl Dispatcher {
             .exec(&*txn)
             .await?;
         txn.commit().await?;
-        Ok(lanes.into_iter().map(|l| Claimed { id: l.id, lease_version: l.lease_version + 1 }).collect())
+        Ok(lanes.into_iter().map(|l| Claimed { id: l.id, lease_version: l.lease_version + 1, leased_at }).collect())
     }
 
     /// Delivers a claimed lane's heads in order until it is empty, waiting on a retry,
@@ -349,7 +353,8 @@ impl Dispatcher {
         let Some(work) = self.lane_work(claimed).await? else { return Ok(()) };
         let heads = self.heads(work.lane.id, BATCH).await?;
         let mut done: Vec<(Head, Attempted)> = Vec::new();
-        let mut renewed = Instant::now();
+        // The lease runs from the claim, not from here: reading the lane's work took time.
+        let mut renewed = work.claimed.leased_at;
         let total = heads.len();
         for (turn, head) in heads.into_iter().enumerate() {
             let due = work.lane.active && head.next_attempt_at <= now_ms();
@@ -494,16 +499,19 @@ impl Dispatcher {
         let now = now_ms();
         let rules = self.rules(&work.sub);
         let (mut pending, mut blocked, mut active) = (l.pending, l.blocked, l.active);
+        // `pending` moves only by rows that really left the pending state: an operator
+        // may have skipped a head while it was in flight.
         // Successes by status code: one statement each (almost always just 200).
         let mut delivered: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
         let (mut last, mut retry_at) = (None, None);
         for (head, a) in outcomes {
             let t = transition(&rules, &a.outcome, head.attempts + 1, now, 0.9 + rand::random::<f64>() * 0.2);
-            pending += t.pending_delta;
             if t.state == DELIVERED {
                 delivered.entry(a.outcome.status().unwrap_or(200)).or_default().push(head.id);
             } else {
-                self.write_failure(&txn, work, head, a, &t).await?;
+                if self.write_failure(&txn, work, head, a, &t).await? > 0 {
+                    pending += t.pending_delta;
+                }
                 blocked |= t.blocks;
                 active &= !t.disables;
                 retry_at = t.retry_at;
@@ -512,7 +520,7 @@ impl Dispatcher {
             last = Some(t.state);
         }
         for (status, ids) in delivered {
-            delivery::Entity::update_many()
+            let finished = delivery::Entity::update_many()
                 .col_expr(delivery::Column::State, Expr::value(DELIVERED))
                 .col_expr(delivery::Column::Attempts, Expr::col(delivery::Column::Attempts).add(1))
                 .col_expr(delivery::Column::LastStatus, Expr::value(status))
@@ -522,6 +530,7 @@ impl Dispatcher {
                 .filter(delivery::Column::State.eq(PENDING))
                 .exec(&*txn)
                 .await?;
+            pending -= finished.rows_affected as i64;
         }
         let keep_going = last == Some(DELIVERED) && more_turns && pending > 0 && active && !blocked;
         let next_due = if keep_going {
@@ -546,8 +555,8 @@ impl Dispatcher {
     }
 
     /// Writes a failed (or gone) attempt's transition to its delivery, and a 410's to the
-    /// subscription and its lanes.
-    async fn write_failure(&self, txn: &crate::platform::db::WriteTxn, work: &LaneWork, head: &Head, a: &Attempted, t: &Transition) -> AppResult<()> {
+    /// subscription and its lanes. Returns whether the delivery was still pending.
+    async fn write_failure(&self, txn: &crate::platform::db::WriteTxn, work: &LaneWork, head: &Head, a: &Attempted, t: &Transition) -> AppResult<u64> {
         if t.disables {
             subscription::Entity::update_many()
                 .col_expr(subscription::Column::State, Expr::value(STATE_DISABLED))
@@ -557,7 +566,7 @@ impl Dispatcher {
                 .await?;
             store::set_lanes_active(&**txn, work.sub.id, false).await?;
         }
-        delivery::Entity::update_many()
+        let updated = delivery::Entity::update_many()
             .col_expr(delivery::Column::State, Expr::value(t.state))
             .col_expr(delivery::Column::Attempts, Expr::value(head.attempts + 1))
             .col_expr(delivery::Column::LastStatus, Expr::value(a.outcome.status()))
@@ -568,7 +577,7 @@ impl Dispatcher {
             .filter(delivery::Column::State.eq(PENDING))
             .exec(&**txn)
             .await?;
-        Ok(())
+        Ok(updated.rows_affected)
     }
 
     /// Gives a lane back: due again at `head_due` when it has work, idle otherwise.

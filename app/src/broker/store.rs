@@ -294,7 +294,11 @@ pub async fn set_lanes_active<C: ConnectionTrait>(conn: &C, subscription_id: i64
         .finally(Expr::col(lane::Column::NextDueAt))
         .into()
     } else {
-        Expr::value(Option::<i64>::None)
+        // A lane leased right now keeps its lease (its worker stops at its next record):
+        // clearing it would let a resume hand the lane to a second worker meanwhile.
+        Expr::case(Expr::col(lane::Column::NextDueAt).gt(now), Expr::col(lane::Column::NextDueAt))
+            .finally(Expr::value(Option::<i64>::None))
+            .into()
     };
     lane::Entity::update_many()
         .col_expr(lane::Column::Active, Expr::value(active))

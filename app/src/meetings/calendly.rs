@@ -107,6 +107,35 @@ fn opt_text(v: &Value, path: &str) -> Option<String> {
     text(v, path).ok().map(str::to_owned)
 }
 
+/// Longest identifier (URI) a meeting keeps: its indexed columns hold 191 characters.
+const MAX_URI: usize = 191;
+
+/// An identifier must fit its column whole (clipped, it would name something else), so
+/// a longer one is refused at intake rather than failing to fold later.
+fn uri<'a>(v: &'a Value, path: &str) -> Result<&'a str, AppError> {
+    let found = text(v, path)?;
+    if found.chars().count() > MAX_URI {
+        return Err(AppError::invalid(path, format!("{path} is longer than {MAX_URI} characters")));
+    }
+    Ok(found)
+}
+
+fn opt_uri(v: &Value, path: &str) -> Result<Option<String>, AppError> {
+    match text(v, path) {
+        Ok(_) => uri(v, path).map(|u| Some(u.to_owned())),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Free text, clipped to the characters its column holds.
+fn clipped(text: String, max: usize) -> String {
+    if text.chars().count() <= max {
+        text
+    } else {
+        text.chars().take(max).collect()
+    }
+}
+
 fn time(v: &Value, path: &str) -> Result<i64, AppError> {
     parse_rfc3339(text(v, path)?).ok_or_else(|| AppError::invalid(path, format!("{path} must be an ISO-8601 time")))
 }
@@ -141,7 +170,7 @@ pub fn facts(env: &Envelope) -> Result<Fact, AppError> {
     match env.event.as_str() {
         INVITEE_CREATED | INVITEE_CANCELED => invitee_facts(p, env.event == INVITEE_CANCELED).map(Fact::Invitee).map_err(prefixed),
         NO_SHOW_CREATED | NO_SHOW_DELETED => Ok(Fact::NoShow {
-            invitee_uri: text(p, "invitee").map_err(prefixed)?.to_owned(),
+            invitee_uri: uri(p, "invitee").map_err(prefixed)?.to_owned(),
             no_show: env.event == NO_SHOW_CREATED,
         }),
         _ => Ok(Fact::Unknown),
@@ -159,24 +188,26 @@ fn invitee_facts(p: &Value, canceled: bool) -> Result<InviteeFacts, AppError> {
         .unwrap_or_default()
         .to_owned();
     let host_email = se["event_memberships"][0]["user_email"].as_str().unwrap_or_default().to_owned();
+    // Lengths are those of the `meetings` columns: a longer value must not make a stored
+    // delivery fail to fold.
     Ok(InviteeFacts {
         canceled,
-        invitee_uri: text(p, "uri")?.to_owned(),
-        event_uri: text(p, "scheduled_event.uri")?.to_owned(),
-        event_name: opt_text(p, "scheduled_event.name").unwrap_or_else(|| "Meeting".into()),
-        name: opt_text(p, "name").unwrap_or_default(),
-        email: text(p, "email")?.to_owned(),
-        timezone: opt_text(p, "timezone").unwrap_or_default(),
+        invitee_uri: uri(p, "uri")?.to_owned(),
+        event_uri: uri(p, "scheduled_event.uri")?.to_owned(),
+        event_name: clipped(opt_text(p, "scheduled_event.name").unwrap_or_else(|| "Meeting".into()), 255),
+        name: clipped(opt_text(p, "name").unwrap_or_default(), 255),
+        email: clipped(text(p, "email")?.to_owned(), 255),
+        timezone: clipped(opt_text(p, "timezone").unwrap_or_default(), 64),
         start_time: time(p, "scheduled_event.start_time")?,
         end_time: time(p, "scheduled_event.end_time")?,
-        location,
-        host_email,
+        location: clipped(location, 500),
+        host_email: clipped(host_email, 191),
         rescheduled: p["rescheduled"].as_bool().unwrap_or(false),
-        old_invitee: opt_text(p, "old_invitee"),
-        new_invitee: opt_text(p, "new_invitee"),
-        canceled_by: opt_text(p, "cancellation.canceled_by"),
-        cancel_reason: opt_text(p, "cancellation.reason"),
-        canceler_type: opt_text(p, "cancellation.canceler_type"),
+        old_invitee: opt_uri(p, "old_invitee")?,
+        new_invitee: opt_uri(p, "new_invitee")?,
+        canceled_by: opt_text(p, "cancellation.canceled_by").map(|t| clipped(t, 255)),
+        cancel_reason: opt_text(p, "cancellation.reason").map(|t| clipped(t, 1000)),
+        canceler_type: opt_text(p, "cancellation.canceler_type").map(|t| clipped(t, 32)),
     })
 }
 

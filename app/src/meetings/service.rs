@@ -210,14 +210,36 @@ pub async fn fold_pending(state: &AppState, limit: u64) -> AppResult<u64> {
                 .into_tuple()
                 .all(&db.conn)
                 .await?;
+            let mut folded = 0;
             for id in &ids {
-                if let Err(e) = fold(state, *id).await {
-                    tracing::warn!(id, error = %e.message, "folding failed; the backstop job will retry");
+                match fold(state, *id).await {
+                    Ok(()) => folded += 1,
+                    // The delivery itself is at fault (it no longer parses): keep it, say
+                    // why, and take it out of the queue so it does not hold up the rest.
+                    Err(e) if e.status < 500 => {
+                        tracing::error!(id, error = %e.message, "a stored delivery cannot be folded; marked with its error");
+                        set_aside(db, *id, &e.message).await?;
+                    }
+                    Err(e) => tracing::warn!(id, error = %e.message, "folding failed; will retry"),
                 }
             }
-            Ok(ids.len() as u64)
+            // Only what was folded counts: a row that keeps failing must not make the
+            // folder spin on it.
+            Ok(folded)
         }
     }
+}
+
+/// Marks a delivery that cannot be folded as processed, with the reason.
+async fn set_aside(db: &Db, inbox_id: i64, why: &str) -> AppResult<()> {
+    inbox::Entity::update_many()
+        .col_expr(inbox::Column::ProcessedAt, Expr::value(now_ms()))
+        .col_expr(inbox::Column::Error, Expr::value(why.chars().take(500).collect::<String>()))
+        .filter(inbox::Column::Id.eq(inbox_id))
+        .filter(inbox::Column::ProcessedAt.is_null())
+        .exec(&db.conn)
+        .await?;
+    Ok(())
 }
 
 /// Applies one stored delivery to the meetings, once.
