@@ -1,4 +1,4 @@
-//! Benchmarks: `bench [ceilings|chat|broker|meetings|scheduler|wages|all]` runs the hot
+//! Benchmarks: `bench [ceilings|chat|live|broker|meetings|scheduler|wages|all]` runs the hot
 //! paths on the embedded default (SQLite) and on MariaDB and prints one Markdown table.
 //! These are measurements, not tests: nothing here passes or fails.
 //!
@@ -880,6 +880,174 @@ async fn bench_scheduler(db: Db, ceilings: &Ceilings, rows: &mut Vec<Row>) {
     b.stop().await;
 }
 
+// ---- live pages ------------------------------------------------------------------------
+
+/// Open live pages in the figure, each an inbox following its own change channel.
+const LIVE_PAGES: usize = 1000;
+/// Changes per second spread over them (one a second per page).
+const LIVE_CHANGES_PER_SEC: u64 = 1000;
+
+/// `bench live-client BASE TOKENS SECS`: the browsers of the live-pages figure, in their
+/// own process. Opens one `/api/v1/me/chat/events` stream per token (one per line),
+/// prints `connected` once all are open, then `<message id>\t<unix µs received>` for each
+/// message announced, until SECS have passed.
+async fn live_client(base: String, tokens: PathBuf, secs: u64) {
+    use futures::StreamExt;
+    use std::io::Write;
+    let tokens: Vec<String> = std::fs::read_to_string(tokens).unwrap().lines().map(str::to_owned).collect();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let mut opened = Vec::new();
+    for token in tokens {
+        let res = client.get(format!("{base}/api/v1/me/chat/events")).bearer_auth(token).send().await.expect("stream opens");
+        assert!(res.status().is_success(), "live stream: {}", res.status());
+        opened.push(res);
+    }
+    println!("connected");
+    std::io::stdout().flush().unwrap();
+    for res in opened {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut stream = res.bytes_stream();
+            let mut buffer = String::new();
+            while let Some(Ok(chunk)) = stream.next().await {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    let event: String = buffer.drain(..end + 2).collect();
+                    for data in event.lines().filter_map(|l| l.strip_prefix("data:")) {
+                        if let Some(id) = serde_json::from_str::<Value>(data.trim()).ok().and_then(|v| v["posted"].as_i64()) {
+                            let _ = tx.send(format!("{id}\t{now}"));
+                        }
+                    }
+                }
+            }
+        });
+    }
+    drop(tx);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    while let Ok(Some(line)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        writeln!(out, "{line}").unwrap();
+    }
+    out.flush().unwrap();
+    std::process::exit(0);
+}
+
+/// The CPU time this process (the server, and the producer posting through its service
+/// layer) has used so far, in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks: f64 = fields.get(11..13).map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()).unwrap_or(0.0);
+    ticks / 100.0 // USER_HZ
+}
+
+/// Accounts `live0…` with an API token each, written straight to the tables (a sign-up
+/// per page would spend minutes hashing passwords); returns the tokens.
+async fn live_accounts(b: &Bench, n: usize) -> Vec<String> {
+    use app::accounts::store::{api_token, user};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+    let now = app::platform::time::now_ms();
+    let users = (0..n).map(|i| user::ActiveModel {
+        username: Set(format!("live{i}")),
+        display_name: Set(format!("live{i}")),
+        password_hash: Set("!".into()), // no password logs in
+        role: Set("member".into()),
+        time_zone: Set("UTC".into()),
+        created_at: Set(now),
+        calendar_shared: Set(false),
+        ..Default::default()
+    });
+    user::Entity::insert_many(users).exec_without_returning(&b.state.db.conn).await.unwrap();
+    let ids = user::Entity::find().filter(user::Column::Username.starts_with("live")).all(&b.state.db.conn).await.unwrap();
+    let tokens: Vec<(i64, String)> = ids.iter().map(|u| (u.id, format!("sbt_live_{}_{:016x}", u.id, rand::random::<u64>()))).collect();
+    let rows = tokens.iter().map(|(user_id, token)| api_token::ActiveModel {
+        user_id: Set(*user_id),
+        name: Set("live page".into()),
+        token_hash: Set(app::platform::secrets::sha256_hex(token)),
+        scopes: Set(String::new()),
+        created_at: Set(now),
+        last_used_at: Set(Some(now)),
+        expires_at: Set(None),
+        ..Default::default()
+    });
+    api_token::Entity::insert_many(rows).exec_without_returning(&b.state.db.conn).await.unwrap();
+    tokens.into_iter().map(|(_, t)| t).collect()
+}
+
+async fn bench_live_pages(db: Db, rows: &mut Vec<Row>) {
+    let b = Bench::start(db, |s| s.chat.archive_every = Duration::from_secs(86_400)).await;
+    let database = db.name();
+    let files = tempfile::tempdir().unwrap();
+    let tokens_file = files.path().join("tokens");
+    std::fs::write(&tokens_file, live_accounts(&b, LIVE_PAGES).await.join("\n")).unwrap();
+    let total = WARMUP + measure_for() + Duration::from_secs(5);
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["live-client", &b.base, &tokens_file.display().to_string(), &total.as_secs().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the live client starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let connected = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        (line, stdout)
+    });
+    let (line, stdout) = connected.await.unwrap();
+    assert_eq!(line.trim(), "connected", "the live client did not connect");
+    let received = tokio::task::spawn_blocking(move || std::io::BufRead::lines(stdout).map_while(Result::ok).collect::<Vec<String>>());
+
+    // The producer: chat posts through the service layer at a fixed rate, each to the
+    // next page's inbox, each timed from just before its call.
+    let poster = app::accounts::service::caller_for_bearer(&b.state, &b.token).await.unwrap().expect("bench caller");
+    let sent: Arc<Mutex<Vec<(i64, u128, bool)>>> = Arc::default();
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / LIVE_CHANGES_PER_SEC));
+    let mut cpu_at = None;
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut n = 0usize;
+    while started.elapsed() < WARMUP + measure_for() {
+        tick.tick().await;
+        let measured = started.elapsed() >= WARMUP;
+        if measured && cpu_at.is_none() {
+            cpu_at = Some((cpu_seconds(), Instant::now()));
+        }
+        let (state, poster, sent) = (b.state.clone(), poster.clone(), sent.clone());
+        let to = format!("live{}", n % LIVE_PAGES);
+        tasks.spawn(async move {
+            let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
+            if let Ok(id) = app::chat::service::post_message(&state, &poster, &to, "a live change", Some(3600)).await {
+                sent.lock().unwrap().push((id, at, measured));
+            }
+        });
+        n += 1;
+        while tasks.try_join_next().is_some() {}
+    }
+    let (cpu_start, wall_start) = cpu_at.expect("the run had a measured part");
+    let cpu = (cpu_seconds() - cpu_start) / wall_start.elapsed().as_secs_f64();
+    while tasks.join_next().await.is_some() {}
+    let arrived: HashMap<i64, u128> = received
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.split_once('\t').and_then(|(id, at)| Some((id.parse().ok()?, at.parse().ok()?))))
+        .collect();
+    let _ = child.wait();
+    let sent = sent.lock().unwrap().clone();
+    let measured: Vec<&(i64, u128, bool)> = sent.iter().filter(|s| s.2).collect();
+    let mut latencies: Vec<f64> = measured.iter().filter_map(|(id, at, _)| arrived.get(id).map(|got| got.saturating_sub(*at) as f64 / 1000.0)).collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let rate = measured.len() as f64 / measure_for().as_secs_f64();
+    rows.push(Row::new(format!("{LIVE_PAGES} open live pages, {rate:.0} changes/s: changes that reached their page"), 100.0 * latencies.len() as f64 / measured.len().max(1) as f64, "%", database));
+    rows.push(Row::new(format!("{LIVE_PAGES} open live pages: change → page p50"), percentile(&latencies, 50.0), "ms", database));
+    rows.push(Row::new(format!("{LIVE_PAGES} open live pages: change → page p99"), percentile(&latencies, 99.0), "ms", database));
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    rows.push(Row::new(format!("{LIVE_PAGES} open live pages: server CPU (of all {cores:.0} cores, producer included)"), 100.0 * cpu / cores, "%", database));
+    b.stop().await;
+}
+
 // ---- database settings -----------------------------------------------------------------
 
 /// How the database was configured for the run (durability matters most).
@@ -1065,6 +1233,10 @@ fn machine() -> String {
 #[tokio::main]
 async fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    if what == "live-client" {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        return live_client(args[0].clone(), args[1].clone().into(), args[2].parse().unwrap()).await;
+    }
     let databases: Vec<Db> = match std::env::var("SB_BENCH_DATABASES").as_deref() {
         Ok("sqlite") => vec![Db::Sqlite],
         Ok("mariadb") => vec![Db::MariaDb],
@@ -1087,6 +1259,10 @@ async fn main() {
         if wants("chat") {
             eprintln!("benchmarking chat on {}…", db.name());
             bench_chat(db, &ceilings, &mut rows).await;
+        }
+        if wants("live") {
+            eprintln!("benchmarking {LIVE_PAGES} live pages on {}…", db.name());
+            bench_live_pages(db, &mut rows).await;
         }
         if wants("broker") {
             eprintln!("benchmarking the broker on {}…", db.name());
