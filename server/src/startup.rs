@@ -199,10 +199,21 @@ pub fn endpoints() -> Vec<Endpoint> {
         path: path.to_owned(),
         kind: EndpointKind::ServerFunction,
     }));
-    out.extend(generate_route_list(App).iter().map(|r| Endpoint { method: "GET".into(), path: r.path().to_owned(), kind: EndpointKind::Page }));
+    out.extend(page_routes().iter().map(|r| Endpoint { method: "GET".into(), path: r.path().to_owned(), kind: EndpointKind::Page }));
     out.sort();
     out.dedup();
     out
+}
+
+/// The app's page routes, generated once per process. Generating them renders the app
+/// with a process-wide flag set that makes every resource created meanwhile wait
+/// forever (leptos issue #4773): a page rendered by any server of this process while
+/// another router was being built hung until the request timeout (seen as a rare 503
+/// in the test suite, where many apps start in one process). Once, before any router
+/// exists, no render can overlap it.
+fn page_routes() -> &'static [leptos_axum::AxumRouteListing] {
+    static ROUTES: std::sync::LazyLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::LazyLock::new(|| generate_route_list(App));
+    &ROUTES
 }
 
 /// Every route: REST (documented in `/api/openapi.json`), operations, server functions
@@ -210,7 +221,7 @@ pub fn endpoints() -> Vec<Endpoint> {
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api();
     let openapi = Arc::new(openapi);
-    let routes = generate_route_list(App);
+    let routes = page_routes().to_vec();
     let options = state.leptos_options.clone();
     let limits = RequestLimits {
         max_body_bytes: state.settings.http.max_body_bytes,
