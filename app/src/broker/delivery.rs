@@ -416,7 +416,13 @@ impl Dispatcher {
             }
         };
         let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        let signature = signature_header(&secrets, &msg_id, timestamp, body.as_bytes());
+        let signature = match signature_header(&secrets, &msg_id, timestamp, body.as_bytes()) {
+            Ok(signature) => signature,
+            Err(unusable) => {
+                tracing::error!(subscriber = work.target.id, error = %unusable, "cannot sign a delivery");
+                return Attempted { outcome: Outcome::Refused { error: unusable.to_string() }, started_at, duration_ms: 0, body: None };
+            }
+        };
         let outcome = match self.policy.check_url(&work.target.url, "url") {
             Err(refused) => Outcome::Refused { error: refused.message },
             Ok(url) => {

@@ -530,7 +530,7 @@ async fn measure_receiver(ceilings: &mut Ceilings, rows: &mut Vec<Row>) {
             let (client, base) = (client.clone(), base.clone());
             async move {
                 let body = format!(r#"{{"type":"bench:ceiling","timestamp":"2026-12-01T00:00:00Z","data":{{"i":{i}}}}}"#);
-                let sig = app::broker::signature::signature_header(&["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], &format!("msg_{i}"), 1_764_547_200, body.as_bytes());
+                let sig = app::broker::signature::signature_header(&["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], &format!("msg_{i}"), 1_764_547_200, body.as_bytes()).expect("a valid secret");
                 let res = client.post(format!("{base}/ceiling")).header("webhook-id", format!("msg_{i}")).header("webhook-signature", sig).body(body).send().await.unwrap();
                 let _ = res.bytes().await;
             }
