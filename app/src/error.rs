@@ -5,16 +5,42 @@
 //! carry it to the browser unchanged so forms can show the message beside the field.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{message}")]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AppError {
     pub status: u16,
     pub code: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// What went wrong underneath (a database error, an I/O error), for the log and for
+    /// `anyhow` chains in jobs. Never sent to a client: the browser gets code and message.
+    #[serde(skip)]
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AppError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Two errors are the same answer when the client would see the same thing; the cause
+/// behind a 500 is not part of the answer.
+impl PartialEq for AppError {
+    fn eq(&self, other: &Self) -> bool {
+        (self.status, &self.code, &self.message, &self.field) == (other.status, &other.code, &other.message, &other.field)
+    }
+}
+
+impl Eq for AppError {}
 
 pub type AppResult<T> = Result<T, AppError>;
 
@@ -23,7 +49,20 @@ pub const DB_CONFLICT: &str = "db_conflict";
 
 impl AppError {
     pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into(), field: None }
+        Self { status, code: code.into(), message: message.into(), field: None, source: None }
+    }
+
+    /// Keeps `cause` as this error's source (logged, never shown to the client).
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(cause));
+        self
+    }
+
+    #[cfg(feature = "ssr")]
+    /// The error as a job or CLI failure: message, status and code, with the cause chained.
+    pub fn into_failure(self) -> anyhow::Error {
+        let summary = format!("{} ({} {})", self.message, self.status, self.code);
+        anyhow::Error::new(self).context(summary)
     }
 
     pub fn on_field(mut self, field: &str) -> Self {
@@ -126,28 +165,24 @@ mod ssr {
             AppError::internal()
         }
     }
+}
 
-    impl From<sea_orm::DbErr> for AppError {
-        fn from(err: sea_orm::DbErr) -> Self {
-            if crate::platform::db::is_retryable(&err) {
-                tracing::warn!(error = %err, "transient database conflict");
-                return AppError::new(503, super::DB_CONFLICT, "the database reported a conflict; retry the request");
-            }
-            tracing::error!(error = %err, "database error");
-            match err {
-                sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
-                    AppError::unavailable("the database is unavailable; retry later")
-                }
-                _ => AppError::internal(),
-            }
-        }
-    }
+/// Turns any failure the client cannot act on into a logged 500 that keeps its cause:
+/// `serde_json::to_vec(&x).or_internal("encoding the spooled webhook")?`. This replaces
+/// `map_err(|_| AppError::internal())`, which answered 500 and left nothing in the log.
+pub trait OrInternal<T> {
+    fn or_internal(self, doing: &'static str) -> Result<T, AppError>;
+}
 
-    impl From<crate::platform::object_store::StoreError> for AppError {
-        fn from(err: crate::platform::object_store::StoreError) -> Self {
-            tracing::error!(error = %err, "object store error");
-            AppError::unavailable("the object store is unavailable; retry later")
-        }
+impl<T, E: std::error::Error + Send + Sync + 'static> OrInternal<T> for Result<T, E> {
+    fn or_internal(self, doing: &'static str) -> Result<T, AppError> {
+        self.map_err(|cause| {
+            #[cfg(feature = "ssr")]
+            tracing::error!(error = %cause, doing, "internal error");
+            #[cfg(not(feature = "ssr"))]
+            let _ = doing;
+            AppError::internal().caused_by(cause)
+        })
     }
 }
 

@@ -10,6 +10,7 @@ pub mod chat;
 pub mod error;
 pub mod home;
 pub mod meetings;
+pub mod named;
 pub mod scheduler;
 pub mod ui;
 pub mod wages;
@@ -70,7 +71,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/signup") view=SignupPage ssr=SSR/>
                 <Route path=path!("/account") view=AccountPage ssr=SSR/>
                 <Route path=path!("/calendar") view=scheduler::CalendarScreen ssr=SSR/>
-                <Route path=path!("/settings") view=scheduler::SettingsPage ssr=SSR/>
+                <Route path=path!("/settings") view=SettingsPage ssr=SSR/>
                 <Route path=path!("/meetings") view=meetings::MeetingsPage ssr=SSR/>
                 <Route path=path!("/inbox") view=chat::InboxPage ssr=SSR/>
                 <Route path=path!("/inbox/message") view=chat::MessagePage ssr=SSR/>
@@ -105,6 +106,19 @@ fn NavLinks() -> impl IntoView {
                 })}
             </Transition>
         </nav>
+    }
+}
+
+/// Settings: the profile (accounts) and the calendar's feed address (scheduler), side by
+/// side; composed here so neither capability needs the other.
+#[component]
+fn SettingsPage() -> impl IntoView {
+    view! {
+        <main class="page">
+            <h1>"Settings"</h1>
+            <accounts::ProfileCard/>
+            <scheduler::FeedCard/>
+        </main>
     }
 }
 

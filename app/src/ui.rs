@@ -2,6 +2,59 @@
 
 use crate::error::AppError;
 use leptos::prelude::*;
+use leptos_router::components::A;
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Who a page is for, which decides what a failed load shows.
+#[derive(Clone, Copy, Debug)]
+pub enum Audience {
+    /// Errors are shown as they are.
+    Anyone,
+    /// Signed-in people: a 401 offers to sign in and come back to `next`; `to` finishes
+    /// the sentence ("Sign in" + " to use your inbox.").
+    SignedIn { next: &'static str, to: &'static str },
+    /// Admins: a 401 or 403 shows the admin notice.
+    Admins,
+    /// Signed-in people, on a part of a page beside another that already asks a visitor
+    /// to sign in: a 401 shows nothing.
+    SignedInSilently,
+}
+
+/// The scaffolding around a page's data, the same on every page: "Loading…" until it
+/// arrives, then `page` with it; when loading failed, what the audience calls for, else
+/// the error as an alert (naming the field it concerns, for tests and styles).
+#[component]
+pub fn Loaded<T, V, F>(data: Resource<Result<T, AppError>>, audience: Audience, page: F) -> impl IntoView
+where
+    T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    V: IntoView + 'static,
+    F: Fn(T) -> V + Clone + Send + Sync + 'static,
+{
+    view! {
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || {
+                let page = page.clone();
+                Suspend::new(async move {
+                    match data.await {
+                        Ok(value) => page(value).into_any(),
+                        Err(e) => load_failure(e, audience),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+fn load_failure(e: AppError, audience: Audience) -> AnyView {
+    match audience {
+        Audience::SignedIn { next, to } if e.status == 401 => {
+            view! { <p class="alert warn"><A href=format!("/login?next={next}")>"Sign in"</A>{to}</p> }.into_any()
+        }
+        Audience::Admins if e.status == 401 || e.status == 403 => view! { <AdminOnly/> }.into_any(),
+        Audience::SignedInSilently if e.status == 401 => ().into_any(),
+        _ => view! { <p class="alert error" role="alert" data-field=e.field.clone()>{e.message}</p> }.into_any(),
+    }
+}
 
 /// The error of the last action, unless it belongs beside a field (`unless_field`).
 #[component]

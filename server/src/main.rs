@@ -59,11 +59,11 @@ enum ChatCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let settings = Settings::from_env();
+    let settings = server::compose::settings_from_env();
     telemetry::init(settings.log_json);
     // Every command opens the same database: on the embedded run it needs the same
     // generated secrets as the server.
-    let settings = settings.with_dev_secrets();
+    let settings = server::compose::with_dev_secrets(settings);
     let operator = app::accounts::Caller::operator();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -88,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
             let state = startup::open_state(settings).await?;
             let (admin, existed) = app::accounts::service::create_admin(&state, &operator, &username, &password)
                 .await
-                .map_err(startup::app_failure)?;
+                .map_err(app::error::AppError::into_failure)?;
             if existed {
                 println!("{} existed: its password is now the one given, its sessions and tokens are revoked, and it is an admin", admin.username);
             } else {
@@ -101,9 +101,9 @@ async fn main() -> anyhow::Result<()> {
                 eprintln!("the server archives expired messages every SB_CHAT_ARCHIVE_EVERY_SECS; pass --now to run it once here");
                 std::process::exit(2);
             }
-            let batch = settings.chat.archive_batch;
+            let batch = settings.part::<app::chat::settings::ChatSettings>().archive_batch;
             let state = startup::open_state(settings).await?;
-            let report = app::chat::service::archive_expired(&state, batch).await.map_err(startup::app_failure)?;
+            let report = app::chat::service::archive_expired(&state, batch).await.map_err(app::error::AppError::into_failure)?;
             println!("archived {} message(s) in {} batch(es)", report.messages, report.batches);
             Ok(())
         }

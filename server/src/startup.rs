@@ -3,6 +3,7 @@
 use crate::{jobs, openapi::ApiDoc, ops};
 use anyhow::Context;
 use app::broker::delivery::Dispatcher;
+use app::error::AppError;
 use app::broker::service::Sequencer;
 use app::platform::changes::ChangeHub;
 use app::platform::db::Db;
@@ -11,7 +12,6 @@ use app::platform::crypto::SecretBox;
 use app::platform::http::{request_id, security_headers, server_fn_error_status, track_metrics, HeaderPolicy};
 use app::platform::jobs::{JobRegistry, JobRunner};
 use app::platform::object_store::{LocalFolder, S3Store, SharedStore};
-use app::platform::rate_limit::RateLimiter;
 use app::platform::settings::{Settings, StoreSettings};
 use app::platform::state::AppState;
 use app::{shell, App};
@@ -40,7 +40,7 @@ pub struct Options {
 
 impl Options {
     pub fn from_env() -> Self {
-        Self { settings: Settings::from_env(), run_jobs: true }
+        Self { settings: crate::compose::settings_from_env(), run_jobs: true }
     }
 }
 
@@ -95,11 +95,6 @@ fn sealer(settings: &Settings) -> anyhow::Result<SecretBox> {
     SecretBox::from_config(key).map_err(|e| anyhow::anyhow!(e))
 }
 
-/// An `AppError` as an `anyhow` error that keeps its status and code in the message.
-pub fn app_failure(e: app::error::AppError) -> anyhow::Error {
-    anyhow::anyhow!("{} ({} {})", e.message, e.status, e.code)
-}
-
 /// Connects to the database (migrating it unless told not to) and the object store.
 pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
     if settings.migrate_on_start {
@@ -108,18 +103,15 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
     let sealer = sealer(&settings)?;
     let db = Db::connect_with(&settings.database_url, settings.db_pool).await.context("connecting to the database")?;
     let store = open_store(&settings).await?;
-    app::broker::service::seed_internal_topics(&db).await.map_err(app_failure)?;
+    app::broker::service::install(&db);
+    app::broker::service::seed_internal_topics(&db).await.map_err(AppError::into_failure)?;
     let state = AppState {
         leptos_options: leptos_options(&settings.listen),
-        chat_posts: app::chat::posting::PostQueue::start(db.clone()),
+        parts: Arc::new(crate::compose::parts(&settings, &db)),
         db,
         store,
         changes: ChangeHub::new(),
-        auth: app::accounts::service::AuthGuard::new(&settings.auth),
         sealer,
-        webhook_limiter: RateLimiter::new(settings.http.webhook_rate_per_min, Duration::from_secs(60)),
-        chat_cache: app::chat::cold::BatchCache::new(64),
-        wage_copy: app::wages::analytics::WageCopy::new(),
         settings: Arc::new(settings),
     };
     seal_legacy_secrets(&state).await?;
@@ -128,8 +120,8 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
 
 /// Secrets earlier versions stored in clear are sealed (a no-op once done).
 async fn seal_legacy_secrets(state: &AppState) -> anyhow::Result<()> {
-    let secrets = app::broker::service::seal_legacy_secrets(&state.db, &state.sealer).await.map_err(app_failure)?;
-    let feeds = app::scheduler::service::seal_legacy_feeds(state).await.map_err(app_failure)?;
+    let secrets = app::broker::service::seal_legacy_secrets(&state.db, &state.sealer).await.map_err(AppError::into_failure)?;
+    let feeds = app::scheduler::service::seal_legacy_feeds(state).await.map_err(AppError::into_failure)?;
     if secrets + feeds > 0 {
         tracing::info!(secrets, feeds, "sealed secrets an earlier version stored in clear");
     }
@@ -225,7 +217,7 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     let limits = RequestLimits {
         max_body_bytes: state.settings.http.max_body_bytes,
-        max_upload_bytes: state.settings.wages.upload_max_bytes,
+        max_upload_bytes: state.settings.part::<app::wages::settings::WagesSettings>().upload_max_bytes,
         timeout: state.settings.http.request_timeout,
     };
     let headers = HeaderPolicy { hsts: state.settings.public_url.starts_with("https://") };
@@ -255,7 +247,7 @@ async fn queue_demo(state: &AppState) -> anyhow::Result<()> {
             app::wages::service::has_market_data(&state.db).await? && app::wages::service::has_synthetic(&state.db).await?,
         )
     };
-    if !present.await.map_err(app_failure)? {
+    if !present.await.map_err(AppError::into_failure)? {
         app::platform::jobs::enqueue(&state.db.conn, app::wages::demo::SEED_JOB, &serde_json::json!({})).await?;
         tracing::info!("wage portal demo data queued");
     }
@@ -286,7 +278,7 @@ impl Application {
                 queue_demo(&state).await?;
             }
         }
-        if let Some(token) = app::accounts::service::issue_setup_token(&state).await.map_err(app_failure)? {
+        if let Some(token) = app::accounts::service::issue_setup_token(&state).await.map_err(AppError::into_failure)? {
             tracing::warn!(
                 setup_token = %token,
                 "this installation has no administrator: run `server create-admin --username NAME`, \
@@ -314,9 +306,9 @@ impl Application {
         // was written: 50 ms keeps a webhook → open page well under 100 ms.
         background.push(tokio::spawn(state.changes.clone().run_poller(state.db.clone(), Duration::from_millis(50))));
         // Builds the wage copy now and again whenever an import finishes anywhere.
-        background.push(tokio::spawn(state.wage_copy.clone().follow(state.clone())));
+        background.push(tokio::spawn(state.part::<app::wages::analytics::WageCopy>().clone().follow(state.clone())));
         // Forgets checked credentials when any process revokes one.
-        background.push(tokio::spawn(state.auth.credentials.clone().follow(state.changes.clone())));
+        background.push(tokio::spawn(state.part::<app::accounts::service::AuthGuard>().credentials.clone().follow(state.changes.clone())));
         if run_jobs {
             let runner = JobRunner::new(state.clone(), registry);
             background.push(tokio::spawn(runner.run(stop_rx.clone())));
@@ -328,7 +320,7 @@ impl Application {
 
         let hub = state.changes.clone();
         let limits = crate::serve::Limits {
-            header_read_timeout: state.settings.auth.header_read_timeout,
+            header_read_timeout: state.settings.http.header_read_timeout,
             max_connections: state.settings.http.max_connections,
             drain: state.settings.http.request_timeout + Duration::from_secs(5),
         };

@@ -101,28 +101,11 @@ impl NewPassword {
 /// Prefixes of the most common leaked passwords.
 const COMMON: &[&str] = &["password", "123456", "qwerty", "letmein", "iloveyou", "admin", "welcome", "abc123"];
 
-/// What a signed-in person may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    Member,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Member => "member",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "admin" => Some(Role::Admin),
-            "member" => Some(Role::Member),
-            _ => None,
-        }
+crate::named_enum! {
+    /// What a signed-in person may do.
+    pub enum Role {
+        Admin = "admin",
+        Member = "member",
     }
 }
 
@@ -140,6 +123,19 @@ impl Viewer {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
+}
+
+/// A user as other capabilities see them: who they are and their public preferences,
+/// never their credentials or role. Other capabilities ask for it through
+/// `accounts::service::profile_*`, not by reading the accounts' tables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub time_zone: String,
+    /// Others see this user's events in full (else only as free/busy).
+    pub calendar_shared: bool,
 }
 
 /// Rights a personal API token may ask for beyond acting as its owner. A token never

@@ -1,7 +1,7 @@
 //! Who is calling (session cookie or bearer token) and the account REST routes. The
 //! extractors here only *build* the caller; what it may do is decided by the services.
 
-use super::domain::{Caller, Viewer};
+use super::domain::{Caller, Role, Viewer};
 use super::service::{self, SignUp};
 use crate::error::{AppError, AppResult, ErrorEnvelope};
 use crate::platform::http::ApiJson;
@@ -98,14 +98,13 @@ pub struct UserView {
     id: i64,
     username: String,
     display_name: String,
-    /// `admin` or `member`.
-    role: String,
+    role: Role,
     time_zone: String,
 }
 
 impl From<Viewer> for UserView {
     fn from(v: Viewer) -> Self {
-        Self { id: v.id, username: v.username, display_name: v.display_name, role: v.role.as_str().into(), time_zone: v.time_zone }
+        Self { id: v.id, username: v.username, display_name: v.display_name, role: v.role, time_zone: v.time_zone }
     }
 }
 

@@ -2,13 +2,14 @@
 //! by the server functions (UI), the REST handlers and the CLI alike, and the one place
 //! that decides who may try a password how often and who becomes an administrator.
 
-use super::domain::{Caller, Credential, NewPassword, Role, Scope, Username, Viewer};
+use crate::db_write;
+use super::domain::{Caller, Credential, NewPassword, Profile, Role, Scope, Username, Viewer};
 use super::store::{api_token, claim, session, setup_token, user};
 use crate::error::{AppError, AppResult};
 use crate::platform::db::{is_unique_violation, Db, WriteTxn};
 use crate::platform::rate_limit::RateLimiter;
 use crate::platform::secrets::{random_token, sha256_hex};
-use crate::platform::settings::AuthSettings;
+use super::settings::AuthSettings;
 use crate::platform::state::AppState;
 use crate::platform::time::now_ms;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -31,7 +32,7 @@ impl From<user::Model> for Viewer {
     fn from(u: user::Model) -> Self {
         Viewer {
             id: u.id,
-            role: Role::parse(&u.role).unwrap_or(Role::Member),
+            role: u.role,
             username: u.username,
             display_name: u.display_name,
             time_zone: u.time_zone,
@@ -145,23 +146,23 @@ impl CredentialCache {
 /// The caller a bearer token stands for, from the cache or the database.
 pub async fn caller_for_bearer(state: &AppState, token: &str) -> AppResult<Option<Caller>> {
     let key = format!("token:{}", sha256_hex(token));
-    if let Some(caller) = state.auth.credentials.get(&key) {
+    if let Some(caller) = state.part::<AuthGuard>().credentials.get(&key) {
         return Ok(Some(caller));
     }
     let Some((caller, expires_at)) = caller_for_api_token(&state.db, token).await? else { return Ok(None) };
-    state.auth.credentials.put(key, caller.clone(), expires_at);
+    state.part::<AuthGuard>().credentials.put(key, caller.clone(), expires_at);
     Ok(Some(caller))
 }
 
 /// The caller a session cookie stands for, from the cache or the database.
 pub async fn caller_for_session(state: &AppState, token: &str) -> AppResult<Option<Caller>> {
     let key = format!("session:{}", sha256_hex(token));
-    if let Some(caller) = state.auth.credentials.get(&key) {
+    if let Some(caller) = state.part::<AuthGuard>().credentials.get(&key) {
         return Ok(Some(caller));
     }
     let Some((viewer, expires_at)) = viewer_for_session(&state.db, token).await? else { return Ok(None) };
     let caller = Caller::session(viewer);
-    state.auth.credentials.put(key, caller.clone(), Some(expires_at));
+    state.part::<AuthGuard>().credentials.put(key, caller.clone(), Some(expires_at));
     Ok(Some(caller))
 }
 
@@ -170,7 +171,7 @@ pub async fn caller_for_session(state: &AppState, token: &str) -> AppResult<Opti
 /// committed (a request in between may have cached what was still stored).
 async fn credentials_changed<C: ConnectionTrait>(state: &AppState, conn: &C, user_id: i64) -> AppResult<()> {
     crate::platform::changes::record(conn, CREDENTIALS_CHANNEL, &serde_json::json!({"user": user_id})).await?;
-    state.auth.credentials.clear();
+    state.part::<AuthGuard>().credentials.clear();
     Ok(())
 }
 
@@ -279,32 +280,32 @@ pub struct SignUp<'a> {
 /// embedded default) or it presents the logged setup token. Everyone else is a member.
 #[tracing::instrument(skip(state, req), fields(username = req.username))]
 pub async fn sign_up(state: &AppState, client: Option<IpAddr>, req: SignUp<'_>) -> AppResult<Viewer> {
-    take(&state.auth.signup_by_ip, &address_key(client), "sign-ups from this address")?;
+    take(&state.part::<AuthGuard>().signup_by_ip, &address_key(client), "sign-ups from this address")?;
     let username = Username::parse(req.username)?;
     let password = NewPassword::parse(req.password, &username)?;
     let display_name = parse_display_name(req.display_name, &username)?;
     let setup_token = req.setup_token.map(str::trim).filter(|t| !t.is_empty());
-    let hash = hash_password(&state.auth, &password).await?;
-
-    let txn = state.db.write_txn().await?;
-    let created = insert_user(&*txn, &username, &display_name, hash, Role::Member).await?;
-    let becomes_admin = match setup_token {
-        Some(token) => {
-            if !consume_setup_token(&*txn, token).await? {
-                return Err(AppError::forbidden("that setup token is not valid (it works once, until an administrator exists)").on_field("setup_token"));
+    let hash = hash_password(state.part::<AuthGuard>(), &password).await?;
+    let created = db_write!(state.db, |txn| {
+        let created = insert_user(&*txn, &username, &display_name, hash.clone(), Role::Member).await?;
+        let becomes_admin = match setup_token {
+            Some(token) => {
+                if !consume_setup_token(&*txn, token).await? {
+                    return Err(AppError::forbidden("that setup token is not valid (it works once, until an administrator exists)").on_field("setup_token"));
+                }
+                if !claim_first_admin(&*txn, created.id).await? {
+                    return Err(AppError::conflict("admin_exists", "this installation already has an administrator").on_field("setup_token"));
+                }
+                true
             }
-            if !claim_first_admin(&*txn, created.id).await? {
-                return Err(AppError::conflict("admin_exists", "this installation already has an administrator").on_field("setup_token"));
-            }
-            true
-        }
-        None => state.settings.auth.first_signup_admin && claim_first_admin(&*txn, created.id).await?,
-    };
-    let role = if becomes_admin { set_role(&*txn, created.id, Role::Admin).await?; Role::Admin } else { Role::Member };
-    let created = user::Model { role: role.as_str().into(), ..created };
-    announce_user(&txn, &created).await?;
-    txn.commit().await?;
-    tracing::info!(user.id = created.id, role = role.as_str(), "account created");
+            None => state.settings.part::<AuthSettings>().first_signup_admin && claim_first_admin(&*txn, created.id).await?,
+        };
+        let role = if becomes_admin { set_role(&*txn, created.id, Role::Admin).await?; Role::Admin } else { Role::Member };
+        let created = user::Model { role, ..created };
+        announce_user(&txn, &created).await?;
+        Ok(created)
+    })?;
+    tracing::info!(user.id = created.id, role = created.role.as_str(), "account created");
     Ok(created.into())
 }
 
@@ -313,7 +314,7 @@ async fn insert_user<C: ConnectionTrait>(conn: &C, username: &Username, display_
         username: Set(username.to_string()),
         display_name: Set(display_name.to_owned()),
         password_hash: Set(hash),
-        role: Set(role.as_str().into()),
+        role: Set(role),
         time_zone: Set("UTC".into()),
         created_at: Set(now_ms()),
         calendar_shared: Set(false),
@@ -330,13 +331,13 @@ async fn insert_user<C: ConnectionTrait>(conn: &C, username: &Username, display_
 
 async fn announce_user(txn: &WriteTxn, u: &user::Model) -> AppResult<()> {
     let event = serde_json::json!({"id": u.id, "username": u.username, "display_name": u.display_name, "role": u.role});
-    crate::broker::service::publish_event(txn, "user:new", &event).await?;
+    txn.publish("user:new", &event).await?;
     Ok(())
 }
 
 async fn set_role<C: ConnectionTrait>(conn: &C, user_id: i64, role: Role) -> AppResult<()> {
     user::Entity::update_many()
-        .col_expr(user::Column::Role, Expr::value(role.as_str()))
+        .col_expr(user::Column::Role, Expr::value(role))
         .filter(user::Column::Id.eq(user_id))
         .exec(conn)
         .await?;
@@ -376,7 +377,7 @@ pub async fn has_admin(db: &Db) -> AppResult<bool> {
 /// While there is no administrator and the first sign-up may not simply claim it, issues
 /// a one-time setup token (stored as its digest) for the operator to find in the log.
 pub async fn issue_setup_token(state: &AppState) -> AppResult<Option<String>> {
-    if state.settings.auth.first_signup_admin || has_admin(&state.db).await? {
+    if state.settings.part::<AuthSettings>().first_signup_admin || has_admin(&state.db).await? {
         return Ok(None);
     }
     let token = random_token(24);
@@ -394,30 +395,31 @@ pub async fn create_admin(state: &AppState, caller: &Caller, username: &str, pas
     caller.require_admin()?;
     let username = Username::parse(username)?;
     let password = NewPassword::parse(password, &username)?;
-    let hash = hash_password(&state.auth, &password).await?;
-    let txn = state.db.write_txn().await?;
-    let existing = user::Entity::find().filter(user::Column::Username.eq(username.as_str())).one(&*txn).await?;
-    let (account, existed) = match existing {
-        Some(found) => {
-            user::Entity::update_many()
-                .col_expr(user::Column::PasswordHash, Expr::value(hash))
-                .col_expr(user::Column::Role, Expr::value(Role::Admin.as_str()))
-                .filter(user::Column::Id.eq(found.id))
-                .exec(&*txn)
-                .await?;
-            revoke_everything(&*txn, found.id).await?;
-            credentials_changed(state, &*txn, found.id).await?;
-            (user::Model { role: Role::Admin.as_str().into(), ..found }, true)
-        }
-        None => {
-            let created = insert_user(&*txn, &username, username.as_str(), hash, Role::Admin).await?;
-            announce_user(&txn, &created).await?;
-            (created, false)
-        }
-    };
-    claim_first_admin(&*txn, account.id).await?;
-    txn.commit().await?;
-    state.auth.credentials.clear();
+    let hash = hash_password(state.part::<AuthGuard>(), &password).await?;
+    let (account, existed) = db_write!(state.db, |txn| {
+        let existing = user::Entity::find().filter(user::Column::Username.eq(username.as_str())).one(&*txn).await?;
+        let (account, existed) = match existing {
+            Some(found) => {
+                user::Entity::update_many()
+                    .col_expr(user::Column::PasswordHash, Expr::value(hash.clone()))
+                    .col_expr(user::Column::Role, Expr::value(Role::Admin))
+                    .filter(user::Column::Id.eq(found.id))
+                    .exec(&*txn)
+                    .await?;
+                revoke_everything(&*txn, found.id).await?;
+                credentials_changed(state, &*txn, found.id).await?;
+                (user::Model { role: Role::Admin, ..found }, true)
+            }
+            None => {
+                let created = insert_user(&*txn, &username, username.as_str(), hash.clone(), Role::Admin).await?;
+                announce_user(&txn, &created).await?;
+                (created, false)
+            }
+        };
+        claim_first_admin(&*txn, account.id).await?;
+        Ok((account, existed))
+    })?;
+    state.part::<AuthGuard>().credentials.clear();
     tracing::info!(user.id = account.id, existed, "administrator set by the operator");
     Ok((account.into(), existed))
 }
@@ -445,21 +447,21 @@ pub async fn authenticate(state: &AppState, client: Option<IpAddr>, username: &s
     if password.is_empty() {
         return Err(AppError::invalid("password", "password is required"));
     }
-    take(&state.auth.login_by_ip, &address_key(client), "log-in attempts from this address")?;
+    take(&state.part::<AuthGuard>().login_by_ip, &address_key(client), "log-in attempts from this address")?;
     // Only names that could be accounts get a bucket: junk cannot fill the map.
     let name = Username::parse(username).ok();
     if let Some(name) = &name {
-        take(&state.auth.login_by_user, name.as_str(), "log-in attempts for this account")?;
+        take(&state.part::<AuthGuard>().login_by_user, name.as_str(), "log-in attempts for this account")?;
     }
     let found = match &name {
         Some(name) => find_user(&state.db, name).await?,
         None => None,
     };
     match found {
-        Some(found) if verify_password(&state.auth, password, found.password_hash.clone()).await? => Ok(found.into()),
+        Some(found) if verify_password(state.part::<AuthGuard>(), password, found.password_hash.clone()).await? => Ok(found.into()),
         Some(_) => Err(denied()),
         None => {
-            verify_password(&state.auth, password, decoy_hash()).await?;
+            verify_password(state.part::<AuthGuard>(), password, decoy_hash()).await?;
             Err(denied())
         }
     }
@@ -515,24 +517,25 @@ pub async fn close_all_sessions(state: &AppState, caller: &Caller) -> AppResult<
 /// session of the account (a stolen session does not survive the change).
 #[tracing::instrument(skip_all, fields(user.id = caller.id()))]
 pub async fn change_password(state: &AppState, caller: &Caller, current: &str, new: &str) -> AppResult<()> {
-    take(&state.auth.login_by_user, caller.username(), "password attempts for this account")?;
+    take(&state.part::<AuthGuard>().login_by_user, caller.username(), "password attempts for this account")?;
     let row = user::Entity::find_by_id(caller.id()).one(&state.db.conn).await?.ok_or_else(|| AppError::not_found("user"))?;
-    if current.is_empty() || !verify_password(&state.auth, current, row.password_hash.clone()).await? {
+    if current.is_empty() || !verify_password(state.part::<AuthGuard>(), current, row.password_hash.clone()).await? {
         return Err(AppError::invalid("current_password", "the current password is not right"));
     }
     let username = Username::parse(&row.username)?;
     let new = NewPassword::parse(new, &username).map_err(|e| e.on_field("new_password"))?;
-    let hash = hash_password(&state.auth, &new).await?;
-    let txn = state.db.write_txn().await?;
-    user::Entity::update_many()
-        .col_expr(user::Column::PasswordHash, Expr::value(hash))
-        .filter(user::Column::Id.eq(row.id))
-        .exec(&*txn)
-        .await?;
-    session::Entity::delete_many().filter(session::Column::UserId.eq(row.id)).exec(&*txn).await?;
-    credentials_changed(state, &*txn, row.id).await?;
-    txn.commit().await?;
-    state.auth.credentials.clear();
+    let hash = hash_password(state.part::<AuthGuard>(), &new).await?;
+    db_write!(state.db, |txn| {
+        user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(hash.clone()))
+            .filter(user::Column::Id.eq(row.id))
+            .exec(&*txn)
+            .await?;
+        session::Entity::delete_many().filter(session::Column::UserId.eq(row.id)).exec(&*txn).await?;
+        credentials_changed(state, &*txn, row.id).await?;
+        Ok(())
+    })?;
+    state.part::<AuthGuard>().credentials.clear();
     tracing::info!("password changed; sessions ended");
     Ok(())
 }
@@ -660,6 +663,25 @@ pub async fn revoke_api_token(state: &AppState, caller: &Caller, token_id: i64) 
     credentials_changed(state, &state.db.conn, caller.id()).await
 }
 
+impl From<user::Model> for Profile {
+    fn from(u: user::Model) -> Self {
+        Profile { id: u.id, username: u.username, display_name: u.display_name, time_zone: u.time_zone, calendar_shared: u.calendar_shared }
+    }
+}
+
+/// The profile of `username`, if there is such a user (a name that cannot be a username
+/// is simply nobody).
+pub async fn profile_by_name(conn: &impl ConnectionTrait, username: &str) -> AppResult<Option<Profile>> {
+    let Ok(name) = Username::parse(username) else { return Ok(None) };
+    let found = user::Entity::find().filter(user::Column::Username.eq(name.as_str())).one(conn).await?;
+    Ok(found.map(Profile::from))
+}
+
+/// The profile of the user with this id (inside the caller's transaction when given one).
+pub async fn profile_by_id(conn: &impl ConnectionTrait, id: i64) -> AppResult<Option<Profile>> {
+    Ok(user::Entity::find_by_id(id).one(conn).await?.map(Profile::from))
+}
+
 /// Changes the caller's own profile: display name, time zone, calendar sharing.
 pub async fn update_profile(db: &Db, caller: &Caller, display_name: Option<&str>, time_zone: Option<&str>, shared: Option<bool>) -> AppResult<user::Model> {
     let mut row: user::ActiveModel = user::Entity::find_by_id(caller.id()).one(&db.conn).await?.ok_or_else(|| AppError::not_found("user"))?.into();
@@ -671,7 +693,7 @@ pub async fn update_profile(db: &Db, caller: &Caller, display_name: Option<&str>
         row.display_name = Set(name.to_owned());
     }
     if let Some(zone) = time_zone {
-        crate::scheduler::zones::parse_zone("time_zone", zone)?;
+        crate::platform::time::zones::parse_zone("time_zone", zone)?;
         row.time_zone = Set(zone.to_owned());
     }
     if let Some(s) = shared {

@@ -11,7 +11,7 @@ pub mod user {
         pub username: String,
         pub display_name: String,
         pub password_hash: String,
-        pub role: String,
+        pub role: crate::accounts::domain::Role,
         pub time_zone: String,
         pub created_at: i64,
         /// Others see this user's events in full (else only as free/busy).

@@ -1,5 +1,6 @@
-use super::{Auth, ChangeMyPassword, CreateMyToken, RevokeMyToken, SignOutEverywhere};
-use crate::ui::{ErrorAlert, FieldError};
+use super::{Auth, ChangeMyPassword, CreateMyToken, RevokeMyToken, SavePreferences, SignOutEverywhere, COMMON_ZONES};
+use super::load_preferences;
+use crate::ui::{Audience, ErrorAlert, FieldError, Loaded};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
@@ -240,5 +241,44 @@ fn PasswordCard() -> impl IntoView {
                 <button type="submit" class="secondary">"Sign out everywhere"</button>
             </ActionForm>
         </section>
+    }
+}
+
+/// The settings page's profile card: display name, time zone, and whether others see
+/// the caller's events in full.
+#[component]
+pub fn ProfileCard() -> impl IntoView {
+    let save = ServerAction::<SavePreferences>::new();
+    let prefs = Resource::new(move || save.version().get(), |_| load_preferences());
+    let error = Signal::derive(move || save.value().get().and_then(Result::err));
+    view! {
+        <Loaded data=prefs audience={Audience::SignedIn { next: "/settings", to: " first." }} page=move |p| {
+            view! {
+                <section class="card">
+                    <h2>"Profile"</h2>
+                    <ActionForm action=save attr:class="form">
+                        <div class="field">
+                            <label for="display_name">"Display name"</label>
+                            <input id="display_name" name="display_name" type="text" maxlength="100" value=p.display_name.clone()/>
+                            <FieldError error field="display_name"/>
+                        </div>
+                        <div class="field">
+                            <label for="time_zone">"Time zone"</label>
+                            <input id="time_zone" name="time_zone" type="text" list="zones" value=p.time_zone.clone()/>
+                            <datalist id="zones">
+                                {COMMON_ZONES.iter().map(|z| view! { <option value=*z></option> }).collect_view()}
+                            </datalist>
+                            <span class="hint">"Any IANA name, e.g. America/New_York. Calendars are shown in it."</span>
+                            <FieldError error field="time_zone"/>
+                        </div>
+                        <label class="row"><input type="checkbox" name="calendar_shared" value="on" checked=p.calendar_shared/>
+                            "Others may see my events (otherwise only when I am busy)"</label>
+                        <ErrorAlert error unless_field=true/>
+                        <div><button type="submit">"Save"</button></div>
+                        {move || matches!(save.value().get(), Some(Ok(()))).then(|| view! { <p class="alert ok">"Saved."</p> })}
+                    </ActionForm>
+                </section>
+            }
+        }/>
     }
 }

@@ -1,8 +1,10 @@
 //! Broker administration (admins): topics, subscribers with their signing secrets, and
 //! subscriptions.
 
+use crate::db_write;
+use super::domain::{DeliveryState, FailurePolicy, SubscriptionState};
 use super::domain::*;
-use super::service::{channel, CHUNK, PENDING, ROTATION_GRACE_MS, SKIPPED, STATE_ACTIVE, STATE_PAUSED};
+use super::service::{channel, CHUNK, ROTATION_GRACE_MS};
 use super::signature::generate_secret;
 use super::store::{attempt, delivery, ensure_lanes, lane, set_lanes_active, subscriber, subscription, topic};
 use super::targets::TargetPolicy;
@@ -30,7 +32,7 @@ pub async fn ensure_topic<C: ConnectionTrait>(conn: &C, name: &TopicName, descri
             .filter(topic::Column::Name.eq(name.as_str()))
             .one(conn)
             .await?
-            .ok_or_else(AppError::internal)?),
+            .ok_or_else(|| AppError::internal_because(format!("topic {name} was reported taken but cannot be read")))?),
         other => other,
     }
 }
@@ -275,27 +277,27 @@ pub async fn seal_legacy_secrets(db: &Db, sealer: &SecretBox) -> AppResult<u64> 
 /// deliveries at a time, so no statement grows with the log).
 pub async fn delete_subscriber(db: &Db, caller: &Caller, id: i64) -> AppResult<()> {
     subscriber(db, caller, id).await?;
-    let txn = db.write_txn().await?;
-    loop {
-        let deliveries: Vec<i64> = delivery::Entity::find()
-            .select_only()
-            .column(delivery::Column::Id)
-            .filter(delivery::Column::SubscriberId.eq(id))
-            .limit(CHUNK as u64)
-            .into_tuple()
-            .all(&*txn)
-            .await?;
-        if deliveries.is_empty() {
-            break;
+    db_write!(db, |txn| {
+        loop {
+            let deliveries: Vec<i64> = delivery::Entity::find()
+                .select_only()
+                .column(delivery::Column::Id)
+                .filter(delivery::Column::SubscriberId.eq(id))
+                .limit(CHUNK as u64)
+                .into_tuple()
+                .all(&*txn)
+                .await?;
+            if deliveries.is_empty() {
+                break;
+            }
+            attempt::Entity::delete_many().filter(attempt::Column::DeliveryId.is_in(deliveries.clone())).exec(&*txn).await?;
+            delivery::Entity::delete_many().filter(delivery::Column::Id.is_in(deliveries)).exec(&*txn).await?;
         }
-        attempt::Entity::delete_many().filter(attempt::Column::DeliveryId.is_in(deliveries.clone())).exec(&*txn).await?;
-        delivery::Entity::delete_many().filter(delivery::Column::Id.is_in(deliveries)).exec(&*txn).await?;
-    }
-    lane::Entity::delete_many().filter(lane::Column::SubscriberId.eq(id)).exec(&*txn).await?;
-    subscription::Entity::delete_many().filter(subscription::Column::SubscriberId.eq(id)).exec(&*txn).await?;
-    subscriber::Entity::delete_by_id(id).exec(&*txn).await?;
-    txn.commit().await?;
-    Ok(())
+        lane::Entity::delete_many().filter(lane::Column::SubscriberId.eq(id)).exec(&*txn).await?;
+        subscription::Entity::delete_many().filter(subscription::Column::SubscriberId.eq(id)).exec(&*txn).await?;
+        subscriber::Entity::delete_by_id(id).exec(&*txn).await?;
+        Ok(())
+    })
 }
 
 /// Issues a new secret; the previous one keeps signing for 24 h so receivers can switch.
@@ -341,33 +343,33 @@ pub async fn subscribe(db: &Db, caller: &Caller, subscriber_id: i64, pattern: &s
     subscriber(db, caller, subscriber_id).await?;
     let pattern = TopicPattern::parse(pattern)?;
     check_options(&options)?;
-    let txn = db.write_txn().await?;
-    let existing = subscription::Entity::find().filter(subscription::Column::SubscriberId.eq(subscriber_id)).all(&*txn).await?;
-    if let Some(clash) = existing.iter().find(|s| TopicPattern::parse(&s.pattern).is_ok_and(|p| p.overlaps(&pattern))) {
-        return Err(AppError::conflict(
-            "subscription_overlaps",
-            format!("this subscriber already receives these topics through {:?}", clash.pattern),
-        )
-        .on_field("topic"));
-    }
-    let row = subscription::ActiveModel {
-        subscriber_id: Set(subscriber_id),
-        pattern: Set(pattern.as_str().to_owned()),
-        state: Set(STATE_ACTIVE.into()),
-        policy: Set(options.policy.unwrap_or(FailurePolicy::Block).as_str().into()),
-        max_attempts: Set(options.max_attempts.unwrap_or(default_max_attempts)),
-        retry_base_ms: Set(options.retry_base_ms),
-        retry_max_ms: Set(options.retry_max_ms),
-        disabled_reason: Set(None),
-        created_at: Set(now_ms()),
-        ..Default::default()
-    };
-    let created = subscription::Entity::insert(row).exec_with_returning(&*txn).await?;
-    for topic_id in topics_matching(&*txn, std::slice::from_ref(&created)).await? {
-        ensure_lanes(&*txn, topic_id, std::slice::from_ref(&created), now_ms()).await?;
-    }
-    txn.commit().await?;
-    Ok(created)
+    db_write!(db, |txn| {
+        let existing = subscription::Entity::find().filter(subscription::Column::SubscriberId.eq(subscriber_id)).all(&*txn).await?;
+        if let Some(clash) = existing.iter().find(|s| TopicPattern::parse(&s.pattern).is_ok_and(|p| p.overlaps(&pattern))) {
+            return Err(AppError::conflict(
+                "subscription_overlaps",
+                format!("this subscriber already receives these topics through {:?}", clash.pattern),
+            )
+            .on_field("topic"));
+        }
+        let row = subscription::ActiveModel {
+            subscriber_id: Set(subscriber_id),
+            pattern: Set(pattern.as_str().to_owned()),
+            state: Set(SubscriptionState::Active.into()),
+            policy: Set(options.policy.unwrap_or(FailurePolicy::Block)),
+            max_attempts: Set(options.max_attempts.unwrap_or(default_max_attempts)),
+            retry_base_ms: Set(options.retry_base_ms),
+            retry_max_ms: Set(options.retry_max_ms),
+            disabled_reason: Set(None),
+            created_at: Set(now_ms()),
+            ..Default::default()
+        };
+        let created = subscription::Entity::insert(row).exec_with_returning(&*txn).await?;
+        for topic_id in topics_matching(&*txn, std::slice::from_ref(&created)).await? {
+            ensure_lanes(&*txn, topic_id, std::slice::from_ref(&created), now_ms()).await?;
+        }
+        Ok(created)
+    })
 }
 
 async fn find_subscription(db: &Db, id: i64) -> AppResult<subscription::Model> {
@@ -379,7 +381,7 @@ pub async fn update_subscription(db: &Db, caller: &Caller, id: i64, options: Sub
     check_options(&options)?;
     let mut row: subscription::ActiveModel = find_subscription(db, id).await?.into();
     if let Some(p) = options.policy {
-        row.policy = Set(p.as_str().into());
+        row.policy = Set(p);
     }
     if let Some(n) = options.max_attempts {
         row.max_attempts = Set(n);
@@ -439,17 +441,18 @@ async fn summaries(db: &Db, subscriber_id: i64) -> AppResult<Vec<SubscriptionSum
 pub async fn set_paused(db: &Db, caller: &Caller, id: i64, paused: bool) -> AppResult<subscription::Model> {
     caller.require_admin()?;
     let sub = find_subscription(db, id).await?;
-    let txn = db.write_txn().await?;
-    let state = if paused { STATE_PAUSED } else { STATE_ACTIVE };
-    subscription::Entity::update_many()
-        .col_expr(subscription::Column::State, Expr::value(state))
-        .col_expr(subscription::Column::DisabledReason, Expr::value(Option::<String>::None))
-        .filter(subscription::Column::Id.eq(id))
-        .exec(&*txn)
-        .await?;
-    set_lanes_active(&*txn, id, !paused).await?;
-    changes::record(&*txn, &channel(sub.subscriber_id), &serde_json::json!({"subscription": id, "state": state})).await?;
-    txn.commit().await?;
+    db_write!(db, |txn| {
+        let state = if paused { SubscriptionState::Paused } else { SubscriptionState::Active };
+        subscription::Entity::update_many()
+            .col_expr(subscription::Column::State, Expr::value(state))
+            .col_expr(subscription::Column::DisabledReason, Expr::value(Option::<String>::None))
+            .filter(subscription::Column::Id.eq(id))
+            .exec(&*txn)
+            .await?;
+        set_lanes_active(&*txn, id, !paused).await?;
+        changes::record(&*txn, &channel(sub.subscriber_id), &serde_json::json!({"subscription": id, "state": state})).await?;
+        Ok(())
+    })?;
     find_subscription(db, id).await
 }
 
@@ -459,26 +462,26 @@ pub async fn set_paused(db: &Db, caller: &Caller, id: i64, paused: bool) -> AppR
 pub async fn unsubscribe(db: &Db, caller: &Caller, id: i64) -> AppResult<()> {
     caller.require_admin()?;
     let sub = find_subscription(db, id).await?;
-    let txn = db.write_txn().await?;
-    let lane_ids: Vec<i64> = lane::Entity::find()
-        .select_only()
-        .column(lane::Column::Id)
-        .filter(lane::Column::SubscriptionId.eq(id))
-        .into_tuple()
-        .all(&*txn)
-        .await?;
-    for lanes in lane_ids.chunks(CHUNK) {
-        delivery::Entity::update_many()
-            .col_expr(delivery::Column::State, Expr::value(SKIPPED))
-            .col_expr(delivery::Column::FinishedAt, Expr::value(now_ms()))
-            .col_expr(delivery::Column::LastError, Expr::value("subscription deleted"))
-            .filter(delivery::Column::LaneId.is_in(lanes.to_vec()))
-            .filter(delivery::Column::State.eq(PENDING))
-            .exec(&*txn)
+    db_write!(db, |txn| {
+        let lane_ids: Vec<i64> = lane::Entity::find()
+            .select_only()
+            .column(lane::Column::Id)
+            .filter(lane::Column::SubscriptionId.eq(id))
+            .into_tuple()
+            .all(&*txn)
             .await?;
-        lane::Entity::delete_many().filter(lane::Column::Id.is_in(lanes.to_vec())).exec(&*txn).await?;
-    }
-    subscription::Entity::delete_by_id(sub.id).exec(&*txn).await?;
-    txn.commit().await?;
-    Ok(())
+        for lanes in lane_ids.chunks(CHUNK) {
+            delivery::Entity::update_many()
+                .col_expr(delivery::Column::State, Expr::value(DeliveryState::Skipped))
+                .col_expr(delivery::Column::FinishedAt, Expr::value(now_ms()))
+                .col_expr(delivery::Column::LastError, Expr::value("subscription deleted"))
+                .filter(delivery::Column::LaneId.is_in(lanes.to_vec()))
+                .filter(delivery::Column::State.eq(DeliveryState::Pending))
+                .exec(&*txn)
+                .await?;
+            lane::Entity::delete_many().filter(lane::Column::Id.is_in(lanes.to_vec())).exec(&*txn).await?;
+        }
+        subscription::Entity::delete_by_id(sub.id).exec(&*txn).await?;
+        Ok(())
+    })
 }

@@ -11,10 +11,11 @@
 //! and those heads are sent again, with the same `webhook-id`, before anything behind
 //! them — a redelivery, never a reordering.
 
+use super::domain::{DeliveryState, FailurePolicy, SubscriptionState};
 use super::admin::signing_secrets;
-use super::domain::FailurePolicy;
+
 use super::publish::DISPATCHER_WAKER;
-use super::service::{self, DEAD, DELIVERED, PENDING, STATE_DISABLED};
+use super::service::{self};
 use super::signature::signature_header;
 use super::store::{self, attempt, delivery, lane, message, subscriber, subscription, topic};
 use super::targets::{GuardedResolver, TargetPolicy};
@@ -22,7 +23,7 @@ use crate::error::AppResult;
 use crate::platform::backoff::nominal;
 use crate::platform::changes;
 use crate::platform::db::skip_locked;
-use crate::platform::settings::BrokerSettings;
+use super::settings::BrokerSettings;
 use crate::platform::state::AppState;
 use crate::platform::time::{now_ms, to_rfc3339};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -110,7 +111,7 @@ pub struct RetryRules {
 pub struct Transition {
     /// The delivery's new state (`pending` while it will be tried again or holds a
     /// blocked lane).
-    pub state: &'static str,
+    pub state: DeliveryState,
     pub finished_at: Option<i64>,
     /// When the next attempt is due (a retry), else the delivery's time stays.
     pub retry_at: Option<i64>,
@@ -126,16 +127,16 @@ pub struct Transition {
 /// at `now`. Pure, so every edge is unit-tested; `delay_jitter` scales the nominal
 /// backoff (0.9–1.1 in production, 1.0 in tests).
 pub fn transition(rules: &RetryRules, outcome: &Outcome, attempt: i32, now: i64, delay_jitter: f64) -> Transition {
-    let stay = Transition { state: PENDING, finished_at: None, retry_at: None, pending_delta: 0, blocks: false, disables: false };
+    let stay = Transition { state: DeliveryState::Pending, finished_at: None, retry_at: None, pending_delta: 0, blocks: false, disables: false };
     let hint = match outcome {
-        Outcome::Delivered { .. } => return Transition { state: DELIVERED, finished_at: Some(now), pending_delta: -1, ..stay },
+        Outcome::Delivered { .. } => return Transition { state: DeliveryState::Delivered, finished_at: Some(now), pending_delta: -1, ..stay },
         Outcome::Gone => return Transition { disables: true, ..stay },
         Outcome::Failed { retry_after, .. } => *retry_after,
         Outcome::Refused { .. } => None,
     };
     if attempt >= rules.max_attempts {
         return match rules.policy {
-            FailurePolicy::DeadLetter => Transition { state: DEAD, finished_at: Some(now), pending_delta: -1, ..stay },
+            FailurePolicy::DeadLetter => Transition { state: DeliveryState::Dead, finished_at: Some(now), pending_delta: -1, ..stay },
             FailurePolicy::Block => Transition { blocks: true, ..stay },
         };
     }
@@ -184,7 +185,7 @@ struct LaneWork {
 
 impl Dispatcher {
     pub fn new(state: AppState) -> Self {
-        let settings = state.settings.broker.clone();
+        let settings = state.settings.part::<BrokerSettings>().clone();
         let policy = Arc::new(TargetPolicy::new(&settings.allowed_targets));
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
@@ -340,7 +341,7 @@ impl Dispatcher {
             .column_as(message::Column::CreatedAt, "published_at")
             .join(JoinType::InnerJoin, delivery::Entity::belongs_to(message::Entity).from(delivery::Column::MessageId).to(message::Column::Id).into())
             .filter(delivery::Column::LaneId.eq(lane_id))
-            .filter(delivery::Column::State.eq(PENDING))
+            .filter(delivery::Column::State.eq(DeliveryState::Pending))
             .order_by_asc(delivery::Column::Id)
             .limit(limit as u64)
             .into_model::<Head>()
@@ -471,7 +472,7 @@ impl Dispatcher {
     fn rules(&self, sub: &subscription::Model) -> RetryRules {
         RetryRules {
             max_attempts: sub.max_attempts,
-            policy: FailurePolicy::parse(&sub.policy).unwrap_or(FailurePolicy::Block),
+            policy: sub.policy,
             base: sub.retry_base_ms.map(|ms| Duration::from_millis(ms as u64)).unwrap_or(self.settings.retry_base),
             cap: sub.retry_max_ms.map(|ms| Duration::from_millis(ms as u64)).unwrap_or(self.settings.retry_max),
         }
@@ -512,7 +513,7 @@ impl Dispatcher {
         let (mut last, mut retry_at) = (None, None);
         for (head, a) in outcomes {
             let t = transition(&rules, &a.outcome, head.attempts + 1, now, 0.9 + rand::random::<f64>() * 0.2);
-            if t.state == DELIVERED {
+            if t.state == DeliveryState::Delivered {
                 delivered.entry(a.outcome.status().unwrap_or(200)).or_default().push(head.id);
             } else {
                 if self.write_failure(&txn, work, head, a, &t).await? > 0 {
@@ -527,18 +528,18 @@ impl Dispatcher {
         }
         for (status, ids) in delivered {
             let finished = delivery::Entity::update_many()
-                .col_expr(delivery::Column::State, Expr::value(DELIVERED))
+                .col_expr(delivery::Column::State, Expr::value(DeliveryState::Delivered))
                 .col_expr(delivery::Column::Attempts, Expr::col(delivery::Column::Attempts).add(1))
                 .col_expr(delivery::Column::LastStatus, Expr::value(status))
                 .col_expr(delivery::Column::LastError, Expr::value(Option::<String>::None))
                 .col_expr(delivery::Column::FinishedAt, Expr::value(now))
                 .filter(delivery::Column::Id.is_in(ids))
-                .filter(delivery::Column::State.eq(PENDING))
+                .filter(delivery::Column::State.eq(DeliveryState::Pending))
                 .exec(&*txn)
                 .await?;
             pending -= finished.rows_affected as i64;
         }
-        let keep_going = last == Some(DELIVERED) && more_turns && pending > 0 && active && !blocked;
+        let keep_going = last == Some(DeliveryState::Delivered) && more_turns && pending > 0 && active && !blocked;
         let next_due = if keep_going {
             Some(now + self.lease())
         } else if !active || blocked || pending == 0 {
@@ -554,7 +555,7 @@ impl Dispatcher {
             .exec(&*txn)
             .await?;
         let ids: Vec<i64> = outcomes.iter().map(|(h, _)| h.id).collect();
-        let change = serde_json::json!({"deliveries": ids, "state": last.unwrap_or(PENDING)});
+        let change = serde_json::json!({"deliveries": ids, "state": last.unwrap_or(DeliveryState::Pending)});
         changes::record(&*txn, &service::channel(work.lane.subscriber_id), &change).await?;
         txn.commit().await?;
         Ok(keep_going)
@@ -565,7 +566,7 @@ impl Dispatcher {
     async fn write_failure(&self, txn: &crate::platform::db::WriteTxn, work: &LaneWork, head: &Head, a: &Attempted, t: &Transition) -> AppResult<u64> {
         if t.disables {
             subscription::Entity::update_many()
-                .col_expr(subscription::Column::State, Expr::value(STATE_DISABLED))
+                .col_expr(subscription::Column::State, Expr::value(SubscriptionState::Disabled))
                 .col_expr(subscription::Column::DisabledReason, Expr::value("the endpoint answered 410 Gone"))
                 .filter(subscription::Column::Id.eq(work.sub.id))
                 .exec(&**txn)
@@ -580,7 +581,7 @@ impl Dispatcher {
             .col_expr(delivery::Column::FinishedAt, Expr::value(t.finished_at))
             .col_expr(delivery::Column::NextAttemptAt, Expr::value(t.retry_at.unwrap_or(head.next_attempt_at)))
             .filter(delivery::Column::Id.eq(head.id))
-            .filter(delivery::Column::State.eq(PENDING))
+            .filter(delivery::Column::State.eq(DeliveryState::Pending))
             .exec(&**txn)
             .await?;
         Ok(updated.rows_affected)
@@ -675,7 +676,7 @@ mod tests {
     #[test]
     fn a_success_finishes_the_delivery_and_shortens_the_lane() {
         let t = transition(&rules(FailurePolicy::Block), &Outcome::Delivered { status: 204 }, 1, 1_000, 1.0);
-        assert_eq!((t.state, t.finished_at, t.pending_delta, t.blocks, t.disables), (DELIVERED, Some(1_000), -1, false, false));
+        assert_eq!((t.state, t.finished_at, t.pending_delta, t.blocks, t.disables), (DeliveryState::Delivered, Some(1_000), -1, false, false));
     }
 
     #[test]
@@ -687,22 +688,22 @@ mod tests {
         assert_eq!(transition(&r, &failed(None), 2, 0, 1.1).retry_at, Some(2_200), "jitter scales the delay");
         assert_eq!(transition(&r, &failed(Some(Duration::from_secs(7))), 1, 0, 1.0).retry_at, Some(7_000));
         let t = transition(&r, &Outcome::Refused { error: "private address".into() }, 1, 0, 1.0);
-        assert_eq!((t.state, t.pending_delta, t.retry_at), (PENDING, 0, Some(1_000)), "a refusal is retried like a failure");
+        assert_eq!((t.state, t.pending_delta, t.retry_at), (DeliveryState::Pending, 0, Some(1_000)), "a refusal is retried like a failure");
     }
 
     #[test]
     fn the_last_attempt_blocks_or_dead_letters_by_policy() {
         let failed = Outcome::Failed { status: None, error: "timeout".into(), retry_after: None };
         let blocked = transition(&rules(FailurePolicy::Block), &failed, 3, 5, 1.0);
-        assert_eq!((blocked.state, blocked.blocks, blocked.pending_delta, blocked.retry_at), (PENDING, true, 0, None));
+        assert_eq!((blocked.state, blocked.blocks, blocked.pending_delta, blocked.retry_at), (DeliveryState::Pending, true, 0, None));
         let dead = transition(&rules(FailurePolicy::DeadLetter), &failed, 3, 5, 1.0);
-        assert_eq!((dead.state, dead.blocks, dead.pending_delta, dead.finished_at), (DEAD, false, -1, Some(5)));
+        assert_eq!((dead.state, dead.blocks, dead.pending_delta, dead.finished_at), (DeliveryState::Dead, false, -1, Some(5)));
     }
 
     #[test]
     fn gone_disables_and_keeps_the_message_pending() {
         let t = transition(&rules(FailurePolicy::DeadLetter), &Outcome::Gone, 3, 0, 1.0);
-        assert_eq!((t.state, t.disables, t.pending_delta, t.retry_at), (PENDING, true, 0, None));
+        assert_eq!((t.state, t.disables, t.pending_delta, t.retry_at), (DeliveryState::Pending, true, 0, None));
     }
 
     #[test]

@@ -99,30 +99,44 @@ impl TopicPattern {
     }
 }
 
-/// What happens to a message that used up its attempts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailurePolicy {
-    /// Stay at the head, holding back the messages behind it, until an operator acts.
-    Block,
-    /// Park it as dead and go on with the next message.
-    DeadLetter,
+crate::named_enum! {
+    /// What happens to a message that used up its attempts.
+    pub enum FailurePolicy {
+        /// Stay at the head, holding back the messages behind it, until an operator acts.
+        Block = "block",
+        /// Park it as dead and go on with the next message.
+        DeadLetter = "dead_letter",
+    }
 }
 
 impl FailurePolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailurePolicy::Block => "block",
-            FailurePolicy::DeadLetter => "dead_letter",
-        }
+    /// A policy as a request or form names it (`dead-letter` is accepted too).
+    pub fn from_input(text: &str) -> Option<Self> {
+        Self::parse(&text.trim().replace('-', "_"))
     }
+}
 
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "block" => Some(Self::Block),
-            "dead_letter" | "dead-letter" => Some(Self::DeadLetter),
-            _ => None,
-        }
+crate::named_enum! {
+    /// Whether a subscription is delivered to.
+    pub enum SubscriptionState {
+        Active = "active",
+        /// Held by an operator: messages queue up and are delivered on resume.
+        Paused = "paused",
+        /// Switched off because the endpoint answered 410 Gone; gets no new messages.
+        Disabled = "disabled",
+    }
+}
+
+crate::named_enum! {
+    /// Where one delivery of a message to a subscriber stands.
+    pub enum DeliveryState {
+        /// Waiting in its lane, or being retried.
+        Pending = "pending",
+        Delivered = "delivered",
+        /// Used up its attempts under the `dead_letter` policy.
+        Dead = "dead",
+        /// Skipped by an operator.
+        Skipped = "skipped",
     }
 }
 
@@ -152,9 +166,8 @@ pub struct SubscriptionSummary {
     pub id: i64,
     pub subscriber_id: i64,
     pub topic: String,
-    /// `active`, `paused` or `disabled`.
-    pub state: String,
-    pub policy: String,
+    pub state: SubscriptionState,
+    pub policy: FailurePolicy,
     pub max_attempts: i32,
     pub disabled_reason: Option<String>,
     /// Messages waiting to be delivered, over all the lanes of the subscription.
@@ -170,8 +183,7 @@ pub struct DeliverySummary {
     pub message_id: i64,
     pub topic: String,
     pub seq: i64,
-    /// `pending`, `delivered`, `dead` or `skipped`.
-    pub state: String,
+    pub state: DeliveryState,
     pub attempts: i32,
     pub next_attempt_at: Option<i64>,
     pub last_status: Option<i32>,

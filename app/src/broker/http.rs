@@ -1,6 +1,7 @@
 //! Broker REST routes (`/api/v1`). Management needs an admin; publishing needs an admin,
 //! or a member when the topic allows members to publish.
 
+use super::settings::BrokerSettings;
 use super::domain::*;
 use super::service::{self, Published, Replay, SubscriptionOptions};
 use super::store::subscriber;
@@ -19,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 fn policy(state: &AppState) -> TargetPolicy {
-    TargetPolicy::new(&state.settings.broker.allowed_targets)
+    TargetPolicy::new(&state.settings.part::<BrokerSettings>().allowed_targets)
 }
 
 // ---- topics ----------------------------------------------------------------------------
@@ -226,7 +227,7 @@ pub struct UpdateSubscription {
 
 fn options(policy: Option<String>, max_attempts: Option<i32>, retry_base_ms: Option<i64>, retry_max_ms: Option<i64>) -> AppResult<SubscriptionOptions> {
     let policy = policy
-        .map(|p| FailurePolicy::parse(&p).ok_or_else(|| AppError::invalid("policy", "policy is block or dead_letter")))
+        .map(|p| FailurePolicy::from_input(&p).ok_or_else(|| AppError::invalid("policy", "policy is block or dead_letter")))
         .transpose()?;
     Ok(SubscriptionOptions { policy, max_attempts, retry_base_ms, retry_max_ms })
 }
@@ -244,7 +245,7 @@ async fn list_subscriptions(State(state): State<AppState>, caller: Caller, Path(
     responses((status = 201, body = SubscriptionSummary), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
 async fn create_subscription(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiJson(req): ApiJson<CreateSubscription>) -> AppResult<(StatusCode, Json<SubscriptionSummary>)> {
     let opts = options(req.policy, req.max_attempts, req.retry_base_ms, req.retry_max_ms)?;
-    let sub = service::subscribe(&state.db, &caller, id, &req.topic, opts, state.settings.broker.max_attempts).await?;
+    let sub = service::subscribe(&state.db, &caller, id, &req.topic, opts, state.settings.part::<BrokerSettings>().max_attempts).await?;
     Ok((StatusCode::CREATED, Json(service::subscription_summary(&state.db, &caller, sub.id).await?)))
 }
 

@@ -1,10 +1,12 @@
 //! The delivery log: what was sent to whom and how it went, and an admin's hand on it —
 //! skip a stuck head, retry it, replay messages — plus the retention that prunes it.
 
+use crate::db_write;
+use super::domain::{DeliveryState, SubscriptionState};
 use super::admin::{subscriber, topics_matching};
 use super::domain::*;
 use super::publish::pending_delivery;
-use super::service::{channel, CHUNK, DEAD, DELIVERED, PENDING, REPLAY_LIMIT, SKIPPED, STATE_DISABLED};
+use super::service::{channel, CHUNK, REPLAY_LIMIT};
 use super::store::{attempt, delivery, enqueue_on_lanes, lanes_for, lock_lane, message, reschedule_lane, subscription, topic};
 use crate::accounts::Caller;
 use crate::error::{AppError, AppResult};
@@ -35,10 +37,9 @@ pub async fn list_deliveries(db: &Db, caller: &Caller, subscriber_id: i64, q: De
         find = find.filter(delivery::Column::Id.lt(before));
     }
     if let Some(state) = &q.state {
-        if ![PENDING, DELIVERED, DEAD, SKIPPED].contains(&state.as_str()) {
-            return Err(AppError::invalid("state", "state is one of pending, delivered, dead, skipped"));
-        }
-        find = find.filter(delivery::Column::State.eq(state.as_str()));
+        let state = DeliveryState::parse(state)
+            .ok_or_else(|| AppError::invalid("state", "state is one of pending, delivered, dead, skipped"))?;
+        find = find.filter(delivery::Column::State.eq(state));
     }
     let rows = find.order_by_desc(delivery::Column::Id).limit(q.limit.clamp(1, 500)).all(&db.conn).await?;
     describe_deliveries(db, rows).await
@@ -75,7 +76,7 @@ async fn describe_deliveries(db: &Db, rows: Vec<delivery::Model>) -> AppResult<V
                 message_id: d.message_id,
                 topic: topics.get(&topic_id).cloned().unwrap_or_default(),
                 seq,
-                next_attempt_at: (d.state == PENDING).then_some(d.next_attempt_at),
+                next_attempt_at: (d.state == DeliveryState::Pending).then_some(d.next_attempt_at),
                 state: d.state,
                 attempts: d.attempts,
                 last_status: d.last_status,
@@ -118,49 +119,49 @@ pub async fn list_attempts(db: &Db, caller: &Caller, delivery_id: i64) -> AppRes
 #[tracing::instrument(skip(db, caller))]
 pub async fn skip_delivery(db: &Db, caller: &Caller, id: i64) -> AppResult<()> {
     caller.require_admin()?;
-    let txn = db.write_txn().await?;
-    let d = delivery::Entity::find_by_id(id).one(&*txn).await?.ok_or_else(|| AppError::not_found("delivery"))?;
-    let lane = lock_lane(&*txn, d.lane_id).await?;
-    let done = delivery::Entity::update_many()
-        .col_expr(delivery::Column::State, Expr::value(SKIPPED))
-        .col_expr(delivery::Column::FinishedAt, Expr::value(now_ms()))
-        .filter(delivery::Column::Id.eq(id))
-        .filter(delivery::Column::State.eq(PENDING))
-        .exec(&*txn)
-        .await?;
-    if done.rows_affected == 0 {
-        return Err(AppError::conflict("not_pending", format!("the delivery is {}, not pending", d.state)));
-    }
-    let pending = lane.pending - 1;
-    reschedule_lane(&*txn, &lane, pending, false, lane.active && pending > 0).await?;
-    changes::record(&*txn, &channel(d.subscriber_id), &serde_json::json!({"delivery": id, "state": SKIPPED})).await?;
-    txn.commit().await?;
-    Ok(())
+    db_write!(db, |txn| {
+        let d = delivery::Entity::find_by_id(id).one(&*txn).await?.ok_or_else(|| AppError::not_found("delivery"))?;
+        let lane = lock_lane(&*txn, d.lane_id).await?;
+        let done = delivery::Entity::update_many()
+            .col_expr(delivery::Column::State, Expr::value(DeliveryState::Skipped))
+            .col_expr(delivery::Column::FinishedAt, Expr::value(now_ms()))
+            .filter(delivery::Column::Id.eq(id))
+            .filter(delivery::Column::State.eq(DeliveryState::Pending))
+            .exec(&*txn)
+            .await?;
+        if done.rows_affected == 0 {
+            return Err(AppError::conflict("not_pending", format!("the delivery is {}, not pending", d.state)));
+        }
+        let pending = lane.pending - 1;
+        reschedule_lane(&*txn, &lane, pending, false, lane.active && pending > 0).await?;
+        changes::record(&*txn, &channel(d.subscriber_id), &serde_json::json!({"delivery": id, "state": DeliveryState::Skipped})).await?;
+        Ok(())
+    })
 }
 
 /// Retries a blocked head from scratch (attempt counter reset, lane unblocked).
 #[tracing::instrument(skip(db, caller))]
 pub async fn retry_delivery(db: &Db, caller: &Caller, id: i64) -> AppResult<()> {
     caller.require_admin()?;
-    let txn = db.write_txn().await?;
-    let d = delivery::Entity::find_by_id(id).one(&*txn).await?.ok_or_else(|| AppError::not_found("delivery"))?;
-    if d.state != PENDING {
-        return Err(AppError::conflict(
-            "not_pending",
-            format!("the delivery is {}; replay the message to send it again", d.state),
-        ));
-    }
-    let lane = lock_lane(&*txn, d.lane_id).await?;
-    delivery::Entity::update_many()
-        .col_expr(delivery::Column::Attempts, Expr::value(0))
-        .col_expr(delivery::Column::NextAttemptAt, Expr::value(now_ms()))
-        .filter(delivery::Column::Id.eq(id))
-        .exec(&*txn)
-        .await?;
-    reschedule_lane(&*txn, &lane, lane.pending, false, lane.active).await?;
-    changes::record(&*txn, &channel(d.subscriber_id), &serde_json::json!({"delivery": id, "state": "retry"})).await?;
-    txn.commit().await?;
-    Ok(())
+    db_write!(db, |txn| {
+        let d = delivery::Entity::find_by_id(id).one(&*txn).await?.ok_or_else(|| AppError::not_found("delivery"))?;
+        if d.state != DeliveryState::Pending {
+            return Err(AppError::conflict(
+                "not_pending",
+                format!("the delivery is {}; replay the message to send it again", d.state),
+            ));
+        }
+        let lane = lock_lane(&*txn, d.lane_id).await?;
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::Attempts, Expr::value(0))
+            .col_expr(delivery::Column::NextAttemptAt, Expr::value(now_ms()))
+            .filter(delivery::Column::Id.eq(id))
+            .exec(&*txn)
+            .await?;
+        reschedule_lane(&*txn, &lane, lane.pending, false, lane.active).await?;
+        changes::record(&*txn, &channel(d.subscriber_id), &serde_json::json!({"delivery": id, "state": "retry"})).await?;
+        Ok(())
+    })
 }
 
 
@@ -185,54 +186,54 @@ pub async fn replay(db: &Db, caller: &Caller, subscriber_id: i64, what: Replay) 
     subscriber(db, caller, subscriber_id).await?;
     let subs = subscription::Entity::find()
         .filter(subscription::Column::SubscriberId.eq(subscriber_id))
-        .filter(subscription::Column::State.ne(STATE_DISABLED))
+        .filter(subscription::Column::State.ne(SubscriptionState::Disabled))
         .all(&db.conn)
         .await?;
-    let txn = db.write_txn().await?;
-    let messages = match what {
-        Replay::Message(id) => {
-            let m = message::Entity::find_by_id(id).one(&*txn).await?.ok_or_else(|| AppError::not_found("message"))?;
-            vec![m]
-        }
-        Replay::Since(since) => {
-            let topics = topics_matching(&*txn, &subs).await?;
-            message::Entity::find()
-                .filter(message::Column::TopicId.is_in(topics))
-                .filter(message::Column::CreatedAt.gte(since))
-                .order_by_asc(message::Column::Id)
-                .limit(REPLAY_LIMIT)
-                .all(&*txn)
-                .await?
-        }
-    };
-    let now = now_ms();
-    let mut total = 0;
-    let mut by_topic: HashMap<i64, Vec<i64>> = HashMap::new();
-    for m in &messages {
-        by_topic.entry(m.topic_id).or_default().push(m.id);
-    }
-    for (topic_id, ids) in by_topic {
-        let t = topic::Entity::find_by_id(topic_id).one(&*txn).await?.ok_or_else(AppError::internal)?;
-        let name = TopicName::parse(&t.name)?;
-        let matching: Vec<subscription::Model> =
-            subs.iter().filter(|s| TopicPattern::parse(&s.pattern).is_ok_and(|p| p.matches(&name))).cloned().collect();
-        let Some(sub) = matching.first() else {
-            if matches!(what, Replay::Message(_)) {
-                return Err(AppError::conflict("not_subscribed", "the subscriber does not subscribe to this message's topic"));
+    db_write!(db, |txn| {
+        let messages = match what {
+            Replay::Message(id) => {
+                let m = message::Entity::find_by_id(id).one(&*txn).await?.ok_or_else(|| AppError::not_found("message"))?;
+                vec![m]
             }
-            continue;
+            Replay::Since(since) => {
+                let topics = topics_matching(&*txn, &subs).await?;
+                message::Entity::find()
+                    .filter(message::Column::TopicId.is_in(topics))
+                    .filter(message::Column::CreatedAt.gte(since))
+                    .order_by_asc(message::Column::Id)
+                    .limit(REPLAY_LIMIT)
+                    .all(&*txn)
+                    .await?
+            }
         };
-        let lane = lanes_for(&*txn, topic_id, std::slice::from_ref(sub), now).await?.remove(0);
-        for chunk in ids.chunks(CHUNK) {
-            let rows = chunk.iter().map(|&message_id| pending_delivery(lane.id, message_id, subscriber_id, now));
-            delivery::Entity::insert_many(rows).exec_without_returning(&*txn).await?;
+        let now = now_ms();
+        let mut total = 0;
+        let mut by_topic: HashMap<i64, Vec<i64>> = HashMap::new();
+        for m in &messages {
+            by_topic.entry(m.topic_id).or_default().push(m.id);
         }
-        enqueue_on_lanes(&*txn, &[lane.id], ids.len() as i64, now).await?;
-        total += ids.len() as u64;
-    }
-    changes::record(&*txn, &channel(subscriber_id), &serde_json::json!({"replayed": total})).await?;
-    txn.commit().await?;
-    Ok(total)
+        for (topic_id, ids) in by_topic {
+            let t = topic::Entity::find_by_id(topic_id).one(&*txn).await?.ok_or_else(|| AppError::internal_because(format!("message topic {topic_id} is missing")))?;
+            let name = TopicName::parse(&t.name)?;
+            let matching: Vec<subscription::Model> =
+                subs.iter().filter(|s| TopicPattern::parse(&s.pattern).is_ok_and(|p| p.matches(&name))).cloned().collect();
+            let Some(sub) = matching.first() else {
+                if matches!(what, Replay::Message(_)) {
+                    return Err(AppError::conflict("not_subscribed", "the subscriber does not subscribe to this message's topic"));
+                }
+                continue;
+            };
+            let lane = lanes_for(&*txn, topic_id, std::slice::from_ref(sub), now).await?.remove(0);
+            for chunk in ids.chunks(CHUNK) {
+                let rows = chunk.iter().map(|&message_id| pending_delivery(lane.id, message_id, subscriber_id, now));
+                delivery::Entity::insert_many(rows).exec_without_returning(&*txn).await?;
+            }
+            enqueue_on_lanes(&*txn, &[lane.id], ids.len() as i64, now).await?;
+            total += ids.len() as u64;
+        }
+        changes::record(&*txn, &channel(subscriber_id), &serde_json::json!({"replayed": total})).await?;
+        Ok(total)
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -265,29 +266,32 @@ pub async fn prune(db: &Db, retention: std::time::Duration) -> AppResult<u64> {
         let old: Vec<i64> = batch.iter().take_while(|(_, at)| *at < cutoff).map(|(id, _)| *id).collect();
         let reached_young = old.len() < batch.len();
         if !old.is_empty() {
-            let txn = db.write_txn().await?;
-            let busy: HashSet<i64> = delivery::Entity::find()
-                .select_only()
-                .column(delivery::Column::MessageId)
-                .filter(delivery::Column::MessageId.is_in(old.clone()))
-                .filter(delivery::Column::State.eq(PENDING))
-                .into_tuple::<i64>()
-                .all(&*txn)
-                .await?
-                .into_iter()
-                .collect();
-            let done: Vec<i64> = old.into_iter().filter(|id| !busy.contains(id)).collect();
-            if !done.is_empty() {
-                let their_deliveries = Query::select()
-                    .column(delivery::Column::Id)
-                    .from(delivery::Entity)
-                    .and_where(delivery::Column::MessageId.is_in(done.clone()))
-                    .to_owned();
-                attempt::Entity::delete_many().filter(attempt::Column::DeliveryId.in_subquery(their_deliveries)).exec(&*txn).await?;
-                delivery::Entity::delete_many().filter(delivery::Column::MessageId.is_in(done.clone())).exec(&*txn).await?;
-                pruned += message::Entity::delete_many().filter(message::Column::Id.is_in(done)).exec(&*txn).await?.rows_affected;
-            }
-            txn.commit().await?;
+            pruned += db_write!(db, |txn| {
+                let busy: HashSet<i64> = delivery::Entity::find()
+                    .select_only()
+                    .column(delivery::Column::MessageId)
+                    .filter(delivery::Column::MessageId.is_in(old.clone()))
+                    .filter(delivery::Column::State.eq(DeliveryState::Pending))
+                    .into_tuple::<i64>()
+                    .all(&*txn)
+                    .await?
+                    .into_iter()
+                    .collect();
+                let done: Vec<i64> = old.iter().copied().filter(|id| !busy.contains(id)).collect();
+                if done.is_empty() {
+                    return Ok(0);
+                }
+                {
+                    let their_deliveries = Query::select()
+                        .column(delivery::Column::Id)
+                        .from(delivery::Entity)
+                        .and_where(delivery::Column::MessageId.is_in(done.clone()))
+                        .to_owned();
+                    attempt::Entity::delete_many().filter(attempt::Column::DeliveryId.in_subquery(their_deliveries)).exec(&*txn).await?;
+                    delivery::Entity::delete_many().filter(delivery::Column::MessageId.is_in(done.clone())).exec(&*txn).await?;
+                    Ok(message::Entity::delete_many().filter(message::Column::Id.is_in(done)).exec(&*txn).await?.rows_affected)
+                }
+            })?;
         }
         if reached_young {
             return Ok(pruned);

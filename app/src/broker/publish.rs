@@ -16,12 +16,15 @@
 //! always comes after it. A crash mid-batch rolls the batch back; its rows wait in the
 //! outbox for the next run.
 
+use crate::db_write;
+use super::domain::{DeliveryState, SubscriptionState};
 use super::domain::*;
-use super::service::{CHUNK, MAX_PAYLOAD_BYTES, PENDING, STATE_DISABLED};
+use super::service::{CHUNK, MAX_PAYLOAD_BYTES};
 use super::store::{self, delivery, message, outbox, subscription, topic};
 use crate::accounts::Caller;
 use crate::error::{AppError, AppResult, DB_CONFLICT};
 use crate::platform::db::{is_unique_violation, skip_locked, Db, WriteTxn};
+use crate::platform::events::EventOutlet;
 use crate::platform::time::now_ms;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -100,7 +103,7 @@ async fn audience<C: ConnectionTrait>(conn: &C, topic: &TopicName) -> AppResult<
         .expr(Expr::col(subscription::Column::Id).count())
         .from(subscription::Entity)
         .and_where(subscription::Column::Pattern.is_in(topic.matching_patterns()))
-        .and_where(subscription::Column::State.ne(STATE_DISABLED))
+        .and_where(subscription::Column::State.ne(SubscriptionState::Disabled))
         .to_owned();
     let found: Option<(i64, i64)> = topic::Entity::find()
         .select_only()
@@ -194,24 +197,30 @@ pub async fn publish_as(db: &Db, caller: &Caller, topic: &str, payload: &serde_j
     if !caller.is_admin() && !may_publish {
         return Err(AppError::forbidden("only admins may publish to this topic"));
     }
-    db.retrying(|| async {
-        let txn = db.write_txn().await?;
+    db_write!(db, |txn| {
         let published = publish(&txn, &name, payload, idempotency_key, Some(caller.id())).await?;
-        txn.commit().await?;
         Ok(published)
     })
-    .await
 }
 
-/// The one-line API for the app's own producers: publish `payload` on `topic` (created
-/// if missing) in the caller's transaction.
-pub async fn publish_event(txn: &WriteTxn, topic: &str, payload: &impl Serialize) -> AppResult<()> {
-    let payload = serde_json::to_value(payload).map_err(AppError::internal_because)?;
-    publish_events(txn, topic, std::slice::from_ref(&payload)).await
+/// The broker as the app's [`EventOutlet`]: the other capabilities publish with
+/// `txn.publish(topic, payload)` and never name the broker.
+pub struct Outlet;
+
+#[async_trait::async_trait]
+impl EventOutlet for Outlet {
+    async fn publish(&self, txn: &WriteTxn, topic: &str, payloads: &[serde_json::Value]) -> AppResult<()> {
+        publish_events(txn, topic, payloads).await
+    }
 }
 
-/// [`publish_event`] for several payloads at once, in this order: one read and one
-/// insert however many there are (a batch of chat posts publishes this way).
+/// Makes the broker receive every event published on `db` (done once at start-up).
+pub fn install(db: &Db) {
+    db.install_outlet(std::sync::Arc::new(Outlet));
+}
+
+/// Publishes the app's own events on `topic` (created if missing), in this order: one
+/// read and one insert however many there are (a batch of chat posts publishes this way).
 pub async fn publish_events(txn: &WriteTxn, topic: &str, payloads: &[serde_json::Value]) -> AppResult<()> {
     let name = TopicName::parse(topic).map_err(|_| AppError::internal_because(format!("internal producer used the invalid topic name {topic:?}")))?;
     let bodies = payloads.iter().map(|p| checked_payload(p, None)).collect::<AppResult<Vec<String>>>()?;
@@ -246,7 +255,7 @@ pub async fn publish_events(txn: &WriteTxn, topic: &str, payloads: &[serde_json:
 pub(super) async fn matching_subscriptions<C: ConnectionTrait>(conn: &C, topic: &TopicName) -> AppResult<Vec<subscription::Model>> {
     Ok(subscription::Entity::find()
         .filter(subscription::Column::Pattern.is_in(topic.matching_patterns()))
-        .filter(subscription::Column::State.ne(STATE_DISABLED))
+        .filter(subscription::Column::State.ne(SubscriptionState::Disabled))
         .all(conn)
         .await?)
 }
@@ -257,7 +266,7 @@ pub(super) fn pending_delivery(lane_id: i64, message_id: i64, subscriber_id: i64
         lane_id: Set(lane_id),
         message_id: Set(message_id),
         subscriber_id: Set(subscriber_id),
-        state: Set(PENDING.into()),
+        state: Set(DeliveryState::Pending.into()),
         attempts: Set(0),
         next_attempt_at: Set(now),
         last_status: Set(None),

@@ -14,15 +14,7 @@
 
 pub use super::admin::*;
 pub use super::log::*;
-pub use super::publish::{publish, publish_as, publish_event, publish_events, Published, Sequencer, DISPATCHER_WAKER, SEQUENCER_WAKER};
-
-pub const STATE_ACTIVE: &str = "active";
-pub const STATE_PAUSED: &str = "paused";
-pub const STATE_DISABLED: &str = "disabled";
-pub const PENDING: &str = "pending";
-pub const DELIVERED: &str = "delivered";
-pub const DEAD: &str = "dead";
-pub const SKIPPED: &str = "skipped";
+pub use super::publish::{install, publish, publish_as, publish_events, Published, Sequencer, DISPATCHER_WAKER, SEQUENCER_WAKER};
 
 /// Largest payload accepted for publishing (serialized JSON).
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;

@@ -2,17 +2,25 @@
 //! subscriptions and a live delivery log.
 
 use super::*;
-use crate::ui::{live_ticks, AdminOnly, ErrorAlert, When};
+use crate::ui::{live_ticks, Audience, ErrorAlert, Loaded, When};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
-fn state_badge(state: &str) -> &'static str {
+fn subscription_badge(state: SubscriptionState) -> &'static str {
     match state {
-        "delivered" | "active" => "badge ok",
-        "pending" | "paused" => "badge warn",
-        "dead" | "disabled" => "badge danger",
-        _ => "badge",
+        SubscriptionState::Active => "badge ok",
+        SubscriptionState::Paused => "badge warn",
+        SubscriptionState::Disabled => "badge danger",
+    }
+}
+
+fn delivery_badge(state: DeliveryState) -> &'static str {
+    match state {
+        DeliveryState::Delivered => "badge ok",
+        DeliveryState::Pending => "badge warn",
+        DeliveryState::Dead => "badge danger",
+        DeliveryState::Skipped => "badge",
     }
 }
 
@@ -32,21 +40,15 @@ pub fn BrokerPage() -> impl IntoView {
                 "Systems publish events to topics; every subscriber receives them signed "
                 "(Standard Webhooks), in publish order per topic, with retries."
             </p>
-            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match overview.await {
-                        Err(e) if e.status == 401 || e.status == 403 => view! { <AdminOnly/> }.into_any(),
-                        Err(e) => view! { <p class="alert error">{e.message}</p> }.into_any(),
-                        Ok(o) => view! {
-                            <div class="columns">
-                                <TopicsCard topics=o.topics.clone() create=create_topic/>
-                                <SubscribersCard subscribers=o.subscribers create=create_subscriber/>
-                            </div>
-                            <PublishCard topics=o.topics publish/>
-                        }.into_any(),
-                    }
-                })}
-            </Suspense>
+            <Loaded data=overview audience={Audience::Admins} page=move |o| {
+                view! {
+                    <div class="columns">
+                        <TopicsCard topics=o.topics.clone() create=create_topic/>
+                        <SubscribersCard subscribers=o.subscribers create=create_subscriber/>
+                    </div>
+                    <PublishCard topics=o.topics publish/>
+                }.into_any()
+            }/>
         </main>
     }
 }
@@ -186,22 +188,16 @@ pub fn SubscriberPage() -> impl IntoView {
                     })}
                 </Transition>
             </crate::ui::LiveStatus>
-            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match detail.await {
-                        Err(e) if e.status == 401 || e.status == 403 => view! { <AdminOnly/> }.into_any(),
-                        Err(e) => view! { <p class="alert error">{e.message}</p> }.into_any(),
-                        Ok(d) => view! {
-                            <h1>{d.subscriber.name.clone()}</h1>
-                            <p class="lead mono">{d.subscriber.url.clone()}</p>
-                            <SecretCard id=d.subscriber.id/>
-                            <SubscriptionsCard detail=d.clone() subscribe set_paused unsubscribe/>
-                            <ErrorAlert error=action_error/>
-                            <DeliveryLog deliveries=d.deliveries act/>
-                        }.into_any(),
-                    }
-                })}
-            </Suspense>
+            <Loaded data=detail audience={Audience::Admins} page=move |d| {
+                view! {
+                    <h1>{d.subscriber.name.clone()}</h1>
+                    <p class="lead mono">{d.subscriber.url.clone()}</p>
+                    <SecretCard id=d.subscriber.id/>
+                    <SubscriptionsCard detail=d.clone() subscribe set_paused unsubscribe/>
+                    <ErrorAlert error=action_error/>
+                    <DeliveryLog deliveries=d.deliveries act/>
+                }.into_any()
+            }/>
         </main>
     }
 }
@@ -247,16 +243,16 @@ fn SubscriptionsCard(
                         <thead><tr><th>"Topic"</th><th>"State"</th><th>"When attempts run out"</th><th class="num">"Waiting"</th><th></th></tr></thead>
                         <tbody>
                             {detail.subscriptions.into_iter().map(|s| {
-                                let paused = s.state != "active";
+                                let paused = s.state != SubscriptionState::Active;
                                 view! {
                                     <tr>
                                         <td><code>{s.topic}</code></td>
                                         <td>
-                                            <span class=state_badge(&s.state)>{s.state.clone()}</span>
+                                            <span class=subscription_badge(s.state)>{s.state.as_str()}</span>
                                             {s.blocked.then(|| view! { <span class="badge danger">"blocked"</span> })}
                                             {s.disabled_reason.map(|r| view! { <div class="hint">{r}</div> })}
                                         </td>
-                                        <td>{if s.policy == "block" { "block the lane" } else { "dead-letter, go on" }}
+                                        <td>{if s.policy == FailurePolicy::Block { "block the lane" } else { "dead-letter, go on" }}
                                             <span class="hint">" after " {s.max_attempts} " attempts"</span></td>
                                         <td class="num" data-testid="lag">{s.lag}</td>
                                         <td class="row">
@@ -322,16 +318,16 @@ fn DeliveryRow(d: DeliverySummary, act: ServerAction<DeliveryAction>) -> impl In
             None => Ok(Vec::new()),
         }
     });
-    let actions: &[&str] = if d.state == "pending" { &["skip", "retry"] } else { &["replay"] };
+    let actions: &[&str] = if d.state == DeliveryState::Pending { &["skip", "retry"] } else { &["replay"] };
     let last = match (d.last_status, d.last_error.clone()) {
         (Some(s), _) => format!("HTTP {s}"),
         (None, Some(e)) => e,
         (None, None) => "—".into(),
     };
     view! {
-        <tr data-testid="delivery" data-state=d.state.clone()>
+        <tr data-testid="delivery" data-state=d.state.as_str()>
             <td><code>{d.topic}</code>" #"{d.seq}</td>
-            <td><span class=state_badge(&d.state)>{d.state.clone()}</span></td>
+            <td><span class=delivery_badge(d.state)>{d.state.as_str()}</span></td>
             <td class="num">{d.attempts}</td>
             <td class="truncate" title=d.last_error.clone().unwrap_or_default()>{last}</td>
             <td><When ms=d.created_at/></td>

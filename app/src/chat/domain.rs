@@ -31,6 +31,16 @@ pub fn parse_timeout(raw: Option<i64>) -> Result<i64, AppError> {
     }
 }
 
+crate::named_enum! {
+    /// Where a message was read from.
+    pub enum StoredIn {
+        /// The database: unexpired, or expired and not yet archived.
+        Hot = "hot",
+        /// The object store, after the archiver moved it.
+        Archived = "archived",
+    }
+}
+
 /// A message as its page shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MessageView {
@@ -40,8 +50,7 @@ pub struct MessageView {
     pub text: String,
     pub created_at: i64,
     pub expiration_date: i64,
-    /// Where it was read from: `hot` (database) or `archived` (object store).
-    pub storage: String,
+    pub storage: StoredIn,
     pub expired: bool,
 }
 

@@ -3,14 +3,19 @@
 //! forever after.
 
 pub mod domain;
+mod api;
 mod views;
 
 #[cfg(feature = "ssr")]
 pub mod cold;
 #[cfg(feature = "ssr")]
+pub mod jobs;
+#[cfg(feature = "ssr")]
 pub mod http;
 #[cfg(feature = "ssr")]
 pub mod posting;
+#[cfg(feature = "ssr")]
+pub mod settings;
 #[cfg(feature = "ssr")]
 pub mod service;
 #[cfg(feature = "ssr")]
@@ -18,92 +23,4 @@ pub mod store;
 
 pub use domain::*;
 pub use views::{InboxPage, MessagePage};
-
-use crate::error::AppError;
-use leptos::prelude::*;
-use serde::{Deserialize, Serialize};
-
-/// What the inbox page shows.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct InboxState {
-    pub me: String,
-    /// Server time when this was read: the countdowns start from it.
-    pub now: i64,
-    pub waiting: Vec<Waiting>,
-}
-
-/// One read of the caller's inbox.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct InboxPage {
-    pub messages: Vec<MessageView>,
-    /// More messages are waiting: read again for the next page.
-    pub has_more: bool,
-}
-
-#[server(prefix = "/_fn", endpoint = "chat_inbox")]
-pub async fn load_inbox() -> Result<InboxState, AppError> {
-    let caller = crate::accounts::require_caller().await?;
-    let state = crate::platform::state::AppState::from_context()?;
-    Ok(InboxState {
-        waiting: service::waiting(&state.db, &caller, caller.username()).await?,
-        me: caller.username().to_owned(),
-        now: crate::platform::time::now_ms(),
-    })
-}
-
-#[server(prefix = "/_fn", endpoint = "chat_send")]
-pub async fn send_message(to: String, text: String, timeout: Option<String>) -> Result<i64, AppError> {
-    let caller = crate::accounts::require_caller().await?;
-    let state = crate::platform::state::AppState::from_context()?;
-    let timeout = match timeout.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        None => None,
-        Some(t) => Some(t.parse::<i64>().map_err(|_| AppError::invalid("timeout", "timeout must be a whole number of seconds"))?),
-    };
-    service::post_message(&state, &caller, &to, &text, timeout).await.map_err(|e| match e.field.as_deref() {
-        Some("username") => e.on_field("to"),
-        _ => e,
-    })
-}
-
-/// Reads (and so expires) what waits in the caller's inbox, a page at a time.
-#[server(prefix = "/_fn", endpoint = "chat_read")]
-pub async fn read_my_inbox() -> Result<InboxPage, AppError> {
-    let caller = crate::accounts::require_caller().await?;
-    let state = crate::platform::state::AppState::from_context()?;
-    let read = service::read_inbox(&state.db, &caller, caller.username()).await?;
-    let messages = read
-        .messages
-        .into_iter()
-        .map(|m| MessageView {
-            id: m.id,
-            username: m.username,
-            sender: m.sender,
-            text: m.text,
-            created_at: m.created_at,
-            expiration_date: m.expiration_date,
-            storage: "hot".into(),
-            expired: true,
-        })
-        .collect();
-    Ok(InboxPage { messages, has_more: read.has_more })
-}
-
-#[server(prefix = "/_fn", endpoint = "chat_open")]
-pub async fn open_message(id: i64) -> Result<MessageView, AppError> {
-    let caller = crate::accounts::require_caller().await?;
-    let state = crate::platform::state::AppState::from_context()?;
-    let (line, storage) = service::open_message(&state, &caller, id).await?;
-    Ok(MessageView {
-        id: line.id,
-        username: line.username,
-        sender: line.sender,
-        text: line.text,
-        created_at: line.created_at,
-        expired: line.expiration_date <= crate::platform::time::now_ms(),
-        expiration_date: line.expiration_date,
-        storage: match storage {
-            service::Storage::Hot => "hot".into(),
-            service::Storage::Archived => "archived".into(),
-        },
-    })
-}
+pub use api::*;

@@ -175,7 +175,7 @@ async fn statements(txn: &WriteTxn, posts: &[NewPost]) -> AppResult<Vec<i64>> {
         ids.push(message::Entity::insert(post.row()).exec(&**txn).await?.last_insert_id);
     }
     let events: Vec<serde_json::Value> = posts.iter().zip(&ids).map(|(p, id)| p.event(*id)).collect();
-    crate::broker::service::publish_events(txn, "chat:message", &events).await?;
+    txn.publish_all("chat:message", &events).await?;
     let inboxes: Vec<(String, serde_json::Value)> =
         posts.iter().zip(&ids).map(|(p, id)| (super::service::channel(p.recipient.as_str()), serde_json::json!({"posted": id}))).collect();
     changes::record_many(&**txn, &inboxes).await?;

@@ -1,11 +1,12 @@
 //! Chat use cases: post, read an inbox (which expires what it returns), look a message
 //! up wherever it lives, and move expired messages to cold storage.
 
+use crate::db_write;
 use super::cold::{self, ColdLine};
 use super::domain::*;
 use super::store::{archived, batch, message};
 use crate::accounts::domain::{Caller, Username};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, OrInternal};
 use crate::platform::changes;
 use crate::platform::db::{for_update, is_unique_violation, Db};
 use crate::platform::state::AppState;
@@ -43,7 +44,7 @@ pub async fn post_message(state: &AppState, sender: &Caller, recipient: &str, te
         created_at: now,
         expiration_date: now + timeout * 1000,
     };
-    state.chat_posts.post(post).await
+    state.part::<ChatState>().posts.post(post).await
 }
 
 /// What one inbox read returned.
@@ -73,8 +74,7 @@ fn parse_inbox(caller: &Caller, username: &str) -> AppResult<Username> {
 #[tracing::instrument(skip(db, caller), fields(caller = %caller.username()))]
 pub async fn read_inbox(db: &Db, caller: &Caller, username: &str) -> AppResult<InboxRead> {
     let username = parse_inbox(caller, username)?;
-    db.retrying(|| async {
-        let txn = db.write_txn().await?;
+    db_write!(db, |txn| {
         let now = now_ms();
         let unexpired = message::Entity::find()
             .filter(message::Column::Username.eq(username.as_str()))
@@ -100,10 +100,8 @@ pub async fn read_inbox(db: &Db, caller: &Caller, username: &str) -> AppResult<I
             changes::record(&*txn, &channel(username.as_str()), &serde_json::json!({"read": ids})).await?;
             rows.iter_mut().for_each(|m| m.expiration_date = now);
         }
-        txn.commit().await?;
         Ok(InboxRead { messages: rows, has_more })
     })
-    .await
 }
 
 /// Unexpired messages waiting for `username`, without reading (expiring) them.
@@ -121,23 +119,31 @@ pub async fn waiting(db: &Db, caller: &Caller, username: &str) -> AppResult<Vec<
         .collect())
 }
 
-/// Where a message was found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Storage {
-    Hot,
-    Archived,
-}
-
 /// The live-page channel of `username`'s inbox, for a caller who may read it.
 pub fn inbox_channel(caller: &Caller, username: &str) -> AppResult<String> {
     Ok(channel(parse_inbox(caller, username)?.as_str()))
+}
+
+/// Chat's in-process state: posts waiting for their shared transaction (group commit)
+/// and the cold batches read lately.
+#[derive(Clone)]
+pub struct ChatState {
+    pub posts: super::posting::PostQueue,
+    pub cache: super::cold::BatchCache,
+}
+
+impl ChatState {
+    /// Starts the post queue's writer on `db`.
+    pub fn start(db: &Db) -> Self {
+        Self { posts: super::posting::PostQueue::start(db.clone()), cache: super::cold::BatchCache::new(64) }
+    }
 }
 
 /// A message by id, expired or not, wherever it lives — if `caller` may read it: it is
 /// addressed to or sent by them, or they are an admin (404 when there is none, 403 when
 /// it is someone else's).
 #[tracing::instrument(skip(state, caller), fields(caller = %caller.username()))]
-pub async fn open_message(state: &AppState, caller: &Caller, id: i64) -> AppResult<(ColdLine, Storage)> {
+pub async fn open_message(state: &AppState, caller: &Caller, id: i64) -> AppResult<(ColdLine, StoredIn)> {
     let (line, storage) = find_message(state, id).await?.ok_or_else(|| AppError::not_found("message"))?;
     let mine = line.username == caller.username() || line.sender_id == Some(caller.id());
     if !mine && !caller.is_admin() {
@@ -148,18 +154,18 @@ pub async fn open_message(state: &AppState, caller: &Caller, id: i64) -> AppResu
 
 /// A message by id, expired or not, from the hot table or cold storage.
 #[tracing::instrument(skip(state))]
-async fn find_message(state: &AppState, id: i64) -> AppResult<Option<(ColdLine, Storage)>> {
+async fn find_message(state: &AppState, id: i64) -> AppResult<Option<(ColdLine, StoredIn)>> {
     if let Some(m) = message::Entity::find_by_id(id).one(&state.db.conn).await? {
-        return Ok(Some((ColdLine::from(&m), Storage::Hot)));
+        return Ok(Some((ColdLine::from(&m), StoredIn::Hot)));
     }
     let Some(place) = archived::Entity::find_by_id(id).one(&state.db.conn).await? else { return Ok(None) };
-    let Some(lines) = state.chat_cache.get(&state.store, &place.batch_key).await? else {
+    let Some(lines) = state.part::<ChatState>().cache.get(&state.store, &place.batch_key).await? else {
         tracing::error!(id, key = %place.batch_key, "archived message's batch is missing from the object store");
         return Err(AppError::unavailable("the archived message could not be read from cold storage"));
     };
     let line = lines.get(place.line as usize).filter(|l| l.id == id).cloned();
     match line {
-        Some(line) => Ok(Some((line, Storage::Archived))),
+        Some(line) => Ok(Some((line, StoredIn::Archived))),
         None => {
             tracing::error!(id, key = %place.batch_key, line = place.line, "archive index points at the wrong line");
             Err(AppError::internal())
@@ -247,10 +253,7 @@ async fn store_next_batch(state: &AppState, now: i64, after: Option<(i64, i64)>,
     let mut lines: Vec<ColdLine> = rows.iter().map(ColdLine::from).collect();
     lines.sort_by_key(|l| l.id);
     let key = cold::batch_key(now, lines[0].id, lines[lines.len() - 1].id);
-    let bytes = cold::encode(&lines).map_err(|e| {
-        tracing::error!(error = %e, "encoding an archive batch");
-        AppError::internal()
-    })?;
+    let bytes = cold::encode(&lines).or_internal("encoding an archive batch")?;
     state.store.put(&key, bytes).await?;
     // The index records each message's line in the object: the same (id) order.
     let mut rows = rows;
@@ -259,46 +262,46 @@ async fn store_next_batch(state: &AppState, now: i64, after: Option<(i64, i64)>,
 }
 
 async fn commit_batch(db: &Db, key: &str, rows: &[message::Model], now: i64) -> AppResult<()> {
-    let txn = db.write_txn().await?;
-    let batch_row = batch::ActiveModel {
-        object_key: Set(key.to_owned()),
-        messages: Set(rows.len() as i32),
-        first_id: Set(rows[0].id),
-        last_id: Set(rows[rows.len() - 1].id),
-        created_at: Set(now),
-        ..Default::default()
-    };
-    let index = rows.iter().enumerate().map(|(line, m)| archived::ActiveModel {
-        message_id: Set(m.id),
-        username: Set(m.username.clone()),
-        sender_id: Set(m.sender_id),
-        batch_key: Set(key.to_owned()),
-        line: Set(line as i32),
-        archived_at: Set(now),
-    });
-    // In chunks: a batch may hold up to 100,000 messages, more than one statement may bind.
-    let index: Vec<archived::ActiveModel> = index.collect();
-    let written = async {
-        batch::Entity::insert(batch_row).exec_without_returning(&*txn).await?;
-        for chunk in index.chunks(STATEMENT_CHUNK) {
-            archived::Entity::insert_many(chunk.to_vec()).exec_without_returning(&*txn).await?;
+    db_write!(db, |txn| {
+        let batch_row = batch::ActiveModel {
+            object_key: Set(key.to_owned()),
+            messages: Set(rows.len() as i32),
+            first_id: Set(rows[0].id),
+            last_id: Set(rows[rows.len() - 1].id),
+            created_at: Set(now),
+            ..Default::default()
+        };
+        let index = rows.iter().enumerate().map(|(line, m)| archived::ActiveModel {
+            message_id: Set(m.id),
+            username: Set(m.username.clone()),
+            sender_id: Set(m.sender_id),
+            batch_key: Set(key.to_owned()),
+            line: Set(line as i32),
+            archived_at: Set(now),
+        });
+        // In chunks: a batch may hold up to 100,000 messages, more than one statement may bind.
+        let index: Vec<archived::ActiveModel> = index.collect();
+        let written = async {
+            batch::Entity::insert(batch_row).exec_without_returning(&*txn).await?;
+            for chunk in index.chunks(STATEMENT_CHUNK) {
+                archived::Entity::insert_many(chunk.to_vec()).exec_without_returning(&*txn).await?;
+            }
+            Ok::<_, sea_orm::DbErr>(())
+        };
+        if let Err(e) = written.await {
+            return Err(if is_unique_violation(&e) { AppError::conflict("archive_race", "already archived") } else { e.into() });
         }
-        Ok::<_, sea_orm::DbErr>(())
-    };
-    if let Err(e) = written.await {
-        return Err(if is_unique_violation(&e) { AppError::conflict("archive_race", "already archived") } else { e.into() });
-    }
-    let mut deleted = 0;
-    for chunk in rows.chunks(STATEMENT_CHUNK) {
-        let ids: Vec<i64> = chunk.iter().map(|m| m.id).collect();
-        deleted += message::Entity::delete_many().filter(message::Column::Id.is_in(ids)).exec(&*txn).await?.rows_affected;
-    }
-    if deleted != rows.len() as u64 {
-        // Someone else archived (and deleted) some of them first: keep theirs.
-        return Err(AppError::conflict("archive_race", "already archived"));
-    }
-    txn.commit().await?;
-    Ok(())
+        let mut deleted = 0;
+        for chunk in rows.chunks(STATEMENT_CHUNK) {
+            let ids: Vec<i64> = chunk.iter().map(|m| m.id).collect();
+            deleted += message::Entity::delete_many().filter(message::Column::Id.is_in(ids)).exec(&*txn).await?.rows_affected;
+        }
+        if deleted != rows.len() as u64 {
+            // Someone else archived (and deleted) some of them first: keep theirs.
+            return Err(AppError::conflict("archive_race", "already archived"));
+        }
+        Ok(())
+    })
 }
 
 /// Deletes cold batches older than `retention` (objects, index rows, batch rows).
@@ -318,13 +321,14 @@ pub async fn purge_cold(state: &AppState, retention: std::time::Duration) -> App
             return Ok(purged);
         }
         for b in old {
-            let txn = state.db.write_txn().await?;
-            archived::Entity::delete_many().filter(archived::Column::BatchKey.eq(&b.object_key)).exec(&*txn).await?;
-            batch::Entity::delete_by_id(b.id).exec(&*txn).await?;
-            txn.commit().await?;
+            db_write!(state.db, |txn| {
+                archived::Entity::delete_many().filter(archived::Column::BatchKey.eq(&b.object_key)).exec(&*txn).await?;
+                batch::Entity::delete_by_id(b.id).exec(&*txn).await?;
+                Ok(())
+            })?;
             // After the commit: a crash here leaves only an unreferenced object behind.
             state.store.delete(&b.object_key).await?;
-            state.chat_cache.forget(&b.object_key);
+            state.part::<ChatState>().cache.forget(&b.object_key);
             purged += b.messages as u64;
         }
     }

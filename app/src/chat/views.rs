@@ -2,7 +2,8 @@
 //! them), and open any message by id.
 
 use super::*;
-use crate::ui::{duration_text, live_ticks, ticking_clock, ErrorAlert, FieldError, LiveStatus, When};
+use crate::error::AppError;
+use crate::ui::{duration_text, live_ticks, ticking_clock, Audience, ErrorAlert, FieldError, LiveStatus, Loaded, When};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
@@ -27,23 +28,15 @@ pub fn InboxPage() -> impl IntoView {
                     })}
                 </Transition>
             </LiveStatus>
-            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match inbox.await {
-                        Err(e) if e.status == 401 => view! {
-                            <p class="alert warn"><A href="/login?next=/inbox">"Sign in"</A> " to use your inbox."</p>
-                        }.into_any(),
-                        Err(e) => view! { <p class="alert error">{e.message}</p> }.into_any(),
-                        Ok(state) => view! {
-                            <div class="columns">
-                                <Compose send/>
-                                <Waiting state read/>
-                            </div>
-                            <OpenById/>
-                        }.into_any(),
-                    }
-                })}
-            </Suspense>
+            <Loaded data=inbox audience={Audience::SignedIn { next: "/inbox", to: " to use your inbox." }} page=move |state| {
+                view! {
+                    <div class="columns">
+                        <Compose send/>
+                        <Waiting state read/>
+                    </div>
+                    <OpenById/>
+                }.into_any()
+            }/>
         </main>
     }
 }
@@ -160,36 +153,29 @@ pub fn MessagePage() -> impl IntoView {
     view! {
         <main class="page">
             <p><A href="/inbox">"← Inbox"</A></p>
-            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match message.await {
-                        Err(e) => view! { <p class="alert error">{e.message}</p> }.into_any(),
-                        Ok(m) => {
-                            let expired = m.expired;
-                            view! {
-                                <article class="card" data-testid="message" data-storage=m.storage.clone()>
-                                    <h1>{format!("Message #{}", m.id)}</h1>
-                                    <p class="row">
-                                        {if m.storage == "archived" {
-                                            view! { <span class="badge">"archived"</span> }.into_any()
-                                        } else {
-                                            view! { <span class="badge ok">"in the database"</span> }.into_any()
-                                        }}
-                                        {expired.then(|| view! { <span class="badge warn">"expired"</span> })}
-                                    </p>
-                                    <p class="text">{m.text}</p>
-                                    <dl class="facts">
-                                        <dt>"To"</dt><dd>{m.username}</dd>
-                                        <dt>"From"</dt><dd>{m.sender.unwrap_or_else(|| "—".into())}</dd>
-                                        <dt>"Sent"</dt><dd><When ms=m.created_at/></dd>
-                                        <dt>"Expires"</dt><dd><When ms=m.expiration_date/></dd>
-                                    </dl>
-                                </article>
-                            }.into_any()
-                        }
-                    }
-                })}
-            </Suspense>
+            <Loaded data=message audience={Audience::Anyone} page=move |m| {
+                let expired = m.expired;
+                view! {
+                    <article class="card" data-testid="message" data-storage=m.storage.as_str()>
+                        <h1>{format!("Message #{}", m.id)}</h1>
+                        <p class="row">
+                            {if m.storage == StoredIn::Archived {
+                                view! { <span class="badge">"archived"</span> }.into_any()
+                            } else {
+                                view! { <span class="badge ok">"in the database"</span> }.into_any()
+                            }}
+                            {expired.then(|| view! { <span class="badge warn">"expired"</span> })}
+                        </p>
+                        <p class="text">{m.text}</p>
+                        <dl class="facts">
+                            <dt>"To"</dt><dd>{m.username}</dd>
+                            <dt>"From"</dt><dd>{m.sender.unwrap_or_else(|| "—".into())}</dd>
+                            <dt>"Sent"</dt><dd><When ms=m.created_at/></dd>
+                            <dt>"Expires"</dt><dd><When ms=m.expiration_date/></dd>
+                        </dl>
+                    </article>
+                }.into_any()
+            }/>
         </main>
     }
 }

@@ -10,8 +10,7 @@ pub struct MeetingView {
     /// Calendly's scheduled event URI.
     pub event_uri: String,
     pub name: String,
-    /// `scheduled`, `canceled` or `rescheduled`.
-    pub status: String,
+    pub status: MeetingStatus,
     pub invitee_name: String,
     pub invitee_email: String,
     pub host_email: String,
@@ -52,4 +51,20 @@ pub struct MeetingFilter {
     pub limit: Option<u64>,
 }
 
-pub const STATUSES: &[&str] = &["scheduled", "canceled", "rescheduled"];
+crate::named_enum! {
+    /// A meeting's current status, folded from every webhook about it.
+    pub enum MeetingStatus {
+        Scheduled = "scheduled",
+        /// Canceled by either side: final.
+        Canceled = "canceled",
+        /// Canceled in favour of a new time (a new meeting carries it): final.
+        Rescheduled = "rescheduled",
+    }
+}
+
+impl MeetingStatus {
+    /// A canceled or rescheduled meeting stays so, whatever arrives after.
+    pub fn is_final(self) -> bool {
+        !matches!(self, MeetingStatus::Scheduled)
+    }
+}

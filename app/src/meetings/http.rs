@@ -52,13 +52,17 @@ async fn calendly_webhook(
     Ok((answer.0, Json(answer.1)))
 }
 
+/// Webhook deliveries per client address (`SB_WEBHOOK_RATE_PER_MIN`).
+#[derive(Clone)]
+pub struct WebhookLimiter(pub crate::platform::rate_limit::RateLimiter);
+
 /// Refuses a delivery when its sender posted too many recently: a flood, forged or
 /// replayed, is turned away before any signature is computed or anything stored. The
 /// sender retries later, as Calendly does on any non-2xx.
 fn check_intake_rate(state: &AppState, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> AppResult<()> {
     let ip = crate::platform::guards::client_ip(headers, peer, state.settings.http.trust_forwarded_for);
     let key = ip.map(|ip| ip.to_string()).unwrap_or_default();
-    state.webhook_limiter.check(&key).map_err(|wait| {
+    state.part::<WebhookLimiter>().0.check(&key).map_err(|wait| {
         tracing::warn!(client = %key, "webhook intake rate limited");
         AppError::too_many_requests(format!("too many webhook deliveries from {key}; retry in {} s", wait.as_secs().max(1)))
     })

@@ -2,12 +2,17 @@
 //! deduplicated and folded into one current state per meeting, which open pages show live.
 
 pub mod domain;
+mod api;
 mod views;
 
 #[cfg(feature = "ssr")]
 pub mod calendly;
 #[cfg(feature = "ssr")]
+pub mod jobs;
+#[cfg(feature = "ssr")]
 pub mod http;
+#[cfg(feature = "ssr")]
+pub mod settings;
 #[cfg(feature = "ssr")]
 pub mod service;
 #[cfg(feature = "ssr")]
@@ -15,29 +20,4 @@ pub mod store;
 
 pub use domain::*;
 pub use views::MeetingsPage;
-
-use crate::error::AppError;
-use leptos::prelude::*;
-use serde::{Deserialize, Serialize};
-
-/// The meetings page's data.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MeetingsData {
-    pub now: i64,
-    pub meetings: Vec<MeetingView>,
-}
-
-/// (The filter travels as separate fields: an all-empty nested struct would vanish from
-/// the URL-encoded arguments.)
-#[server(prefix = "/_fn", endpoint = "meetings_list")]
-pub async fn load_meetings(
-    status: Option<String>,
-    host: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-) -> Result<MeetingsData, AppError> {
-    let caller = crate::accounts::require_caller().await?;
-    let filter = MeetingFilter { status, host, from, to, limit: None };
-    let state = crate::platform::state::AppState::from_context()?;
-    Ok(MeetingsData { now: crate::platform::time::now_ms(), meetings: service::list(&state.db, &caller, &filter).await? })
-}
+pub use api::*;

@@ -2,10 +2,12 @@
 //! deliveries safe while the database is down, folding into one row per meeting, and
 //! the listing.
 
+use crate::db_write;
+use super::settings::MeetingsSettings;
 use super::calendly::{self, Envelope, Fact, InviteeFacts};
 use super::domain::*;
 use super::store::{inbox, meeting};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, OrInternal};
 use crate::platform::changes;
 use crate::platform::db::{for_update, is_unique_violation, skip_locked, Db, WriteTxn};
 use crate::platform::state::AppState;
@@ -50,13 +52,12 @@ pub fn events_channel(_caller: &crate::accounts::Caller) -> String {
 /// right after, in batches; the sender does not wait for it.
 #[tracing::instrument(skip_all, fields(event))]
 pub async fn intake(state: &AppState, signature: Option<&str>, body: Bytes) -> AppResult<Intake> {
-    let key = state
-        .settings
-        .meetings
+    let intake = state.settings.part::<MeetingsSettings>();
+    let key = intake
         .signing_key
         .as_deref()
         .ok_or_else(|| AppError::unavailable("webhook intake is not configured: set CALENDLY_WEBHOOK_SIGNING_KEY"))?;
-    calendly::verify(signature, &body, key, now_ms() / 1000, state.settings.meetings.tolerance.as_secs() as i64)?;
+    calendly::verify(signature, &body, key, now_ms() / 1000, intake.tolerance.as_secs() as i64)?;
     let envelope = calendly::parse_envelope(&body)?;
     calendly::facts(&envelope)?; // refuse malformed known events before storing them
     tracing::Span::current().record("event", envelope.event.as_str());
@@ -130,7 +131,7 @@ struct Spooled {
 async fn spool(state: &AppState, body: &[u8], received_at: i64, why: &str) -> AppResult<Intake> {
     let key = format!("{SPOOL_PREFIX}{received_at:013}-{:016x}.json", rand::random::<u64>());
     let record = Spooled { received_at, body: String::from_utf8_lossy(body).into_owned() };
-    let bytes = serde_json::to_vec(&record).map_err(|_| AppError::internal())?;
+    let bytes = serde_json::to_vec(&record).or_internal("encoding a webhook for the spool")?;
     match state.store.put(&key, bytes.into()).await {
         Ok(()) => {
             tracing::warn!(%key, why, "database unavailable: webhook spooled to the object store");
@@ -183,8 +184,7 @@ pub async fn replay_spool(state: &AppState) -> AppResult<u64> {
 #[tracing::instrument(skip(state))]
 pub async fn fold_pending(state: &AppState, limit: u64) -> AppResult<u64> {
     let db = &state.db;
-    let batch = db.retrying(|| async {
-        let txn = db.write_txn().await?;
+    let batch = db_write!(db, |txn| {
         let unprocessed = inbox::Entity::find()
             .filter(inbox::Column::ProcessedAt.is_null())
             .order_by_asc(inbox::Column::Id)
@@ -194,10 +194,9 @@ pub async fn fold_pending(state: &AppState, limit: u64) -> AppResult<u64> {
         for row in &rows {
             apply(&txn, row).await?;
         }
-        txn.commit().await?;
         Ok(ids)
     });
-    match batch.await {
+    match batch {
         Ok(ids) => Ok(ids.len() as u64),
         Err(e) => {
             tracing::warn!(error = %e.message, "folding a batch failed; folding its deliveries one by one");
@@ -246,16 +245,13 @@ async fn set_aside(db: &Db, inbox_id: i64, why: &str) -> AppResult<()> {
 #[tracing::instrument(skip(state))]
 pub async fn fold(state: &AppState, inbox_id: i64) -> AppResult<()> {
     let db = &state.db;
-    db.retrying(|| async {
-        let txn = db.write_txn().await?;
+    db_write!(db, |txn| {
         let row = for_update(inbox::Entity::find_by_id(inbox_id), db.backend()).one(&*txn).await?;
         if let Some(row) = row.filter(|r| r.processed_at.is_none()) {
             apply(&txn, &row).await?;
         }
-        txn.commit().await?;
         Ok(())
     })
-    .await
 }
 
 /// Folds one locked, unprocessed delivery and marks it processed (with why it changed
@@ -276,11 +272,11 @@ async fn apply(txn: &WriteTxn, row: &inbox::Model) -> AppResult<()> {
     Ok(())
 }
 
-fn status_of(f: &InviteeFacts) -> &'static str {
+fn status_of(f: &InviteeFacts) -> MeetingStatus {
     match (f.canceled, f.rescheduled) {
-        (false, _) => "scheduled",
-        (true, true) => "rescheduled",
-        (true, false) => "canceled",
+        (false, _) => MeetingStatus::Scheduled,
+        (true, true) => MeetingStatus::Rescheduled,
+        (true, false) => MeetingStatus::Canceled,
     }
 }
 
@@ -294,13 +290,13 @@ async fn apply_invitee(txn: &WriteTxn, f: &InviteeFacts) -> AppResult<Option<Str
     let existing = for_update(meeting::Entity::find().filter(meeting::Column::EventUri.eq(&f.event_uri)), backend).one(conn).await?;
     let rescheduled_to = f.new_invitee.as_deref().filter(|_| f.canceled).and_then(calendly::event_of_invitee);
     let rescheduled_from = f.old_invitee.as_deref().filter(|_| !f.canceled).and_then(calendly::event_of_invitee);
-    let (before, mut row): (Option<String>, meeting::ActiveModel) = match existing {
-        Some(m) => (Some(m.status.clone()), m.into()),
+    let (before, mut row): (Option<MeetingStatus>, meeting::ActiveModel) = match existing {
+        Some(m) => (Some(m.status), m.into()),
         None => (
             None,
             meeting::ActiveModel {
                 event_uri: Set(f.event_uri.clone()),
-                status: Set("scheduled".into()),
+                status: Set(MeetingStatus::Scheduled),
                 no_show: Set(false),
                 no_show_at: Set(None),
                 canceled_by: Set(None),
@@ -324,11 +320,11 @@ async fn apply_invitee(txn: &WriteTxn, f: &InviteeFacts) -> AppResult<Option<Str
     row.end_time = Set(f.end_time);
     row.location = Set(f.location.chars().take(500).collect());
     row.updated_at = Set(now);
-    let after = match before.as_deref() {
-        Some("canceled" | "rescheduled") if !f.canceled => before.clone().unwrap_or_default(),
-        _ => status_of(f).to_owned(),
+    let after = match before {
+        Some(final_status) if final_status.is_final() && !f.canceled => final_status,
+        _ => status_of(f),
     };
-    row.status = Set(after.clone());
+    row.status = Set(after);
     if f.canceled {
         row.canceled_by = Set(f.canceled_by.clone());
         row.cancel_reason = Set(f.cancel_reason.clone());
@@ -349,7 +345,7 @@ async fn apply_invitee(txn: &WriteTxn, f: &InviteeFacts) -> AppResult<Option<Str
             Err(e) => return Err(e.into()),
         },
     };
-    if before.as_deref() != Some(after.as_str()) {
+    if before != Some(after) {
         announce(txn, &saved).await?;
     }
     Ok(None)
@@ -385,7 +381,7 @@ async fn announce(txn: &WriteTxn, m: &meeting::Model) -> AppResult<()> {
         "end_time": crate::platform::time::to_rfc3339(m.end_time),
         "cancel_reason": m.cancel_reason, "rescheduled_to": m.rescheduled_to, "rescheduled_from": m.rescheduled_from,
     });
-    crate::broker::service::publish_event(txn, &format!("meeting:{}", m.status), &event).await?;
+    txn.publish(&format!("meeting:{}", m.status), &event).await?;
     Ok(())
 }
 
@@ -405,9 +401,8 @@ pub async fn list(db: &Db, _caller: &crate::accounts::Caller, filter: &MeetingFi
     let to = parse_bound("to", filter.to.as_deref())?;
     let mut q = meeting::Entity::find();
     if let Some(status) = filter.status.as_deref().filter(|s| !s.is_empty()) {
-        if !STATUSES.contains(&status) {
-            return Err(AppError::invalid("status", "status is scheduled, canceled or rescheduled"));
-        }
+        let status = MeetingStatus::parse(status)
+            .ok_or_else(|| AppError::invalid("status", "status is scheduled, canceled or rescheduled"))?;
         q = q.filter(meeting::Column::Status.eq(status));
     }
     if let Some(host) = filter.host.as_deref().map(str::trim).filter(|s| !s.is_empty()) {

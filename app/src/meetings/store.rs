@@ -34,7 +34,7 @@ pub mod meeting {
         pub id: i64,
         pub event_uri: String,
         pub name: String,
-        pub status: String,
+        pub status: crate::meetings::domain::MeetingStatus,
         pub invitee_uri: String,
         pub invitee_name: String,
         pub invitee_email: String,

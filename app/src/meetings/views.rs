@@ -1,17 +1,16 @@
 //! The meetings page: upcoming and past meetings, filters mirrored in the URL, live.
 
 use super::*;
-use crate::ui::{live_ticks, LiveStatus, When};
+use crate::ui::{live_ticks, Audience, LiveStatus, Loaded, When};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
-fn badge(status: &str) -> &'static str {
+fn badge(status: MeetingStatus) -> &'static str {
     match status {
-        "scheduled" => "badge ok",
-        "canceled" => "badge danger",
-        "rescheduled" => "badge warn",
-        _ => "badge",
+        MeetingStatus::Scheduled => "badge ok",
+        MeetingStatus::Canceled => "badge danger",
+        MeetingStatus::Rescheduled => "badge warn",
     }
 }
 
@@ -32,8 +31,8 @@ pub fn MeetingsPage() -> impl IntoView {
             <form method="get" action="/meetings" class="card row filters">
                 <select name="status" aria-label="Status">
                     <option value="" selected=move || filter().status.is_none()>"any status"</option>
-                    {STATUSES.iter().map(|s| view! {
-                        <option value=*s selected=move || filter().status.as_deref() == Some(*s)>{*s}</option>
+                    {MeetingStatus::ALL.iter().map(|s| view! {
+                        <option value=s.as_str() selected=move || filter().status.as_deref() == Some(s.as_str())>{s.as_str()}</option>
                     }).collect_view()}
                 </select>
                 <input type="email" name="host" placeholder="host email" aria-label="Host" value=move || filter().host.unwrap_or_default()/>
@@ -52,23 +51,13 @@ pub fn MeetingsPage() -> impl IntoView {
                     })}
                 </Transition>
             </LiveStatus>
-            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match data.await {
-                        Err(e) if e.status == 401 => view! {
-                            <p class="alert warn"><A href="/login?next=/meetings">"Sign in"</A> " to see the meetings."</p>
-                        }.into_any(),
-                        Err(e) => view! { <p class="alert error">{e.message}</p> }.into_any(),
-                        Ok(d) => {
-                            let (upcoming, past): (Vec<_>, Vec<_>) = d.meetings.into_iter().partition(|m| m.end_time >= d.now);
-                            view! {
-                                <MeetingList title="Upcoming" testid="upcoming" meetings=upcoming/>
-                                <MeetingList title="Past" testid="past" meetings=past.into_iter().rev().collect()/>
-                            }.into_any()
-                        }
-                    }
-                })}
-            </Suspense>
+            <Loaded data=data audience={Audience::SignedIn { next: "/meetings", to: " to see the meetings." }} page=move |d| {
+                let (upcoming, past): (Vec<_>, Vec<_>) = d.meetings.into_iter().partition(|m| m.end_time >= d.now);
+                view! {
+                    <MeetingList title="Upcoming" testid="upcoming" meetings=upcoming/>
+                    <MeetingList title="Past" testid="past" meetings=past.into_iter().rev().collect()/>
+                }.into_any()
+            }/>
         </main>
     }
 }
@@ -86,7 +75,7 @@ fn MeetingList(title: &'static str, testid: &'static str, meetings: Vec<MeetingV
                         <thead><tr><th>"When"</th><th>"Meeting"</th><th>"Invitee"</th><th>"Host"</th><th>"Status"</th></tr></thead>
                         <tbody>
                             {meetings.into_iter().map(|m| view! {
-                                <tr data-testid="meeting" data-status=m.status.clone() data-event=m.event_uri.clone()>
+                                <tr data-testid="meeting" data-status=m.status.as_str() data-event=m.event_uri.clone()>
                                     <td><When ms=m.start_time/></td>
                                     <td>
                                         <strong>{m.name}</strong>
@@ -95,7 +84,7 @@ fn MeetingList(title: &'static str, testid: &'static str, meetings: Vec<MeetingV
                                     <td>{m.invitee_name}<div class="hint">{m.invitee_email}</div></td>
                                     <td class="hint">{m.host_email}</td>
                                     <td>
-                                        <span class=badge(&m.status)>{m.status.clone()}</span>
+                                        <span class=badge(m.status)>{m.status.as_str()}</span>
                                         {m.no_show.then(|| view! { <span class="badge danger">"no-show"</span> })}
                                         {m.cancel_reason.map(|r| view! { <div class="hint">{format!("“{r}”")}{m.canceled_by.map(|b| format!(" — {b}"))}</div> })}
                                         {m.rescheduled_to.map(|l| view! {

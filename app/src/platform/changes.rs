@@ -384,3 +384,14 @@ fn change_stream(
         },
     )
 }
+
+/// Deletes changes older than [`RETENTION`].
+pub const PRUNE_JOB: &str = "platform.prune_changes";
+
+pub fn register_jobs(jobs: &mut super::jobs::JobRegistry) {
+    jobs.periodic(PRUNE_JOB, Duration::from_secs(60), Duration::from_secs(60), |state, _| async move {
+        let removed = prune(&state.db, RETENTION).await?;
+        tracing::debug!(removed, "old changes pruned");
+        Ok(())
+    });
+}

@@ -4,6 +4,7 @@ use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
     TransactionOptions, TransactionTrait,
 };
+use super::events::EventOutlet;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,8 @@ pub struct Db {
     /// MySQL has row locks and needs no gate.
     write_gate: Option<Arc<Mutex<()>>>,
     wakers: Arc<Wakers>,
+    /// Where transactions publish their domain events (the broker, once installed).
+    outlet: Arc<std::sync::OnceLock<Arc<dyn EventOutlet>>>,
 }
 
 /// Named in-process signals that a transaction fires when it commits: a background
@@ -39,6 +42,7 @@ pub struct WriteTxn {
     _gate: Option<OwnedMutexGuard<()>>,
     wakers: Arc<Wakers>,
     wake: std::sync::Mutex<Vec<&'static str>>,
+    outlet: Option<Arc<dyn EventOutlet>>,
 }
 
 impl Deref for WriteTxn {
@@ -59,6 +63,21 @@ impl WriteTxn {
             self.wakers.get(name).notify_one();
         }
         Ok(())
+    }
+
+    /// Publishes a domain event in this transaction (see [`EventOutlet`]).
+    pub async fn publish(&self, topic: &str, payload: &impl serde::Serialize) -> Result<(), crate::error::AppError> {
+        use crate::error::OrInternal;
+        let payload = serde_json::to_value(payload).or_internal("encoding a domain event")?;
+        self.publish_all(topic, std::slice::from_ref(&payload)).await
+    }
+
+    /// Publishes several events on one topic in this transaction, in this order.
+    pub async fn publish_all(&self, topic: &str, payloads: &[serde_json::Value]) -> Result<(), crate::error::AppError> {
+        let outlet = self.outlet.as_ref().ok_or_else(|| {
+            crate::error::AppError::internal_because(format!("no event outlet is installed on this database; {topic} cannot be published"))
+        })?;
+        outlet.publish(self, topic, payloads).await
     }
 
     /// Wakes the worker sleeping on `name` once this transaction has committed.
@@ -134,7 +153,15 @@ impl Db {
     pub fn from_connection(conn: DatabaseConnection) -> Self {
         let write_gate =
             (conn.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Self { conn, write_gate, wakers: Arc::default() }
+        Self { conn, write_gate, wakers: Arc::default(), outlet: Arc::default() }
+    }
+
+    /// Makes `outlet` receive the events every transaction of this database (and its
+    /// clones) publishes. Installed once, at start-up; a second call is ignored.
+    pub fn install_outlet(&self, outlet: Arc<dyn EventOutlet>) {
+        if self.outlet.set(outlet).is_err() {
+            tracing::warn!("an event outlet was already installed; keeping the first");
+        }
     }
 
     /// The in-process signal `name` (see [`WriteTxn::wake_after_commit`]).
@@ -171,7 +198,7 @@ impl Db {
                 self.conn.begin_with_options(options).await?
             }
         };
-        Ok(WriteTxn { txn, _gate: gate, wakers: self.wakers.clone(), wake: Default::default() })
+        Ok(WriteTxn { txn, _gate: gate, wakers: self.wakers.clone(), wake: Default::default(), outlet: self.outlet.get().cloned() })
     }
 
     /// Runs `work` (which opens and commits its own transaction) again when the database
@@ -184,9 +211,9 @@ impl Db {
         let mut attempt = 0;
         loop {
             match work().await {
-                Err(e) if e.code == crate::error::DB_CONFLICT && attempt < 4 => {
+                Err(e) if e.code == crate::error::DB_CONFLICT && attempt < RETRIES => {
                     attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(5 * (1 << attempt) + rand::random::<u64>() % 10)).await;
+                    tokio::time::sleep(retry_pause(attempt)).await;
                 }
                 other => return other,
             }
@@ -230,6 +257,45 @@ fn create_sqlite_parent_dir(url: &str) {
     }
 }
 
+/// The one way to write: `db_write!(db, |txn| { …; Ok(value) })` runs the block with
+/// `txn` a fresh write transaction, commits it when the block returns `Ok`, rolls it back
+/// when it returns `Err` (returned as it is), and runs the whole block again in a new
+/// transaction when the database reports a deadlock or lock timeout at any statement or
+/// at the commit (see [`Db::retrying`]).
+///
+/// A macro, not a method taking an async closure: the future of an async closure that
+/// borrows its argument cannot be shown to be `Send` for every lifetime yet
+/// (rust-lang/rust#100013), and every request handler's future must be `Send`.
+#[macro_export]
+macro_rules! db_write {
+    ($db:expr, |$txn:ident| $body:block) => {{
+        let db: &$crate::platform::db::Db = &$db;
+        db.retrying(|| async {
+            let $txn = db.write_txn().await?;
+            let value = $crate::platform::db::in_transaction(async { $body }).await?;
+            $txn.commit().await?;
+            Ok(value)
+        })
+        .await
+    }};
+}
+
+/// Pins the error type of a [`db_write!`] block (so `?` inside it converts into
+/// `AppError`).
+#[doc(hidden)]
+pub async fn in_transaction<T>(block: impl std::future::Future<Output = Result<T, crate::error::AppError>>) -> Result<T, crate::error::AppError> {
+    block.await
+}
+
+/// How many times a conflicting transaction is run again.
+const RETRIES: u32 = 4;
+
+/// The pause before the `attempt`-th rerun: short, growing, jittered so that two
+/// transactions that deadlocked each other do not collide again in step.
+fn retry_pause(attempt: u32) -> Duration {
+    Duration::from_millis(5 * (1 << attempt) + rand::random::<u64>() % 10)
+}
+
 /// True for errors that go away when the transaction is simply run again: MySQL
 /// deadlocks (SQLSTATE 40001) and lock wait timeouts, SQLite busy/locked.
 pub fn is_retryable(err: &DbErr) -> bool {
@@ -271,5 +337,25 @@ pub fn for_update<Q: sea_orm::QuerySelect>(query: Q, backend: DbBackend) -> Q {
         query.lock_exclusive()
     } else {
         query
+    }
+}
+
+/// A database failure as the client sees it: a transient conflict is a 503 to retry, a
+/// lost connection a 503 to come back later, anything else a 500. The cause is logged
+/// here and kept as the error's source.
+impl From<DbErr> for crate::error::AppError {
+    fn from(err: DbErr) -> Self {
+        use crate::error::{AppError, DB_CONFLICT};
+        let answer = if is_retryable(&err) {
+            tracing::warn!(error = %err, "transient database conflict");
+            AppError::new(503, DB_CONFLICT, "the database reported a conflict; retry the request")
+        } else {
+            tracing::error!(error = %err, "database error");
+            match err {
+                DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => AppError::unavailable("the database is unavailable; retry later"),
+                _ => AppError::internal(),
+            }
+        };
+        answer.caused_by(err)
     }
 }

@@ -14,7 +14,7 @@
 use super::backoff::backoff;
 use super::db::{skip_locked, Db};
 use super::state::AppState;
-use super::time::now_ms;
+use super::time::{now_ms, Clock};
 use futures::future::BoxFuture;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
@@ -37,7 +37,7 @@ pub mod entity {
         pub id: i64,
         pub kind: String,
         pub payload: String,
-        pub state: String,
+        pub state: super::JobState,
         pub run_at: i64,
         pub attempts: i32,
         pub max_attempts: i32,
@@ -56,8 +56,15 @@ pub mod entity {
 
 use entity::{ActiveModel, Column, Entity as JobRow};
 
-const QUEUED: &str = "queued";
-const DEAD: &str = "dead";
+crate::named_enum! {
+    /// Where a job stands. A running job is a queued one whose `run_at` (its lease) lies
+    /// ahead and whose `locked_by` names the runner; a finished one-off job is deleted.
+    pub enum JobState {
+        Queued = "queued",
+        /// Used up its attempts; kept for the operator.
+        Dead = "dead",
+    }
+}
 
 /// A job as its handler sees it.
 #[derive(Clone, Debug)]
@@ -143,7 +150,7 @@ pub async fn enqueue_at<C: ConnectionTrait>(
     let row = ActiveModel {
         kind: Set(kind.to_owned()),
         payload: Set(payload),
-        state: Set(QUEUED.into()),
+        state: Set(JobState::Queued),
         run_at: Set(run_at),
         attempts: Set(0),
         max_attempts: Set(8),
@@ -160,12 +167,12 @@ pub async fn enqueue_at<C: ConnectionTrait>(
 /// Due jobs waiting for a runner (the `jobs_queue_depth` gauge). Counted on the
 /// `(state, run_at)` index.
 pub async fn queue_depth(db: &Db) -> Result<u64, DbErr> {
-    JobRow::find().filter(Column::State.eq(QUEUED)).filter(Column::RunAt.lte(now_ms())).count(&db.conn).await
+    JobRow::find().filter(Column::State.eq(JobState::Queued)).filter(Column::RunAt.lte(now_ms())).count(&db.conn).await
 }
 
 /// Jobs that exhausted their attempts, newest first.
 pub async fn dead_jobs(db: &Db, limit: u64) -> Result<Vec<entity::Model>, DbErr> {
-    JobRow::find().filter(Column::State.eq(DEAD)).order_by_desc(Column::RunAt).limit(limit).all(&db.conn).await
+    JobRow::find().filter(Column::State.eq(JobState::Dead)).order_by_desc(Column::RunAt).limit(limit).all(&db.conn).await
 }
 
 pub struct JobRunner {
@@ -173,6 +180,8 @@ pub struct JobRunner {
     registry: Arc<JobRegistry>,
     worker_id: String,
     workers: usize,
+    /// What claiming and seeding take as "now" (leases are judged by it).
+    clock: Clock,
 }
 
 pub struct Claimed {
@@ -184,7 +193,13 @@ impl JobRunner {
     pub fn new(state: AppState, registry: JobRegistry) -> Self {
         let worker_id = format!("{}-{:08x}", hostname(), rand::random::<u32>());
         let workers = state.settings.job_workers;
-        Self { state, registry: Arc::new(registry), worker_id, workers }
+        Self { state, registry: Arc::new(registry), worker_id, workers, clock: Clock::System }
+    }
+
+    /// Judges leases and due times by `clock` (tests pass a manual one).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn worker_id(&self) -> &str {
@@ -205,20 +220,20 @@ impl JobRunner {
             let row = ActiveModel {
                 kind: Set(name.to_string()),
                 payload: Set("{}".into()),
-                state: Set(QUEUED.into()),
-                run_at: Set(now_ms()),
+                state: Set(JobState::Queued),
+                run_at: Set(self.clock.now_ms()),
                 attempts: Set(0),
                 max_attempts: Set(i32::MAX),
                 locked_by: Set(None),
                 last_error: Set(None),
                 unique_key: Set(Some(format!("periodic:{name}"))),
                 interval_ms: Set(Some(every.as_millis() as i64)),
-                created_at: Set(now_ms()),
+                created_at: Set(self.clock.now_ms()),
                 ..Default::default()
             };
             // Already there: take the (possibly new) interval, and run no later than one
             // new interval from now (a shortened interval takes effect at once).
-            let latest = now_ms() + every.as_millis() as i64;
+            let latest = self.clock.now_ms() + every.as_millis() as i64;
             let run_at = Expr::case(Expr::col(Column::RunAt).gt(latest), latest).finally(Expr::col(Column::RunAt));
             let upsert = OnConflict::column(Column::UniqueKey)
                 .update_column(Column::IntervalMs)
@@ -235,9 +250,9 @@ impl JobRunner {
     pub async fn claim(&self, limit: usize) -> Result<Vec<Claimed>, DbErr> {
         let db = &self.state.db;
         let txn = db.write_txn().await?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let due = JobRow::find()
-            .filter(Column::State.eq(QUEUED))
+            .filter(Column::State.eq(JobState::Queued))
             .filter(Column::RunAt.lte(now))
             .filter(Column::Kind.is_in(self.registry.names()))
             .order_by_asc(Column::RunAt)
@@ -408,7 +423,7 @@ async fn record_outcome(
             let message = Some(format!("{err:#}"));
             let update = if job.attempt >= kind.max_attempts {
                 tracing::error!(job.id = job.id, "job exhausted its attempts; parked as dead");
-                update.col_expr(Column::State, Expr::value(DEAD))
+                update.col_expr(Column::State, Expr::value(JobState::Dead))
             } else {
                 let delay = backoff(job.attempt as u32, Duration::from_secs(1), Duration::from_secs(600));
                 update.col_expr(Column::RunAt, Expr::value(now + delay.as_millis() as i64))

@@ -18,6 +18,15 @@ pub enum StoreError {
 
 pub type SharedStore = Arc<dyn ObjectStore>;
 
+/// The object store failing is the store being unavailable to the client; the cause is
+/// logged and kept as the error's source.
+impl From<StoreError> for crate::error::AppError {
+    fn from(err: StoreError) -> Self {
+        tracing::error!(error = %err, "object store error");
+        crate::error::AppError::unavailable("the object store is unavailable; retry later").caused_by(err)
+    }
+}
+
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
     /// Where the objects live, for logs and `/readyz`.

@@ -3,7 +3,7 @@
 use super::changes::ChangeHub;
 use super::db::Db;
 use super::object_store::SharedStore;
-use super::rate_limit::RateLimiter;
+use super::parts::Parts;
 use super::settings::Settings;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
@@ -16,19 +16,11 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub changes: ChangeHub,
     pub leptos_options: LeptosOptions,
-    /// Password attempt limits and the password hashing slots.
-    pub auth: crate::accounts::service::AuthGuard,
     /// Seals the secrets the database keeps (webhook signing secrets, feed addresses).
     pub sealer: super::crypto::SecretBox,
-    /// Webhook deliveries per client address: blunts floods of forged or replayed posts
-    /// before any signature is computed.
-    pub webhook_limiter: RateLimiter,
-    /// Chat posts waiting for their shared transaction (group commit).
-    pub chat_posts: crate::chat::posting::PostQueue,
-    /// Recently read cold-storage batches of chat messages.
-    pub chat_cache: crate::chat::cold::BatchCache,
-    /// The wage records' in-memory copy that answers statistics and listings.
-    pub wage_copy: crate::wages::analytics::WageCopy,
+    /// Each capability's in-process state (the chat post queue, the credential cache,
+    /// the wage copy, …), put in at start-up; see [`Parts`].
+    pub parts: Arc<Parts>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -38,6 +30,11 @@ impl FromRef<AppState> for LeptosOptions {
 }
 
 impl AppState {
+    /// A capability's in-process state (see [`Parts`]).
+    pub fn part<T: std::any::Any>(&self) -> &T {
+        self.parts.get()
+    }
+
     /// The state inside a server function (provided by `leptos_routes_with_context`).
     pub fn from_context() -> Result<Self, crate::error::AppError> {
         leptos::prelude::use_context::<AppState>().ok_or_else(|| {

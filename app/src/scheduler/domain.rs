@@ -71,14 +71,29 @@ pub struct Placed {
     pub end_minute: i32,
 }
 
+crate::named_enum! {
+    /// How many days a calendar page shows.
+    pub enum CalendarView {
+        Week = "week",
+        /// The weeks that cover a month.
+        Month = "month",
+    }
+}
+
+impl CalendarView {
+    /// The view a page address asks for; anything else is the week.
+    pub fn from_query(text: Option<&str>) -> Self {
+        text.and_then(Self::parse).unwrap_or(CalendarView::Week)
+    }
+}
+
 /// A calendar page: days in the viewer's zone and the events on them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CalendarPage {
+pub struct CalendarLayout {
     pub owner: CalendarUser,
     pub viewer_zone: String,
     pub editable: bool,
-    /// `week` or `month`.
-    pub view: String,
+    pub view: CalendarView,
     /// The grid's days, `YYYY-MM-DD`, in the viewer's zone.
     pub days: Vec<String>,
     /// The anchor of the previous/next page and of today.

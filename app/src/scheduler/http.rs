@@ -2,9 +2,10 @@
 
 use super::domain::{CalendarUser, EventView};
 use super::service::{self, Input};
-use super::{ical, zones};
+use super::ical;
+use crate::platform::time::zones;
 use crate::accounts::Caller;
-use crate::error::{AppError, AppResult, ErrorEnvelope};
+use crate::error::{AppError, AppResult, ErrorEnvelope, OrInternal};
 use crate::platform::http::{ApiJson, ApiQuery};
 use crate::platform::state::AppState;
 use crate::platform::time::now_ms;
@@ -101,7 +102,7 @@ async fn create_event(State(state): State<AppState>, caller: Caller, Path(userna
     }
     let fields = service::resolve(service::new_fields(&owner), &input)?;
     let created = service::create(&state.db, &caller, &owner, fields).await?;
-    let location = HeaderValue::from_str(&format!("/api/v1/events/{}", created.id)).map_err(|_| AppError::internal())?;
+    let location = HeaderValue::from_str(&format!("/api/v1/events/{}", created.id)).or_internal("building the Location header of a new event")?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(created)).into_response())
 }
 

@@ -2,7 +2,7 @@
 //! times in UTC (`…Z`) and all-day events as `VALUE=DATE` in their zone.
 
 use super::store::event;
-use super::zones::to_local;
+use crate::platform::time::zones::to_local;
 use chrono_tz::Tz;
 
 fn utc(ms: i64) -> String {

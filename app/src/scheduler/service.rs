@@ -2,17 +2,17 @@
 //! concurrency, delete, range queries), who sees what, profiles, and iCal feeds. Every
 //! change is published to the broker (`event:created|updated|deleted`) in its transaction.
 
+use crate::db_write;
 use super::domain::*;
 use super::store::{event, feed, legacy_feed};
-use super::zones;
-use crate::accounts::domain::Username;
+use crate::accounts::domain::Profile;
+use crate::accounts::service::{profile_by_id, profile_by_name};
 use crate::accounts::Caller;
-use crate::accounts::store::user;
 use crate::error::{AppError, AppResult};
 use crate::platform::db::{for_update, is_unique_violation, Db, WriteTxn};
 use crate::platform::secrets::{random_token, sha256_hex};
 use crate::platform::state::AppState;
-use crate::platform::time::{now_ms, to_rfc3339};
+use crate::platform::time::{now_ms, to_rfc3339, zones};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -20,16 +20,11 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Query
 const DAY_MS: i64 = 86_400_000;
 const MAX_SPAN_MS: i64 = MAX_EVENT_DAYS * DAY_MS;
 
-pub async fn find_user(db: &Db, username: &str) -> AppResult<user::Model> {
-    let name = Username::parse(username).map_err(|_| AppError::not_found("user"))?;
-    user::Entity::find()
-        .filter(user::Column::Username.eq(name.as_str()))
-        .one(&db.conn)
-        .await?
-        .ok_or_else(|| AppError::not_found("user"))
+pub async fn find_user(db: &Db, username: &str) -> AppResult<Profile> {
+    profile_by_name(&db.conn, username).await?.ok_or_else(|| AppError::not_found("user"))
 }
 
-pub fn calendar_user(u: &user::Model) -> CalendarUser {
+pub fn calendar_user(u: &Profile) -> CalendarUser {
     CalendarUser {
         username: u.username.clone(),
         display_name: u.display_name.clone(),
@@ -53,7 +48,7 @@ fn require_edit(caller: &Caller, owner_id: i64) -> AppResult<()> {
 
 /// Owners, admins, and everyone when the owner shares, see events in full; others see
 /// only when the owner is busy.
-pub fn sees_details(caller: &Caller, owner: &user::Model) -> bool {
+pub fn sees_details(caller: &Caller, owner: &Profile) -> bool {
     owner.calendar_shared || may_edit(caller, owner.id)
 }
 
@@ -174,7 +169,7 @@ pub fn resolve(base: Fields, input: &Input) -> AppResult<Fields> {
 }
 
 /// Defaults for a new event on `owner`'s calendar.
-pub fn new_fields(owner: &user::Model) -> Fields {
+pub fn new_fields(owner: &Profile) -> Fields {
     Fields {
         title: String::new(),
         description: String::new(),
@@ -222,18 +217,15 @@ pub async fn overlapping<C: ConnectionTrait>(conn: &C, owner_id: i64, start: i64
 }
 
 async fn announce(txn: &WriteTxn, topic: &str, e: &event::Model, owner: &str) -> AppResult<()> {
-    let payload = serde_json::to_value(view(e, owner, false, Vec::new())).map_err(|_| AppError::internal())?;
-    crate::broker::service::publish_event(txn, topic, &payload).await?;
-    Ok(())
+    txn.publish(topic, &view(e, owner, false, Vec::new())).await
 }
 
 /// Adds an event to `owner`'s calendar, if `caller` manages it.
 #[tracing::instrument(skip(db, caller, fields), fields(owner = %owner.username, caller = %caller.username()))]
-pub async fn create(db: &Db, caller: &Caller, owner: &user::Model, fields: Fields) -> AppResult<EventView> {
+pub async fn create(db: &Db, caller: &Caller, owner: &Profile, fields: Fields) -> AppResult<EventView> {
     require_edit(caller, owner.id)?;
     validate(&fields)?;
-    db.retrying(|| async {
-        let txn = db.write_txn().await?;
+    db_write!(db, |txn| {
         let now = now_ms();
         let row = event::ActiveModel {
             uid: Set(format!("{}@switchboard", random_token(18))),
@@ -253,15 +245,13 @@ pub async fn create(db: &Db, caller: &Caller, owner: &user::Model, fields: Field
         let e = event::Entity::insert(row).exec_with_returning(&*txn).await?;
         let conflicts = overlapping(&*txn, owner.id, e.start_at, e.end_at, Some(e.id)).await?;
         announce(&txn, "event:created", &e, &owner.username).await?;
-        txn.commit().await?;
         Ok(view(&e, &owner.username, false, conflicts))
     })
-    .await
 }
 
-async fn find_event(db: &Db, id: i64) -> AppResult<(event::Model, user::Model)> {
+async fn find_event(db: &Db, id: i64) -> AppResult<(event::Model, Profile)> {
     let e = event::Entity::find_by_id(id).one(&db.conn).await?.ok_or_else(|| AppError::not_found("event"))?;
-    let owner = user::Entity::find_by_id(e.owner_id).one(&db.conn).await?.ok_or_else(|| AppError::not_found("event"))?;
+    let owner = profile_by_id(&db.conn, e.owner_id).await?.ok_or_else(|| AppError::not_found("event"))?;
     Ok((e, owner))
 }
 
@@ -286,8 +276,7 @@ pub async fn event_ics(db: &Db, caller: &Caller, id: i64) -> AppResult<String> {
 /// whatever the request says — and `version` is still its version (else 409).
 #[tracing::instrument(skip(db, caller, change), fields(caller = %caller.username()))]
 pub async fn update(db: &Db, caller: &Caller, id: i64, version: i32, change: impl Fn(Fields) -> AppResult<Fields>) -> AppResult<EventView> {
-    db.retrying(|| async {
-        let txn = db.write_txn().await?;
+    db_write!(db, |txn| {
         let current = for_update(event::Entity::find_by_id(id), db.backend())
             .one(&*txn)
             .await?
@@ -309,13 +298,11 @@ pub async fn update(db: &Db, caller: &Caller, id: i64, version: i32, change: imp
         row.version = Set(current.version + 1);
         row.updated_at = Set(now_ms().max(current.updated_at + 1));
         let e = event::Entity::update(row).exec(&*txn).await?;
-        let owner = user::Entity::find_by_id(e.owner_id).one(&*txn).await?.ok_or_else(AppError::internal)?;
+        let owner = profile_by_id(&*txn, e.owner_id).await?.ok_or_else(|| AppError::internal_because(format!("event {} has no owner {}", e.id, e.owner_id)))?;
         let conflicts = overlapping(&*txn, e.owner_id, e.start_at, e.end_at, Some(e.id)).await?;
         announce(&txn, "event:updated", &e, &owner.username).await?;
-        txn.commit().await?;
         Ok(view(&e, &owner.username, false, conflicts))
     })
-    .await
 }
 
 fn stale(current: i32) -> AppError {
@@ -327,8 +314,7 @@ fn stale(current: i32) -> AppError {
 /// `version` is given, it is still that version.
 #[tracing::instrument(skip(db, caller), fields(caller = %caller.username()))]
 pub async fn delete(db: &Db, caller: &Caller, id: i64, version: Option<i32>) -> AppResult<()> {
-    db.retrying(|| async {
-        let txn = db.write_txn().await?;
+    db_write!(db, |txn| {
         let current = for_update(event::Entity::find_by_id(id), db.backend())
             .one(&*txn)
             .await?
@@ -337,13 +323,11 @@ pub async fn delete(db: &Db, caller: &Caller, id: i64, version: Option<i32>) -> 
         if version.is_some_and(|v| v != current.version) {
             return Err(stale(current.version));
         }
-        let owner = user::Entity::find_by_id(current.owner_id).one(&*txn).await?.ok_or_else(AppError::internal)?;
+        let owner = profile_by_id(&*txn, current.owner_id).await?.ok_or_else(|| AppError::internal_because(format!("event {id} has no owner {}", current.owner_id)))?;
         event::Entity::delete_by_id(id).exec(&*txn).await?;
         announce(&txn, "event:deleted", &current, &owner.username).await?;
-        txn.commit().await?;
         Ok(())
     })
-    .await
 }
 
 /// A page of `owner_id`'s events overlapping `[from, to)`, by start.
@@ -365,7 +349,7 @@ fn encode_cursor(e: &event::Model) -> String {
 
 /// A page of `owner`'s events overlapping `[from, to)` as `caller` may see them: in full
 /// for owners, admins and shared calendars, else as free/busy.
-pub async fn events_for(db: &Db, caller: &Caller, owner: &user::Model, from: i64, to: i64, cursor: Option<&str>, limit: u64) -> AppResult<(Vec<EventView>, Option<String>)> {
+pub async fn events_for(db: &Db, caller: &Caller, owner: &Profile, from: i64, to: i64, cursor: Option<&str>, limit: u64) -> AppResult<(Vec<EventView>, Option<String>)> {
     let page = range(db, owner.id, from, to, cursor, limit).await?;
     let busy_only = !sees_details(caller, owner);
     let conflicts = conflicts_within(&page.events);
@@ -480,32 +464,33 @@ pub async fn seal_legacy_feeds(state: &AppState) -> AppResult<u64> {
         if batch.is_empty() {
             return Ok(moved);
         }
-        let txn = state.db.write_txn().await?;
-        for old in &batch {
-            // A user who has a new-style token already keeps it.
-            if feed::Entity::find_by_id(old.user_id).one(&*txn).await?.is_some() {
-                continue;
+        db_write!(state.db, |txn| {
+            for old in &batch {
+                // A user who has a new-style token already keeps it.
+                if feed::Entity::find_by_id(old.user_id).one(&*txn).await?.is_some() {
+                    continue;
+                }
+                let row = feed::ActiveModel {
+                    user_id: Set(old.user_id),
+                    token_hash: Set(sha256_hex(&old.token)),
+                    token_sealed: Set(state.sealer.seal(FEED_CONTEXT, &old.token)),
+                    created_at: Set(old.created_at),
+                };
+                feed::Entity::insert(row).exec_without_returning(&*txn).await?;
             }
-            let row = feed::ActiveModel {
-                user_id: Set(old.user_id),
-                token_hash: Set(sha256_hex(&old.token)),
-                token_sealed: Set(state.sealer.seal(FEED_CONTEXT, &old.token)),
-                created_at: Set(old.created_at),
-            };
-            feed::Entity::insert(row).exec_without_returning(&*txn).await?;
-        }
-        let ids: Vec<i64> = batch.iter().map(|f| f.user_id).collect();
-        legacy_feed::Entity::delete_many().filter(legacy_feed::Column::UserId.is_in(ids)).exec(&*txn).await?;
-        txn.commit().await?;
+            let ids: Vec<i64> = batch.iter().map(|f| f.user_id).collect();
+            legacy_feed::Entity::delete_many().filter(legacy_feed::Column::UserId.is_in(ids)).exec(&*txn).await?;
+            Ok(())
+        })?;
         moved += batch.len() as u64;
     }
 }
 
 /// The calendar behind a feed token: its owner and their events from 180 days ago to two
 /// years ahead (at most 5,000).
-pub async fn feed(db: &Db, token: &str) -> AppResult<(user::Model, Vec<event::Model>)> {
+pub async fn feed(db: &Db, token: &str) -> AppResult<(Profile, Vec<event::Model>)> {
     let f = feed::Entity::find().filter(feed::Column::TokenHash.eq(sha256_hex(token))).one(&db.conn).await?.ok_or_else(|| AppError::not_found("calendar"))?;
-    let owner = user::Entity::find_by_id(f.user_id).one(&db.conn).await?.ok_or_else(|| AppError::not_found("calendar"))?;
+    let owner = profile_by_id(&db.conn, f.user_id).await?.ok_or_else(|| AppError::not_found("calendar"))?;
     let now = now_ms();
     let events = event::Entity::find()
         .filter(event::Column::OwnerId.eq(owner.id))

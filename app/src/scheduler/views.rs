@@ -2,7 +2,7 @@
 //! dialog) and the scheduler settings page.
 
 use super::*;
-use crate::ui::{ErrorAlert, FieldError};
+use crate::ui::{Audience, ErrorAlert, FieldError, Loaded};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
@@ -66,12 +66,12 @@ fn hhmm(local: &str) -> &str {
     local.get(11..16).unwrap_or("")
 }
 
-fn nav_href(page: &CalendarPage, view: &str, date: &str) -> String {
+fn nav_href(page: &CalendarLayout, view: CalendarView, date: &str) -> String {
     format!("/calendar?view={view}&date={date}&user={}", page.owner.username)
 }
 
 #[component]
-pub fn CalendarPage() -> impl IntoView {
+pub fn CalendarScreen() -> impl IntoView {
     let query = use_query_map();
     let params = move || {
         let q = query.read();
@@ -91,25 +91,17 @@ pub fn CalendarPage() -> impl IntoView {
     });
     view! {
         <main class="page wide">
-            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match page.await {
-                        Err(e) if e.status == 401 => view! {
-                            <p class="alert warn"><A href="/login?next=/calendar">"Sign in"</A> " to see your calendar."</p>
-                        }.into_any(),
-                        Err(e) => view! { <p class="alert error">{e.message}</p> }.into_any(),
-                        Ok(p) => view! { <Calendar page=p editing/> }.into_any(),
-                    }
-                })}
-            </Suspense>
+            <Loaded data=page audience={Audience::SignedIn { next: "/calendar", to: " to see your calendar." }} page=move |p| {
+                view! { <Calendar page=p editing/> }.into_any()
+            }/>
             {move || editing.get().map(|draft| view! { <EventDialog draft save remove editing/> })}
         </main>
     }
 }
 
 #[component]
-fn Calendar(page: CalendarPage, editing: RwSignal<Option<Draft>>) -> impl IntoView {
-    let month = page.view == "month";
+fn Calendar(page: CalendarLayout, editing: RwSignal<Option<Draft>>) -> impl IntoView {
+    let month = page.view == CalendarView::Month;
     let header = view! {
         <div class="cal-head">
             <div>
@@ -128,12 +120,12 @@ fn Calendar(page: CalendarPage, editing: RwSignal<Option<Draft>>) -> impl IntoVi
                         <button type="button" class="small" on:click=move |_| editing.set(Some(Draft::new(&day, 9)))>"New event"</button>
                     }
                 })}
-                <A href=nav_href(&page, &page.view, &page.prev) attr:class="btn secondary small" attr:aria-label="Previous">"‹"</A>
-                <A href=nav_href(&page, &page.view, &page.today) attr:class="btn secondary small">"Today"</A>
-                <A href=nav_href(&page, &page.view, &page.next) attr:class="btn secondary small" attr:aria-label="Next">"›"</A>
+                <A href=nav_href(&page, page.view, &page.prev) attr:class="btn secondary small" attr:aria-label="Previous">"‹"</A>
+                <A href=nav_href(&page, page.view, &page.today) attr:class="btn secondary small">"Today"</A>
+                <A href=nav_href(&page, page.view, &page.next) attr:class="btn secondary small" attr:aria-label="Next">"›"</A>
                 <span class="segmented">
-                    <A href=nav_href(&page, "week", &page.days[0]) attr:class=if month { "seg" } else { "seg on" }>"Week"</A>
-                    <A href=nav_href(&page, "month", &page.days[page.days.len() / 2]) attr:class=if month { "seg on" } else { "seg" }>"Month"</A>
+                    <A href=nav_href(&page, CalendarView::Week, &page.days[0]) attr:class=if month { "seg" } else { "seg on" }>"Week"</A>
+                    <A href=nav_href(&page, CalendarView::Month, &page.days[page.days.len() / 2]) attr:class=if month { "seg on" } else { "seg" }>"Month"</A>
                 </span>
             </div>
         </div>
@@ -195,7 +187,7 @@ fn chip_class(e: &Placed) -> &'static str {
 }
 
 #[component]
-fn WeekGrid(page: CalendarPage, editing: RwSignal<Option<Draft>>) -> impl IntoView {
+fn WeekGrid(page: CalendarLayout, editing: RwSignal<Option<Draft>>) -> impl IntoView {
     let editable = page.editable;
     let days = page.days.clone();
     let events = page.events.clone();
@@ -284,7 +276,7 @@ fn WeekGrid(page: CalendarPage, editing: RwSignal<Option<Draft>>) -> impl IntoVi
 }
 
 #[component]
-fn MonthGrid(page: CalendarPage, editing: RwSignal<Option<Draft>>) -> impl IntoView {
+fn MonthGrid(page: CalendarLayout, editing: RwSignal<Option<Draft>>) -> impl IntoView {
     let editable = page.editable;
     let month = page.days[page.days.len() / 2].get(..7).unwrap_or("").to_owned();
     let today = page.today.clone();
@@ -318,7 +310,7 @@ fn MonthGrid(page: CalendarPage, editing: RwSignal<Option<Draft>>) -> impl IntoV
 
 /// The same events as a list: what small screens show instead of the grid.
 #[component]
-fn Agenda(page: CalendarPage, editing: RwSignal<Option<Draft>>) -> impl IntoView {
+fn Agenda(page: CalendarLayout, editing: RwSignal<Option<Draft>>) -> impl IntoView {
     let editable = page.editable;
     let mut events = page.events.clone();
     events.sort_by(|a, b| a.local_start.cmp(&b.local_start));
@@ -419,58 +411,23 @@ fn EventDialog(draft: Draft, save: ServerAction<SaveEvent>, remove: ServerAction
     }
 }
 
+/// The settings page's card for the caller's secret iCal feed address. Says nothing to a
+/// visitor who is not signed in (the profile card beside it asks them to sign in).
 #[component]
-pub fn SettingsPage() -> impl IntoView {
-    let save = ServerAction::<SavePreferences>::new();
+pub fn FeedCard() -> impl IntoView {
     let rotate = ServerAction::<RotateFeed>::new();
-    let prefs = Resource::new(move || (save.version().get(), rotate.version().get()), |_| load_preferences());
-    let error = Signal::derive(move || save.value().get().and_then(Result::err));
+    let feed = Resource::new(move || rotate.version().get(), |_| load_feed());
     view! {
-        <main class="page">
-            <h1>"Settings"</h1>
-            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match prefs.await {
-                        Err(e) if e.status == 401 => view! {
-                            <p class="alert warn"><A href="/login?next=/settings">"Sign in"</A> " first."</p>
-                        }.into_any(),
-                        Err(e) => view! { <p class="alert error">{e.message}</p> }.into_any(),
-                        Ok(p) => view! {
-                            <section class="card">
-                                <h2>"Calendar"</h2>
-                                <ActionForm action=save attr:class="form">
-                                    <div class="field">
-                                        <label for="display_name">"Display name"</label>
-                                        <input id="display_name" name="display_name" type="text" maxlength="100" value=p.display_name.clone()/>
-                                        <FieldError error field="display_name"/>
-                                    </div>
-                                    <div class="field">
-                                        <label for="time_zone">"Time zone"</label>
-                                        <input id="time_zone" name="time_zone" type="text" list="zones" value=p.time_zone.clone()/>
-                                        <datalist id="zones">
-                                            {COMMON_ZONES.iter().map(|z| view! { <option value=*z></option> }).collect_view()}
-                                        </datalist>
-                                        <span class="hint">"Any IANA name, e.g. America/New_York. Calendars are shown in it."</span>
-                                        <FieldError error field="time_zone"/>
-                                    </div>
-                                    <label class="row"><input type="checkbox" name="calendar_shared" value="on" checked=p.calendar_shared/>
-                                        "Others may see my events (otherwise only when I am busy)"</label>
-                                    <ErrorAlert error unless_field=true/>
-                                    <div><button type="submit">"Save"</button></div>
-                                    {move || matches!(save.value().get(), Some(Ok(()))).then(|| view! { <p class="alert ok">"Saved."</p> })}
-                                </ActionForm>
-                            </section>
-                            <section class="card">
-                                <h2>"Subscribe from another calendar app"</h2>
-                                <p class="hint">"Anyone with this secret address can read your calendar. Replace it to revoke the old one."</p>
-                                <div class="secret" data-testid="feed-url">{p.feed_url.clone()}</div>
-                                <ActionForm action=rotate><button type="submit" class="secondary">"Replace the address"</button></ActionForm>
-                            </section>
-                        }.into_any(),
-                    }
-                })}
-            </Suspense>
-        </main>
+        <Loaded data=feed audience={Audience::SignedInSilently} page=move |url| {
+            view! {
+                <section class="card">
+                    <h2>"Subscribe from another calendar app"</h2>
+                    <p class="hint">"Anyone with this secret address can read your calendar. Replace it to revoke the old one."</p>
+                    <div class="secret" data-testid="feed-url">{url}</div>
+                    <ActionForm action=rotate><button type="submit" class="secondary">"Replace the address"</button></ActionForm>
+                </section>
+            }
+        }/>
     }
 }
 

@@ -6,7 +6,7 @@
 use super::lca::Filing;
 use super::store::market;
 use super::{oews, service};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppResult, OrInternal};
 use crate::platform::state::AppState;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use std::path::PathBuf;
@@ -137,11 +137,11 @@ pub async fn sample(state: &AppState) -> AppResult<Vec<Filing>> {
 #[tracing::instrument(skip(state))]
 pub async fn seed(state: &AppState) -> AppResult<()> {
     if !super::market::has_market_data(&state.db).await? {
-        let file = match state.settings.wages.oews_file.clone() {
+        let file = match state.settings.part::<super::settings::WagesSettings>().oews_file.clone() {
             Some(f) => PathBuf::from(f),
             None => {
                 let dir = PathBuf::from(&state.settings.data_dir).join("oews");
-                tokio::task::spawn_blocking(move || oews::fetch(&dir)).await.map_err(|_| AppError::internal())??
+                tokio::task::spawn_blocking(move || oews::fetch(&dir)).await.or_internal("fetching the OEWS market data")??
             }
         };
         let rows = oews::import(&state.db, &file, &|_, _| {}).await?;

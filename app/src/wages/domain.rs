@@ -156,6 +156,24 @@ pub struct BadRow {
     pub reason: String,
 }
 
+crate::named_enum! {
+    /// Where an upload's import stands.
+    pub enum ImportState {
+        /// Uploaded, waiting for a job runner.
+        Queued = "queued",
+        Running = "running",
+        Done = "done",
+        /// Stopped: the file could not be read (the reason is in its errors).
+        Failed = "failed",
+    }
+}
+
+impl ImportState {
+    pub fn is_finished(self) -> bool {
+        matches!(self, ImportState::Done | ImportState::Failed)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ImportView {
@@ -163,8 +181,7 @@ pub struct ImportView {
     /// `lca` or `oews`.
     pub kind: String,
     pub filename: String,
-    /// `queued`, `running`, `done` or `failed`.
-    pub state: String,
+    pub state: ImportState,
     pub bytes_total: i64,
     pub bytes_done: i64,
     pub rows_new: i64,
@@ -178,7 +195,7 @@ pub struct ImportView {
 
 impl ImportView {
     pub fn percent(&self) -> f64 {
-        if self.state == "done" {
+        if self.state == ImportState::Done {
             return 100.0;
         }
         if self.bytes_total <= 0 { 0.0 } else { (self.bytes_done as f64 * 100.0 / self.bytes_total as f64).min(100.0) }

@@ -2,8 +2,9 @@
 //! thread, parsed into filings, and written in large batches; uploads kept in the object
 //! store and imported by a job on any process, their progress saved for the page.
 
+use crate::db_write;
 use super::analytics;
-use super::domain::{BadRow, ImportView};
+use super::domain::{BadRow, ImportState, ImportView};
 use super::lca::{self, Columns, Filing};
 use super::store::{self, import};
 use super::xlsx;
@@ -190,7 +191,7 @@ pub async fn import_lca(db: &Db, path: &Path, import_id: Option<i64>, on_progres
             on_progress(&progress);
             if let Some(id) = import_id.filter(|_| saved_at.elapsed() > std::time::Duration::from_millis(300)) {
                 saved_at = std::time::Instant::now();
-                record_progress(db, id, "running", &progress).await?;
+                record_progress(db, id, ImportState::Running, &progress).await?;
             }
         }
         Ok(())
@@ -230,7 +231,7 @@ pub async fn queue_import<C: ConnectionTrait>(conn: &C, filename: &str, key: &st
         kind: Set("lca".into()),
         filename: Set(filename.chars().take(255).collect()),
         object_key: Set(Some(key.to_owned())),
-        state: Set("queued".into()),
+        state: Set(ImportState::Queued),
         bytes_total: Set(bytes as i64),
         bytes_done: Set(0),
         rows_new: Set(0),
@@ -248,22 +249,22 @@ pub async fn queue_import<C: ConnectionTrait>(conn: &C, filename: &str, key: &st
 }
 
 /// Saves an import's progress and tells open pages.
-pub async fn record_progress(db: &Db, id: i64, state: &str, p: &Progress) -> AppResult<()> {
-    let txn = db.write_txn().await?;
-    import::Entity::update_many()
-        .col_expr(import::Column::State, Expr::value(state))
-        .col_expr(import::Column::BytesDone, Expr::value(p.bytes_done as i64))
-        .col_expr(import::Column::RowsNew, Expr::value(p.rows_new as i64))
-        .col_expr(import::Column::RowsUpdated, Expr::value(p.rows_updated as i64))
-        .col_expr(import::Column::RowsBad, Expr::value(p.rows_bad as i64))
-        .col_expr(import::Column::Errors, Expr::value(serde_json::to_string(&p.errors).unwrap_or_else(|_| "[]".into())))
-        .col_expr(import::Column::FinishedAt, Expr::value(matches!(state, "done" | "failed").then(now_ms)))
-        .filter(import::Column::Id.eq(id))
-        .exec(&*txn)
-        .await?;
-    crate::platform::changes::record(&*txn, CHANNEL, &serde_json::json!({"import": id, "state": state, "bytes_done": p.bytes_done})).await?;
-    txn.commit().await?;
-    Ok(())
+pub async fn record_progress(db: &Db, id: i64, state: ImportState, p: &Progress) -> AppResult<()> {
+    db_write!(db, |txn| {
+        import::Entity::update_many()
+            .col_expr(import::Column::State, Expr::value(state))
+            .col_expr(import::Column::BytesDone, Expr::value(p.bytes_done as i64))
+            .col_expr(import::Column::RowsNew, Expr::value(p.rows_new as i64))
+            .col_expr(import::Column::RowsUpdated, Expr::value(p.rows_updated as i64))
+            .col_expr(import::Column::RowsBad, Expr::value(p.rows_bad as i64))
+            .col_expr(import::Column::Errors, Expr::value(serde_json::to_string(&p.errors).unwrap_or_else(|_| "[]".into())))
+            .col_expr(import::Column::FinishedAt, Expr::value(state.is_finished().then(now_ms)))
+            .filter(import::Column::Id.eq(id))
+            .exec(&*txn)
+            .await?;
+        crate::platform::changes::record(&*txn, CHANNEL, &serde_json::json!({"import": id, "state": state, "bytes_done": p.bytes_done})).await?;
+        Ok(())
+    })
 }
 
 /// Takes an uploaded LCA file (CSV or `.xlsx`) from an admin: streams it to a scratch
@@ -276,16 +277,16 @@ where
 {
     caller.require_admin()?;
     let scratch = tempfile::NamedTempFile::new().map_err(|e| AppError::unavailable(e.to_string()))?;
-    let size = spool(body, scratch.path(), state.settings.wages.upload_max_bytes).await?;
+    let size = spool(body, scratch.path(), state.settings.part::<super::settings::WagesSettings>().upload_max_bytes).await?;
     let kind = if xlsx::is_workbook(scratch.path()) { "xlsx" } else { "csv" };
     let key = format!("wages/uploads/{}-{}.{kind}", now_ms(), crate::platform::secrets::random_token(12));
     state.store.put_file(&key, scratch.path()).await?;
     let default_name = format!("upload.{kind}");
     let filename = filename.map(str::trim).filter(|f| !f.is_empty()).unwrap_or(&default_name);
-    let txn = state.db.write_txn().await?;
-    let queued = queue_import(&*txn, filename, &key, size, Some(caller.id())).await?;
-    txn.commit().await?;
-    Ok(queued)
+    db_write!(state.db, |txn| {
+        let queued = queue_import(&*txn, filename, &key, size, Some(caller.id())).await?;
+        Ok(queued)
+    })
 }
 
 /// Writes a body to `path` as it arrives; returns its size.
@@ -323,15 +324,15 @@ pub async fn run_import(state: &AppState, id: i64) -> AppResult<Progress> {
     if !state.store.download(&key, &path).await? {
         return Err(AppError::not_found("uploaded file"));
     }
-    record_progress(&state.db, id, "running", &Progress { bytes_total: row.bytes_total as u64, ..Default::default() }).await?;
+    record_progress(&state.db, id, ImportState::Running, &Progress { bytes_total: row.bytes_total as u64, ..Default::default() }).await?;
     match import_lca(&state.db, &path, Some(id), &|_| {}).await {
         Ok(p) => {
-            record_progress(&state.db, id, "done", &p).await?;
+            record_progress(&state.db, id, ImportState::Done, &p).await?;
             Ok(p)
         }
         Err(e) => {
             let p = Progress { errors: vec![BadRow { line: 0, reason: e.message.clone() }], ..Default::default() };
-            record_progress(&state.db, id, "failed", &p).await?;
+            record_progress(&state.db, id, ImportState::Failed, &p).await?;
             Err(e)
         }
     }

@@ -7,6 +7,7 @@
 //! area (7) + industry (6) + SOC without the dash (6). Values are strings; `-`, `*`, `#`
 //! (top-coded) or NULL mean "not published" and become NULL.
 
+use crate::db_write;
 use super::store::market;
 use crate::error::{AppError, AppResult};
 use crate::platform::db::Db;
@@ -167,13 +168,10 @@ pub async fn import(db: &Db, input: &Path, progress: &(dyn Fn(u64, u64) + Send +
             ])
             .to_owned();
         if !rows.is_empty() {
-            db.retrying(|| async {
-                let txn = db.write_txn().await?;
+            db_write!(db, |txn| {
                 market::Entity::insert_many(rows.clone()).on_conflict(upsert.clone()).exec_without_returning(&*txn).await?;
-                txn.commit().await?;
                 Ok(())
-            })
-            .await?;
+            })?;
         }
         done += chunk.len() as u64;
         progress(done, total);

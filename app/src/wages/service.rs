@@ -22,7 +22,7 @@ pub const EXPORT_LIMIT: usize = 100_000;
 /// Box statistics with the market drawn beside each group (any signed-in member).
 #[tracing::instrument(skip(state, _caller, filter))]
 pub async fn stats_with_market(state: &AppState, _caller: &Caller, filter: &WageFilter, group_by: &str) -> AppResult<StatsResponse> {
-    let copy = state.wage_copy.current(&state.db).await?;
+    let copy = state.part::<super::analytics::WageCopy>().current(&state.db).await?;
     let selection = copy.select(filter)?;
     let mut groups = copy.stats(&selection, group_by)?;
     attach_market(&state.db, filter, group_by, &mut groups).await?;
@@ -33,7 +33,7 @@ pub async fn stats_with_market(state: &AppState, _caller: &Caller, filter: &Wage
 /// nation) and against the estimated prevailing-wage levels there.
 #[tracing::instrument(skip(state, _caller, filter))]
 pub async fn records(state: &AppState, _caller: &Caller, filter: &WageFilter, sort: Option<&str>, descending: bool, page: u64, per_page: u64) -> AppResult<RecordsPage> {
-    let copy = state.wage_copy.current(&state.db).await?;
+    let copy = state.part::<super::analytics::WageCopy>().current(&state.db).await?;
     let selection = copy.select(filter)?;
     let per_page = per_page.clamp(1, 200);
     let page = Ord::max(page, 1);
@@ -60,7 +60,7 @@ pub async fn records(state: &AppState, _caller: &Caller, filter: &WageFilter, so
 
 /// The current view as CSV (header + rows, by annual wage, at most [`EXPORT_LIMIT`]).
 pub async fn export_csv(state: &AppState, _caller: &Caller, filter: &WageFilter) -> AppResult<String> {
-    let copy = state.wage_copy.current(&state.db).await?;
+    let copy = state.part::<super::analytics::WageCopy>().current(&state.db).await?;
     let ids = copy.ids_by_wage(&copy.select(filter)?, EXPORT_LIMIT);
     let mut out = csv::Writer::from_writer(Vec::new());
     let header = ["CASE_NUMBER", "CASE_STATUS", "FISCAL_YEAR", "EMPLOYER_NAME", "JOB_TITLE", "SOC_CODE", "SOC_TITLE", "WORKSITE_CITY", "WORKSITE_STATE", "WAGE_RATE_OF_PAY_FROM", "WAGE_RATE_OF_PAY_TO", "WAGE_UNIT_OF_PAY", "ANNUAL_WAGE", "PREVAILING_WAGE", "PW_WAGE_LEVEL", "SOURCE"];

@@ -1,6 +1,7 @@
 //! Wage tables (see migrations `m20261127_000006_wages` and `m20261202_000008_wage_copy`)
 //! and the fast writer the imports use.
 
+use crate::db_write;
 use super::domain::Filing;
 use crate::error::AppResult;
 use crate::platform::db::Db;
@@ -120,7 +121,7 @@ pub mod import {
         pub kind: String,
         pub filename: String,
         pub object_key: Option<String>,
-        pub state: String,
+        pub state: crate::wages::domain::ImportState,
         pub bytes_total: i64,
         pub bytes_done: i64,
         pub rows_new: i64,
@@ -172,8 +173,7 @@ pub async fn upsert(db: &Db, filings: &[Filing], import_id: Option<i64>) -> AppR
         return Ok((0, 0));
     }
     let at = stamp();
-    db.retrying(|| async {
-        let txn = db.write_txn().await?;
+    db_write!(db, |txn| {
         let sqlite = db.backend() == DbBackend::Sqlite;
         let before: i64 = if sqlite {
             let q = Query::select().expr(Expr::col(record::Column::Id).max()).from(record::Entity).to_owned();
@@ -196,10 +196,8 @@ pub async fn upsert(db: &Db, filings: &[Filing], import_id: Option<i64>) -> AppR
         } else {
             n - affected.saturating_sub(n)
         };
-        txn.commit().await?;
         Ok((new, n - new))
     })
-    .await
 }
 
 fn insert(filings: &[&Filing], import_id: Option<i64>, at: i64) -> sea_orm::sea_query::InsertStatement {

@@ -328,19 +328,19 @@ async fn fresh_database(db: Db, dir: &Path) -> String {
 }
 
 fn bench_settings(database_url: String, dir: &Path) -> Settings {
-    let mut s = Settings::from_env();
+    let mut s = server::compose::settings_from_env();
     s.database_url = database_url;
     s.listen = "127.0.0.1:0".into();
     s.store = StoreSettings::Folder(dir.join("objects").display().to_string());
     s.demo_data = false;
-    s.broker.allowed_targets = vec!["127.0.0.1".into()];
-    s.broker.concurrency = 64;
-    s.meetings.signing_key = Some(BENCH_KEY.into());
+    s.part_mut::<app::broker::settings::BrokerSettings>().allowed_targets = vec!["127.0.0.1".into()];
+    s.part_mut::<app::broker::settings::BrokerSettings>().concurrency = 64;
+    s.part_mut::<app::meetings::settings::MeetingsSettings>().signing_key = Some(BENCH_KEY.into());
     s.http.webhook_rate_per_min = u32::MAX; // one client posts everything here
-    s.auth.signup_per_ip_per_hour = u32::MAX;
-    s.auth.login_per_ip_per_min = u32::MAX;
-    s.auth.login_per_user_per_min = u32::MAX;
-    s.auth.first_signup_admin = true;
+    s.part_mut::<app::accounts::settings::AuthSettings>().signup_per_ip_per_hour = u32::MAX;
+    s.part_mut::<app::accounts::settings::AuthSettings>().login_per_ip_per_min = u32::MAX;
+    s.part_mut::<app::accounts::settings::AuthSettings>().login_per_user_per_min = u32::MAX;
+    s.part_mut::<app::accounts::settings::AuthSettings>().first_signup_admin = true;
     s.secret_key = Some(BENCH_SECRET_KEY.into());
     s
 }
@@ -567,7 +567,7 @@ async fn seed_chat(bench: &Bench, total: usize, expired: usize, users: usize) {
 }
 
 async fn bench_chat(db: Db, ceilings: &Ceilings, rows: &mut Vec<Row>) {
-    let bench = Bench::start(db, |s| s.chat.archive_every = Duration::from_secs(86_400)).await;
+    let bench = Bench::start(db, |s| s.part_mut::<app::chat::settings::ChatSettings>().archive_every = Duration::from_secs(86_400)).await;
     let database = db.name();
     let total: usize = std::env::var("SB_BENCH_CHAT_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let (expired, users) = (total / 5, (total / 10).max(1));
@@ -586,7 +586,7 @@ async fn bench_chat(db: Db, ceilings: &Ceilings, rows: &mut Vec<Row>) {
     load_rows(rows, "chat GET /chats/{u}, 64 connections", load, database, ceilings.insert(64));
 
     // The archiver as its job runs it (the configured batch size).
-    let batch = bench.state.settings.chat.archive_batch;
+    let batch = bench.state.settings.part::<app::chat::settings::ChatSettings>().archive_batch;
     let started = Instant::now();
     let archived = app::chat::service::archive_expired(&bench.state, batch).await.unwrap().messages;
     rows.push(Row::new(format!("chat archive hot → cold ({archived} messages, {batch} a batch)"), archived as f64 / started.elapsed().as_secs_f64(), "messages/s", database));
@@ -976,7 +976,7 @@ async fn live_accounts(b: &Bench, n: usize) -> Vec<String> {
         username: Set(format!("live{i}")),
         display_name: Set(format!("live{i}")),
         password_hash: Set("!".into()), // no password logs in
-        role: Set("member".into()),
+        role: Set(app::accounts::Role::Member),
         time_zone: Set("UTC".into()),
         created_at: Set(now),
         calendar_shared: Set(false),
@@ -1000,7 +1000,7 @@ async fn live_accounts(b: &Bench, n: usize) -> Vec<String> {
 }
 
 async fn bench_live_pages(db: Db, rows: &mut Vec<Row>) {
-    let b = Bench::start(db, |s| s.chat.archive_every = Duration::from_secs(86_400)).await;
+    let b = Bench::start(db, |s| s.part_mut::<app::chat::settings::ChatSettings>().archive_every = Duration::from_secs(86_400)).await;
     let database = db.name();
     let files = tempfile::tempdir().unwrap();
     let tokens_file = files.path().join("tokens");
@@ -1189,7 +1189,7 @@ async fn bench_wages(db: Db, rows: &mut Vec<Row>) {
 
     let operator = app::accounts::Caller::operator();
     let started = Instant::now();
-    let copy = b.state.wage_copy.current(&b.state.db).await.expect("copy");
+    let copy = b.state.part::<app::wages::analytics::WageCopy>().current(&b.state.db).await.expect("copy");
     rows.push(row(format!("wages copy build ({} records)", copy.len()), started.elapsed().as_secs_f64() * 1000.0, "ms"));
     rows.push(row("wages copy memory".into(), copy.memory_bytes() as f64 / copy.len().max(1) as f64, "bytes/record"));
     let filters = [

@@ -165,6 +165,7 @@ const RULES: &[Rule] = &[
     server_fn("/_fn/calendar_delete", "id={new_event}&version=1", OWNER),
     server_fn("/_fn/settings_load", "", MEMBERS),
     server_fn("/_fn/settings_save", "display_name=Renamed&time_zone=UTC", MEMBERS),
+    server_fn("/_fn/settings_feed", "", MEMBERS),
     server_fn("/_fn/settings_rotate_feed", "", MEMBERS),
     server_fn("/_fn/meetings_list", "", MEMBERS),
     server_fn("/_fn/wages_view", "query=", MEMBERS),
@@ -212,7 +213,7 @@ impl World {
     async fn new() -> Self {
         // No job runner, no dispatcher: nothing but the requests changes the database.
         let app = TestApp::spawn_quiet(Backend::Sqlite, |s| {
-            s.broker.allowed_targets = vec!["127.0.0.1".into()];
+            s.part_mut::<app::broker::settings::BrokerSettings>().allowed_targets = vec!["127.0.0.1".into()];
             s.metrics_token = Some(METRICS_TOKEN.into());
             crate::meetings::meetings_app_settings(s);
         })
@@ -482,7 +483,7 @@ async fn every_entry_point_answers_each_kind_of_caller_exactly_as_it_should() {
 async fn bodies_over_the_limit_are_refused_on_every_route() {
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
         s.http.max_body_bytes = 4 << 10;
-        s.wages.upload_max_bytes = 1 << 20;
+        s.part_mut::<app::wages::settings::WagesSettings>().upload_max_bytes = 1 << 20;
     })
     .await;
     let admin = app.user_with_token("root").await;

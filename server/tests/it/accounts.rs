@@ -76,7 +76,7 @@ async fn bad_sign_ups_get_clear_errors_naming_the_field() {
 #[tokio::test]
 async fn wrong_passwords_are_refused_alike_and_rate_limited() {
     // The default per-account limit (the test settings raise it for everyone else).
-    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.auth.login_per_user_per_min = 10).await;
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.part_mut::<app::accounts::settings::AuthSettings>().login_per_user_per_min = 10).await;
     assert_eq!(signup(&app, "ada", PASSWORD).await.status(), 201);
 
     let wrong = assert_error(token(&app, "ada", "not the password").await, 401, "unauthorized", None).await;

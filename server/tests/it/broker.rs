@@ -10,9 +10,9 @@ use std::time::Duration;
 /// A broker app: loopback allowed as a target, fast retries.
 pub async fn broker_app(backend: Backend) -> TestApp {
     TestApp::spawn_with(backend, |s| {
-        s.broker.allowed_targets = vec!["127.0.0.1".into()];
-        s.broker.retry_base = Duration::from_millis(40);
-        s.broker.retry_max = Duration::from_millis(200);
+        s.part_mut::<app::broker::settings::BrokerSettings>().allowed_targets = vec!["127.0.0.1".into()];
+        s.part_mut::<app::broker::settings::BrokerSettings>().retry_base = Duration::from_millis(40);
+        s.part_mut::<app::broker::settings::BrokerSettings>().retry_max = Duration::from_millis(200);
     })
     .await
 }
@@ -237,17 +237,19 @@ async fn publishing_the_same_idempotency_key_twice_delivers_once() {
     assert_eq!(first["id"], second["id"]);
     assert_eq!((first["duplicate"].as_bool(), second["duplicate"].as_bool()), (Some(false), Some(true)));
     admin.publish("fin:purchase", json!({"order": 8})).await;
-    wait_for_successes(&receiver, "/hook", 2).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A sentinel behind them on the same lane: delivery is in order, so once it has
+    // arrived, a duplicate of 7 (queued before it) would have arrived too.
+    admin.publish("fin:purchase", json!({"order": 9})).await;
+    wait_for_successes(&receiver, "/hook", 3).await;
     let orders: Vec<i64> = receiver.hits_on("/hook").iter().map(|h| h.json()["data"]["order"].as_i64().unwrap()).collect();
-    assert_eq!(orders, [7, 8]);
+    assert_eq!(orders, [7, 8, 9]);
     app.stop().await;
 }
 
 #[tokio::test]
 async fn private_targets_are_refused_unless_allowed() {
     // No BROKER_ALLOWED_TARGETS here.
-    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.broker.retry_base = Duration::from_millis(40)).await;
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.part_mut::<app::broker::settings::BrokerSettings>().retry_base = Duration::from_millis(40)).await;
     let admin = Admin::new(&app).await;
     let receiver = Receiver::start().await;
     for url in [receiver.url("/hook"), "http://10.0.0.8/hook".into(), "http://[::1]:80/".into(), "file:///etc/passwd".into()] {
@@ -284,10 +286,16 @@ async fn pause_holds_messages_and_resume_delivers_them_in_order() {
     for n in 0..5 {
         admin.publish("user:online", json!({"n": n})).await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once all five wait on the paused lane (lag 5), none can be delivered: a paused
+    // lane is never scheduled, so no later attempt can sneak in after this check.
+    eventually(Duration::from_secs(10), "five messages waiting", || async {
+        let lag = admin.get(&format!("/api/v1/subscribers/{sid}/subscriptions")).await[0]["lag"].as_i64();
+        (lag == Some(5)).then_some(())
+    })
+    .await;
     assert!(receiver.hits().is_empty(), "nothing is delivered while paused");
-    let lag = admin.get(&format!("/api/v1/subscribers/{sid}/subscriptions")).await[0]["lag"].as_i64();
-    assert_eq!(lag, Some(5));
+    let pending = admin.get(&format!("/api/v1/subscribers/{sid}/deliveries?state=pending")).await;
+    assert!(pending.as_array().unwrap().iter().all(|d| d["attempts"] == 0), "none was even tried: {pending}");
 
     let resumed = admin.post(&format!("/api/v1/subscriptions/{sub_id}/resume"), json!({})).await;
     assert_eq!(resumed["state"], "active");
@@ -352,11 +360,15 @@ async fn dead_letter_goes_on_while_block_waits_for_an_operator() {
     })
     .await;
     assert_eq!(blocked[0]["lag"], 2, "the failed head and the message behind it wait");
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.first_successes("/block").iter().map(payload_n).collect::<Vec<_>>(), [0]);
-
+    // The block is written with the head's last attempt, and a blocked lane is never
+    // scheduled again: the message behind the head was never tried, and cannot be now.
     let pending = admin.get(&format!("/api/v1/subscribers/{bl}/deliveries?state=pending")).await;
-    let head = pending.as_array().unwrap().iter().min_by_key(|d| d["id"].as_i64()).unwrap().clone();
+    let mut waiting: Vec<Value> = pending.as_array().unwrap().clone();
+    waiting.sort_by_key(|d| d["id"].as_i64());
+    let attempts: Vec<Option<i64>> = waiting.iter().map(|d| d["attempts"].as_i64()).collect();
+    assert_eq!(attempts, [Some(2), Some(0)], "the head used its two attempts, the next none: {pending}");
+    let head = waiting[0].clone();
     let res = admin.call(reqwest::Method::POST, &format!("/api/v1/deliveries/{}/skip", head["id"]), None).await;
     assert_eq!(res.status(), 204);
     let unblocked = wait_for_successes(&receiver, "/block", 2).await;
@@ -393,8 +405,13 @@ async fn gone_disables_and_retry_after_is_honoured() {
     assert_eq!(subs[0]["state"], "disabled");
     assert!(subs[0]["disabled_reason"].as_str().unwrap().contains("410"));
     admin.publish("user:online", json!({"n": 1})).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(receiver.hits_on("/gone").len(), 1, "a disabled subscription gets nothing more");
+    // One message is fanned out to every subscription in one transaction: once /busy has
+    // it, a delivery to /gone would exist too, were the subscription still enabled.
+    let busy = wait_for_successes(&receiver, "/busy", 2).await;
+    assert_eq!(busy.iter().map(payload_n).collect::<Vec<_>>(), [0, 1]);
+    let deliveries = admin.get(&format!("/api/v1/subscribers/{gone}/deliveries")).await;
+    assert_eq!(deliveries.as_array().unwrap().len(), 1, "a disabled subscription gets nothing more: {deliveries}");
+    assert_eq!(receiver.hits_on("/gone").len(), 1);
     app.stop().await;
 }
 

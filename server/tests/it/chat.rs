@@ -163,7 +163,7 @@ both_backends!(concurrent_readers_never_share_a_message);
 /// holds exactly the text and recipient its post sent, every inbox holds exactly its own
 /// posts, and each post's `chat:message` carries its own id, recipient and text.
 async fn concurrent_posts_each_get_their_own_answer(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |s| s.broker.allowed_targets = vec!["127.0.0.1".into()]).await;
+    let app = TestApp::spawn_with(backend, |s| s.part_mut::<app::broker::settings::BrokerSettings>().allowed_targets = vec!["127.0.0.1".into()]).await;
     let broker = crate::broker::Admin::new(&app).await; // the first account: an admin
     let admin = User { app: &app, token: broker.token.clone() };
     let receiver = crate::receiver::Receiver::start().await;
@@ -216,7 +216,7 @@ async fn archive_round_trip(backend: Backend, s3: bool) {
         if let Some(s3) = s3 {
             s.store = StoreSettings::S3(s3);
         }
-        s.chat.archive_every = Duration::from_secs(3600); // driven by hand below
+        s.part_mut::<app::chat::settings::ChatSettings>().archive_every = Duration::from_secs(3600); // driven by hand below
     })
     .await;
     let bob = User::new(&app, "bob").await;
@@ -279,8 +279,8 @@ async fn archive_to_s3_on_mariadb() {
 #[tokio::test]
 async fn the_periodic_job_archives_and_posting_publishes_chat_message() {
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
-        s.chat.archive_every = Duration::from_millis(200);
-        s.broker.allowed_targets = vec!["127.0.0.1".into()];
+        s.part_mut::<app::chat::settings::ChatSettings>().archive_every = Duration::from_millis(200);
+        s.part_mut::<app::broker::settings::BrokerSettings>().allowed_targets = vec!["127.0.0.1".into()];
     })
     .await;
     let admin = crate::broker::Admin::new(&app).await;

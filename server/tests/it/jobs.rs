@@ -3,6 +3,7 @@
 use crate::support::{eventually, test_settings, Backend, TestDb};
 use app::platform::jobs::{self, JobRegistry, JobRunner};
 use app::platform::state::AppState;
+use app::platform::time::Clock;
 use sea_orm::{ConnectionTrait, EntityTrait, TransactionTrait};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -118,16 +119,21 @@ async fn a_crashed_runners_job_runs_again_after_its_lease(backend: Backend) {
             Ok(())
         }
     });
-    let doomed = JobRunner::new(state.clone(), registry.clone());
-    let survivor = JobRunner::new(state.clone(), registry);
+    // Both runners read one hand-moved clock: the lease runs out exactly when the test
+    // says, however slow the machine is.
+    let clock = Clock::manual(app::platform::time::now_ms());
+    let doomed = JobRunner::new(state.clone(), registry.clone()).with_clock(clock.clone());
+    let survivor = JobRunner::new(state.clone(), registry).with_clock(clock.clone());
 
-    let id = jobs::enqueue(&state.db.conn, "test.short_lease", &()).await.unwrap();
+    let id = jobs::enqueue_at(&state.db.conn, "test.short_lease", &(), clock.now_ms()).await.unwrap();
     let claimed = doomed.claim(10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     drop(claimed); // the runner dies holding the lease
 
     assert_eq!(survivor.run_due().await.unwrap(), 0, "leased to the dead runner for now");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    clock.advance(Duration::from_millis(299));
+    assert_eq!(survivor.run_due().await.unwrap(), 0, "still leased 1 ms before the lease ends");
+    clock.advance(Duration::from_millis(1));
     assert_eq!(survivor.run_due().await.unwrap(), 1, "the lease ran out");
     assert_eq!(*log.lock().unwrap(), vec![(id, 2)], "the crashed run counts as attempt 1");
 }

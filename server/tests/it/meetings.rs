@@ -9,7 +9,7 @@ pub const KEY: &str = "test-signing-key";
 const API: &str = "https://api.calendly.com";
 
 pub fn meetings_app_settings(s: &mut app::platform::settings::Settings) {
-    s.meetings.signing_key = Some(KEY.into());
+    s.part_mut::<app::meetings::settings::MeetingsSettings>().signing_key = Some(KEY.into());
 }
 
 /// An `invitee.created` / `invitee.canceled` delivery, as Calendly documents it.

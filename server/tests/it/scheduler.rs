@@ -269,7 +269,7 @@ print(json.dumps({"name": str(cal.get('X-WR-CALNAME')), "events": out}))
 
 #[tokio::test]
 async fn every_change_is_published_to_the_broker() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.broker.allowed_targets = vec!["127.0.0.1".into()]).await;
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.part_mut::<app::broker::settings::BrokerSettings>().allowed_targets = vec!["127.0.0.1".into()]).await;
     let admin = crate::broker::Admin::new(&app).await;
     let receiver = crate::receiver::Receiver::start().await;
     admin.subscriber(&receiver.url("/events"), "event:*", json!({})).await;

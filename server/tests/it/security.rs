@@ -90,8 +90,8 @@ async fn the_calendar_form_cannot_change_another_members_event() {
 #[tokio::test]
 async fn sign_ups_and_log_ins_are_limited_per_address_before_any_hashing() {
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
-        s.auth.signup_per_ip_per_hour = 3;
-        s.auth.login_per_ip_per_min = 4;
+        s.part_mut::<app::accounts::settings::AuthSettings>().signup_per_ip_per_hour = 3;
+        s.part_mut::<app::accounts::settings::AuthSettings>().login_per_ip_per_min = 4;
     })
     .await;
     for i in 0..3 {
@@ -117,8 +117,8 @@ async fn sign_ups_and_log_ins_are_limited_per_address_before_any_hashing() {
 #[tokio::test]
 async fn a_flood_of_password_checks_gets_busy_answers_instead_of_exhausting_memory() {
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
-        s.auth.hash_concurrency = 1;
-        s.auth.hash_wait = Duration::from_millis(1);
+        s.part_mut::<app::accounts::settings::AuthSettings>().hash_concurrency = 1;
+        s.part_mut::<app::accounts::settings::AuthSettings>().hash_wait = Duration::from_millis(1);
     })
     .await;
     let sign_ups = (0..16).map(|i| {
@@ -156,7 +156,7 @@ both_backends!(racing_sign_ups_make_exactly_one_admin);
 
 #[tokio::test]
 async fn without_opt_in_the_first_sign_up_is_a_member_and_only_the_setup_token_makes_an_admin() {
-    let app = TestApp::spawn_with(Backend::MariaDb, |s| s.auth.first_signup_admin = false).await;
+    let app = TestApp::spawn_with(Backend::MariaDb, |s| s.part_mut::<app::accounts::settings::AuthSettings>().first_signup_admin = false).await;
     let first: Value = app.post_json("/api/v1/auth/signup", &json!({"username": "early", "password": PASSWORD})).await.json().await.unwrap();
     assert_eq!(first["role"], "member", "squatting the first sign-up gains nothing");
     let token = app::accounts::service::issue_setup_token(&app.state).await.unwrap().expect("no admin yet: a setup token");
@@ -175,7 +175,7 @@ async fn without_opt_in_the_first_sign_up_is_a_member_and_only_the_setup_token_m
 async fn create_admin_takes_an_existing_name_back_from_whoever_registered_it() {
     let db = TestDb::new(Backend::Sqlite).await;
     let url = db.url.clone();
-    let app = TestApp::spawn_on(db, |s| s.auth.first_signup_admin = false).await;
+    let app = TestApp::spawn_on(db, |s| s.part_mut::<app::accounts::settings::AuthSettings>().first_signup_admin = false).await;
     // Someone registered "alice" before the operator got to it.
     let squatter = new_user_token(&app.client, &app.base, "alice").await;
     let new_password = "the operator's own passphrase";
@@ -236,7 +236,7 @@ both_backends!(a_flooded_inbox_is_read_in_bounded_pages);
 
 #[tokio::test]
 async fn replaying_more_messages_than_one_statement_can_bind_works() {
-    let app = TestApp::spawn_quiet(Backend::Sqlite, |s| s.broker.allowed_targets = vec!["127.0.0.1".into()]).await;
+    let app = TestApp::spawn_quiet(Backend::Sqlite, |s| s.part_mut::<app::broker::settings::BrokerSettings>().allowed_targets = vec!["127.0.0.1".into()]).await;
     let admin = Admin::new(&app).await;
     admin.topic("bulk:msg").await;
     let (sid, _) = admin.subscriber("http://127.0.0.1:9/hook", "bulk:msg", json!({})).await;
@@ -373,7 +373,7 @@ fn spreadsheet_cells_that_start_a_formula_are_marked_as_text() {
 #[tokio::test]
 async fn signing_secrets_and_feed_tokens_are_not_stored_in_clear() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let app = TestApp::spawn_on(db, |s| s.broker.allowed_targets = vec!["127.0.0.1".into()]).await;
+    let app = TestApp::spawn_on(db, |s| s.part_mut::<app::broker::settings::BrokerSettings>().allowed_targets = vec!["127.0.0.1".into()]).await;
     let admin = Admin::new(&app).await;
     admin.topic("fin:purchase").await;
     let receiver = Receiver::start().await;
@@ -406,7 +406,7 @@ async fn signing_secrets_and_feed_tokens_are_not_stored_in_clear() {
 async fn secrets_an_earlier_version_stored_in_clear_are_sealed_at_start_up_and_keep_working() {
     let db = TestDb::new(Backend::Sqlite).await;
     let url = db.url.clone();
-    let app = TestApp::spawn_on(db, |s| s.broker.allowed_targets = vec!["127.0.0.1".into()]).await;
+    let app = TestApp::spawn_on(db, |s| s.part_mut::<app::broker::settings::BrokerSettings>().allowed_targets = vec!["127.0.0.1".into()]).await;
     let admin = Admin::new(&app).await;
     let (sid, _) = admin.subscriber("http://127.0.0.1:9/hook", "*", json!({})).await;
     // What an earlier version left: a clear secret and a clear feed token.
@@ -477,7 +477,7 @@ async fn metrics_want_their_token_when_one_is_set() {
 #[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.auth.header_read_timeout = Duration::from_secs(1)).await;
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.http.header_read_timeout = Duration::from_secs(1)).await;
     let mut socket = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
     socket.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
     // The server closes the connection (or answers 408) instead of waiting forever.

@@ -68,7 +68,7 @@ impl TestDb {
 /// Settings for a test instance: its own database and object folder, a random port,
 /// fast job polling, no demo data.
 pub fn test_settings(db: &TestDb, objects: &std::path::Path) -> Settings {
-    let mut s = Settings::from_env();
+    let mut s = server::compose::settings_from_env();
     s.database_url = db.url.clone();
     s.listen = "127.0.0.1:0".into();
     s.store = StoreSettings::Folder(objects.display().to_string());
@@ -78,10 +78,10 @@ pub fn test_settings(db: &TestDb, objects: &std::path::Path) -> Settings {
     s.cookie_secure = false;
     s.secret_key = Some(TEST_SECRET_KEY.into());
     // Tests sign many accounts up from one address; the limits get tests of their own.
-    s.auth.signup_per_ip_per_hour = 100_000;
-    s.auth.login_per_ip_per_min = 100_000;
-    s.auth.login_per_user_per_min = 100_000;
-    s.auth.first_signup_admin = true;
+    s.part_mut::<app::accounts::settings::AuthSettings>().signup_per_ip_per_hour = 100_000;
+    s.part_mut::<app::accounts::settings::AuthSettings>().login_per_ip_per_min = 100_000;
+    s.part_mut::<app::accounts::settings::AuthSettings>().login_per_user_per_min = 100_000;
+    s.part_mut::<app::accounts::settings::AuthSettings>().first_signup_admin = true;
     // Many test apps share one MariaDB (151 connections): each keeps a small pool.
     s.db_pool.max_connections = Some(6);
     s

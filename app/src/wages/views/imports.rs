@@ -63,16 +63,16 @@ pub(super) fn ImportsCard() -> impl IntoView {
 #[component]
 fn ImportLine(i: ImportView) -> impl IntoView {
     let percent = i.percent();
-    let badge = match i.state.as_str() {
-        "done" => "badge ok",
-        "failed" => "badge danger",
-        _ => "badge warn",
+    let badge = match i.state {
+        ImportState::Done => "badge ok",
+        ImportState::Failed => "badge danger",
+        ImportState::Queued | ImportState::Running => "badge warn",
     };
     view! {
-        <li data-testid="import" data-state=i.state.clone() data-new=i.rows_new data-bad=i.rows_bad>
+        <li data-testid="import" data-state=i.state.as_str() data-new=i.rows_new data-bad=i.rows_bad>
             <div class="row">
                 <strong>{i.filename}</strong>
-                <span class=badge>{i.state.clone()}</span>
+                <span class=badge>{i.state.as_str()}</span>
                 <span class="hint"><When ms=i.created_at/></span>
                 <span class="spacer"></span>
                 <span class="hint">{format!("{} new · {} updated · {} bad", i.rows_new, i.rows_updated, i.rows_bad)}</span>

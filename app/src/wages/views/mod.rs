@@ -11,6 +11,7 @@ use super::*;
 use crate::accounts::Auth;
 use chart::BoxPlot;
 use imports::ImportsCard;
+use crate::ui::{Audience, Loaded};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
@@ -33,17 +34,9 @@ pub fn WagesPage() -> impl IntoView {
                 "BLS Occupational Employment and Wage Statistics (OEWS, May 2025) for the same occupation and place."
             </p>
             <FilterBar query/>
-            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match data.await {
-                        Err(e) if e.status == 401 => view! {
-                            <p class="alert warn"><A href="/login?next=/wages">"Sign in"</A> " to use the wage portal."</p>
-                        }.into_any(),
-                        Err(e) => view! { <p class="alert error" role="alert" data-field=e.field.clone()>{e.message}</p> }.into_any(),
-                        Ok(v) => view! { <WagesBody view=v query/> }.into_any(),
-                    }
-                })}
-            </Suspense>
+            <Loaded data=data audience={Audience::SignedIn { next: "/wages", to: " to use the wage portal." }} page=move |v| {
+                view! { <WagesBody view=v query/> }.into_any()
+            }/>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
                     let admin = auth.viewer.await.ok().flatten().is_some_and(|v| v.is_admin());

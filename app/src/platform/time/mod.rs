@@ -1,11 +1,44 @@
 //! Time as the database stores it: milliseconds since the Unix epoch, UTC.
 
+pub mod zones;
+
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 
 pub type Millis = i64;
 
 pub fn now_ms() -> Millis {
     Utc::now().timestamp_millis()
+}
+
+/// Where a component reads "now" from: the system clock, or a clock a test moves by hand
+/// (so a test of a lease or a deadline says exactly when time passes instead of sleeping
+/// past it and hoping the machine was fast enough).
+#[derive(Clone, Debug, Default)]
+pub enum Clock {
+    #[default]
+    System,
+    Manual(std::sync::Arc<std::sync::atomic::AtomicI64>),
+}
+
+impl Clock {
+    /// A clock that stands still at `start` until moved.
+    pub fn manual(start: Millis) -> Self {
+        Clock::Manual(std::sync::Arc::new(start.into()))
+    }
+
+    pub fn now_ms(&self) -> Millis {
+        match self {
+            Clock::System => now_ms(),
+            Clock::Manual(at) => at.load(std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+
+    /// Moves a manual clock forward (the system clock moves by itself).
+    pub fn advance(&self, by: std::time::Duration) {
+        if let Clock::Manual(at) = self {
+            at.fetch_add(by.as_millis() as i64, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
 }
 
 pub fn to_datetime(ms: Millis) -> DateTime<Utc> {

@@ -1,0 +1,34 @@
+//! Booking webhook intake, from the environment.
+
+use crate::platform::settings::{Settings, Vars};
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct MeetingsSettings {
+    /// `CALENDLY_WEBHOOK_SIGNING_KEY`. Unset on the embedded run: generated once into
+    /// `<data>/secrets/` (and logged) so a developer can sign test deliveries; unset
+    /// elsewhere: intake answers 503 until it is configured.
+    pub signing_key: Option<String>,
+    /// How old a signature timestamp may be (`CALENDLY_TOLERANCE_SECS`, default 180).
+    pub tolerance: Duration,
+}
+
+impl MeetingsSettings {
+    pub fn from_vars(env: &Vars) -> Self {
+        Self {
+            signing_key: env.var("CALENDLY_WEBHOOK_SIGNING_KEY"),
+            tolerance: Duration::from_secs(env.number("CALENDLY_TOLERANCE_SECS", 180)),
+        }
+    }
+
+    /// On the embedded run, a signing key kept in `<data>/secrets/` when none is set.
+    pub fn with_dev_key(mut self, settings: &Settings) -> Self {
+        if settings.is_sqlite() && self.signing_key.is_none() {
+            let key = settings.dev_secret("calendly-signing-key", "CALENDLY_WEBHOOK_SIGNING_KEY", || {
+                crate::platform::secrets::random_token(32)
+            });
+            self.signing_key = Some(key);
+        }
+        self
+    }
+}

@@ -1,0 +1,114 @@
+//! Lays a week or month of a calendar out for the page: which day column and which
+//! minutes each event covers in the viewer's zone, free/busy for calendars not shared.
+
+use super::domain::{CalendarLayout, CalendarView, Placed};
+use super::service;
+use crate::platform::time::zones;
+use crate::error::AppResult;
+use chrono::{Datelike, NaiveDate};
+
+/// Builds a week or month page of `owner`'s calendar as `viewer` sees it.
+pub async fn build(
+    state: &crate::platform::state::AppState,
+    caller: &crate::accounts::Caller,
+    owner: Option<String>,
+    view: CalendarView,
+    date: Option<&str>,
+) -> AppResult<CalendarLayout> {
+    let viewer_zone = zones::parse_zone("time_zone", &caller.viewer.time_zone).unwrap_or(chrono_tz::Tz::UTC);
+    let owner = match owner.as_deref().filter(|o| !o.is_empty()) {
+        Some(name) => service::find_user(&state.db, name).await?,
+        None => service::find_user(&state.db, &caller.viewer.username).await?,
+    };
+    let today = zones::to_local(viewer_zone, crate::platform::time::now_ms()).date_naive();
+    let anchor = match date.filter(|d| !d.is_empty()) {
+        Some(d) => zones::parse_date("date", d)?,
+        None => today,
+    };
+    let month = view == CalendarView::Month;
+    let (first, count, prev, next) = if month {
+        let first_of_month = anchor.with_day(1).expect("day 1 exists");
+        let next_month = (first_of_month + chrono::Duration::days(32)).with_day(1).expect("day 1 exists");
+        let prev_month = (first_of_month - chrono::Duration::days(1)).with_day(1).expect("day 1 exists");
+        let start = zones::week_start(first_of_month);
+        let end = zones::week_start(next_month - chrono::Duration::days(1)) + chrono::Duration::days(7);
+        (start, (end - start).num_days() as usize, prev_month, next_month)
+    } else {
+        let start = zones::week_start(anchor);
+        (start, 7, start - chrono::Duration::days(7), start + chrono::Duration::days(7))
+    };
+    let days: Vec<NaiveDate> = (0..count).map(|i| first + chrono::Duration::days(i as i64)).collect();
+    let from = zones::start_of_day(viewer_zone, first);
+    let to = zones::start_of_day(viewer_zone, first + chrono::Duration::days(count as i64));
+    let fetched = service::range(&state.db, owner.id, from, to, None, 500).await?;
+    let busy_only = !service::sees_details(caller, &owner);
+    let conflicts = service::conflicts_within(&fetched.events);
+    let day_index = |ms: i64| -> usize {
+        let d = zones::to_local(viewer_zone, ms).date_naive();
+        ((d - first).num_days().clamp(0, count as i64 - 1)) as usize
+    };
+    let minute = |ms: i64| -> i32 {
+        let t = zones::to_local(viewer_zone, ms);
+        (t.hour() * 60 + t.minute()) as i32
+    };
+    use chrono::Timelike;
+    let events = fetched
+        .events
+        .iter()
+        .map(|e| {
+            let local = |ms: i64| zones::to_local(viewer_zone, ms).format("%Y-%m-%dT%H:%M").to_string();
+            // An event ending at midnight ends on the previous day.
+            let last_ms = (e.end_at - 1).max(e.start_at);
+            Placed {
+                id: e.id,
+                title: if busy_only { "Busy".into() } else { e.title.clone() },
+                location: if busy_only { String::new() } else { e.location.clone() },
+                description: if busy_only { String::new() } else { e.description.clone() },
+                all_day: e.all_day,
+                busy_only,
+                conflict: !busy_only && conflicts.contains_key(&e.id),
+                version: e.version,
+                local_start: local(e.start_at),
+                local_end: local(e.end_at),
+                first_day: if e.start_at < from { 0 } else { day_index(e.start_at) },
+                last_day: if e.end_at > to { count - 1 } else { day_index(last_ms) },
+                start_minute: if e.start_at < from { 0 } else { minute(e.start_at) },
+                end_minute: if e.end_at >= to { 1440 } else { minute(last_ms) + 1 },
+            }
+        })
+        .collect();
+    let title = if month {
+        anchor.format("%B %Y").to_string()
+    } else {
+        format!("{} – {}", first.format("%b %-d"), days[6].format("%b %-d, %Y"))
+    };
+    Ok(CalendarLayout {
+        editable: service::may_edit(caller, owner.id),
+        owner: service::calendar_user(&owner),
+        viewer_zone: viewer_zone.to_string(),
+        view,
+        days: days.iter().map(|d| d.format("%Y-%m-%d").to_string()).collect(),
+        prev: prev.format("%Y-%m-%d").to_string(),
+        next: next.format("%Y-%m-%d").to_string(),
+        today: today.format("%Y-%m-%d").to_string(),
+        title,
+        events,
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM` in the viewer's zone → an instant; for all-day events the day.
+pub fn local_fields(
+    zone: chrono_tz::Tz,
+    start_local: &str,
+    end_local: &str,
+    all_day: bool,
+) -> AppResult<(i64, i64)> {
+    let start = zones::parse_local("start", start_local)?;
+    let end = zones::parse_local("end", end_local)?;
+    if all_day {
+        // The form's end day is inclusive; the stored end is the next midnight.
+        let last = end.date().max(start.date());
+        return Ok((zones::start_of_day(zone, start.date()), zones::start_of_day(zone, last + chrono::Duration::days(1))));
+    }
+    Ok((zones::local_to_utc("start", zone, start)?, zones::local_to_utc("end", zone, end)?))
+}

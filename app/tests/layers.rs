@@ -1,0 +1,140 @@
+//! The arrows between the app's modules, checked from the source: `platform` (and the
+//! leaf modules beside it) know no capability; a capability reaches another only through
+//! its public face (never its `store` or `http`); and no two top-level modules import
+//! each other, directly or around a loop. A new import that breaks one of these fails
+//! here with the file that made it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+const CAPABILITIES: &[&str] = &["accounts", "broker", "chat", "meetings", "scheduler", "wages"];
+/// Modules every capability may use and that may use none of them.
+const FOUNDATION: &[&str] = &["platform", "error", "named", "ui"];
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// (file, top-level module it belongs to, `crate::a::b` paths it names as (a, b)).
+fn imports() -> Vec<(String, String, Vec<(String, String)>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    files
+        .into_iter()
+        .filter_map(|path| {
+            let relative = path.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+            let module = relative.split('/').next().unwrap().trim_end_matches(".rs").to_owned();
+            // The crate root declares and routes every module; it is not one of them.
+            (module != "lib").then(|| {
+                let text = std::fs::read_to_string(&path).unwrap();
+                (relative, module, crate_paths(&text))
+            })
+        })
+        .collect()
+}
+
+/// Every `crate::a::b` (and `crate::a::{b, …}`) in `text`, as (a, b).
+fn crate_paths(text: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices("crate::") {
+        let rest = &text[at + "crate::".len()..];
+        let first: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let after = &rest[first.len()..];
+        let seconds: Vec<String> = match after.strip_prefix("::") {
+            Some(tail) if tail.starts_with('{') => {
+                tail[1..tail.find('}').unwrap_or(tail.len())].split(',').map(|s| s.trim().split("::").next().unwrap_or("").to_owned()).collect()
+            }
+            Some(tail) => vec![tail.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()],
+            None => vec![String::new()],
+        };
+        found.extend(seconds.into_iter().map(|s| (first.clone(), s)));
+    }
+    found
+}
+
+#[test]
+fn the_foundation_knows_no_capability() {
+    let offenders: Vec<String> = imports()
+        .into_iter()
+        .filter(|(_, module, _)| FOUNDATION.contains(&module.as_str()))
+        .flat_map(|(file, _, paths)| {
+            paths.into_iter().filter(|(a, _)| CAPABILITIES.contains(&a.as_str())).map(move |(a, b)| format!("{file} uses crate::{a}::{b}"))
+        })
+        .collect();
+    assert!(offenders.is_empty(), "platform, error, named and ui must not know capabilities:\n{}", offenders.join("\n"));
+}
+
+#[test]
+fn no_capability_reaches_into_another_ones_tables_or_routes() {
+    let offenders: Vec<String> = imports()
+        .into_iter()
+        .flat_map(|(file, module, paths)| {
+            paths
+                .into_iter()
+                .filter(move |(a, b)| *a != module && CAPABILITIES.contains(&a.as_str()) && (b == "store" || b == "http"))
+                .map(move |(a, b)| format!("{file} uses crate::{a}::{b}"))
+        })
+        .collect();
+    assert!(offenders.is_empty(), "ask the other capability's service instead:\n{}", offenders.join("\n"));
+}
+
+#[test]
+fn top_level_modules_import_each_other_one_way_only() {
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut witness: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (file, module, paths) in imports() {
+        for (a, _) in paths {
+            if a != module && !a.is_empty() && a != "lib" {
+                witness.entry((module.clone(), a.clone())).or_insert_with(|| file.clone());
+                edges.entry(module.clone()).or_default().insert(a);
+            }
+        }
+    }
+    // Depth-first search for a loop; report it with a file for each arrow.
+    fn visit(node: &str, edges: &BTreeMap<String, BTreeSet<String>>, path: &mut Vec<String>, done: &mut BTreeSet<String>) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|n| n == node) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(node.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_owned());
+        for next in edges.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, edges, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    for node in edges.keys() {
+        if let Some(cycle) = visit(node, &edges, &mut Vec::new(), &mut done) {
+            let arrows: Vec<String> = cycle
+                .windows(2)
+                .map(|w| format!("{} -> {} ({})", w[0], w[1], witness[&(w[0].clone(), w[1].clone())]))
+                .collect();
+            panic!("a loop between modules:\n{}", arrows.join("\n"));
+        }
+    }
+}
+
+#[test]
+fn the_path_reader_sees_grouped_and_nested_imports() {
+    let found = crate_paths("use crate::broker::{store, domain::X};\nlet s = crate::chat::http::f(); crate::error::AppError");
+    assert_eq!(
+        found,
+        [("broker", "store"), ("broker", "domain"), ("chat", "http"), ("error", "AppError")].map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+}

@@ -1,0 +1,46 @@
+//! Where the capabilities meet: each one's settings (read from the environment by the
+//! capability itself) and in-process state are composed into the platform's `Settings`
+//! and `AppState` here, and nowhere else. A capability added to the app gets its line
+//! in `settings` and, if it keeps state, in `parts`.
+
+use app::platform::db::Db;
+use app::platform::parts::Parts;
+use app::platform::rate_limit::RateLimiter;
+use app::platform::settings::{Settings, Vars};
+use std::time::Duration;
+
+/// Every setting, platform's and each capability's, from any source of variables.
+pub fn settings_from_vars(lookup: &dyn Fn(&str) -> Option<String>) -> Settings {
+    let mut settings = Settings::from_vars(lookup);
+    let env = Vars(lookup);
+    let embedded = settings.is_sqlite();
+    settings.parts.insert(app::accounts::settings::AuthSettings::from_vars(&env, embedded));
+    settings.parts.insert(app::broker::settings::BrokerSettings::from_vars(&env));
+    settings.parts.insert(app::chat::settings::ChatSettings::from_vars(&env));
+    settings.parts.insert(app::meetings::settings::MeetingsSettings::from_vars(&env));
+    settings.parts.insert(app::wages::settings::WagesSettings::from_vars(&env));
+    settings
+}
+
+/// Every setting from the process environment.
+pub fn settings_from_env() -> Settings {
+    settings_from_vars(&|name| std::env::var(name).ok())
+}
+
+/// The embedded run's generated secrets: the sealing key and the webhook signing key,
+/// kept in `<data>/secrets/` (a no-op on MySQL, whose processes share configured ones).
+pub fn with_dev_secrets(settings: Settings) -> Settings {
+    let mut settings = settings.with_dev_secrets();
+    let meetings = settings.part::<app::meetings::settings::MeetingsSettings>().clone().with_dev_key(&settings);
+    settings.parts.insert(meetings);
+    settings
+}
+
+/// Each capability's in-process state, started on `db`.
+pub fn parts(settings: &Settings, db: &Db) -> Parts {
+    Parts::default()
+        .with(app::accounts::service::AuthGuard::new(settings.part()))
+        .with(app::chat::service::ChatState::start(db))
+        .with(app::meetings::http::WebhookLimiter(RateLimiter::new(settings.http.webhook_rate_per_min, Duration::from_secs(60))))
+        .with(app::wages::analytics::WageCopy::new())
+}
