@@ -32,6 +32,25 @@ impl std::error::Error for AppError {
     }
 }
 
+/// An error's cause as an error of its own (so `anyhow` can chain it).
+#[cfg(feature = "ssr")]
+#[derive(Debug)]
+struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+#[cfg(feature = "ssr")]
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
 /// Two errors are the same answer when the client would see the same thing; the cause
 /// behind a 500 is not part of the answer.
 impl PartialEq for AppError {
@@ -59,10 +78,14 @@ impl AppError {
     }
 
     #[cfg(feature = "ssr")]
-    /// The error as a job or CLI failure: message, status and code, with the cause chained.
+    /// The error as a job or start-up failure: message, status and code, with the cause
+    /// (when there is one) chained below.
     pub fn into_failure(self) -> anyhow::Error {
         let summary = format!("{} ({} {})", self.message, self.status, self.code);
-        anyhow::Error::new(self).context(summary)
+        match self.source {
+            Some(cause) => anyhow::Error::new(Cause(cause)).context(summary),
+            None => anyhow::anyhow!(summary),
+        }
     }
 
     pub fn on_field(mut self, field: &str) -> Self {

@@ -4,10 +4,13 @@
 
 /// Declares a named-state enum: serde and (with `ssr`) SeaORM's `DeriveActiveEnum` and
 /// utoipa's `ToSchema` use the given names; `as_str` and `parse` convert by hand for
-/// query strings and form values.
+/// query strings and form values. The names are taken as `tt`, not `literal`: a
+/// `literal` fragment reaches derive macros wrapped in an invisible group, which serde
+/// unwraps but utoipa does not (the OpenAPI document then listed `DeadLetter` where the
+/// API says `dead_letter`).
 #[macro_export]
 macro_rules! named_enum {
-    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:tt),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         #[cfg_attr(feature = "ssr", derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum, utoipa::ToSchema))]

@@ -41,23 +41,80 @@ fn imports() -> Vec<(String, String, Vec<(String, String)>)> {
         .collect()
 }
 
-/// Every `crate::a::b` (and `crate::a::{b, …}`) in `text`, as (a, b).
+/// Every path `text` names below `crate::`, as (first, second) segments: `crate::a::b`,
+/// `crate::a::{b, c}` and `crate::{a::b, c}` alike.
 fn crate_paths(text: &str) -> Vec<(String, String)> {
     let mut found = Vec::new();
     for (at, _) in text.match_indices("crate::") {
         let rest = &text[at + "crate::".len()..];
-        let first: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-        let after = &rest[first.len()..];
-        let seconds: Vec<String> = match after.strip_prefix("::") {
-            Some(tail) if tail.starts_with('{') => {
-                tail[1..tail.find('}').unwrap_or(tail.len())].split(',').map(|s| s.trim().split("::").next().unwrap_or("").to_owned()).collect()
+        for path in expand(rest) {
+            let mut segments = path.split("::").map(str::trim);
+            let first = segments.next().unwrap_or("").to_owned();
+            let second = segments.next().unwrap_or("").to_owned();
+            if !first.is_empty() {
+                found.push((first, second));
             }
-            Some(tail) => vec![tail.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()],
-            None => vec![String::new()],
-        };
-        found.extend(seconds.into_iter().map(|s| (first.clone(), s)));
+        }
     }
     found
+}
+
+/// The paths one `use` tree (or one plain path) at the start of `text` stands for.
+fn expand(text: &str) -> Vec<String> {
+    let ident = |t: &str| t.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>();
+    if let Some(group) = text.strip_prefix('{') {
+        // Split the group at its top-level commas.
+        let (mut depth, mut start, mut items) = (0, 0, Vec::new());
+        for (i, c) in group.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => {
+                    items.push(&group[start..i]);
+                    break;
+                }
+                '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    items.push(&group[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        return items.into_iter().flat_map(|item| expand(item.trim())).collect();
+    }
+    let head = ident(text);
+    match text[head.len()..].strip_prefix("::") {
+        Some(tail) => expand(tail).into_iter().map(|t| format!("{head}::{t}")).chain(std::iter::once(head.clone())).collect(),
+        None => vec![head],
+    }
+}
+
+/// What each top-level module may use of the others (README, "Layout").
+fn may_use(module: &str) -> &'static [&'static str] {
+    match module {
+        "error" | "named" => &[],
+        "ui" => &["error"],
+        "platform" => &["error", "named"],
+        "accounts" => &["error", "named", "ui", "platform"],
+        _ => &["error", "named", "ui", "platform", "accounts"],
+    }
+}
+
+#[test]
+fn every_module_uses_only_what_the_layout_allows() {
+    let modules: Vec<&str> = CAPABILITIES.iter().chain(FOUNDATION).copied().chain(["home"]).collect();
+    let offenders: Vec<String> = imports()
+        .into_iter()
+        .flat_map(|(file, module, paths)| {
+            let allowed = may_use(&module);
+            let modules = modules.clone();
+            paths
+                .into_iter()
+                .filter(move |(a, _)| a != &module && modules.contains(&a.as_str()) && !allowed.contains(&a.as_str()))
+                .map(move |(a, b)| format!("{file} uses crate::{a}::{b}"))
+        })
+        .collect();
+    assert!(offenders.is_empty(), "outside what README's layout table allows:\n{}", offenders.join("\n"));
 }
 
 #[test]
@@ -132,9 +189,11 @@ fn top_level_modules_import_each_other_one_way_only() {
 
 #[test]
 fn the_path_reader_sees_grouped_and_nested_imports() {
-    let found = crate_paths("use crate::broker::{store, domain::X};\nlet s = crate::chat::http::f(); crate::error::AppError");
-    assert_eq!(
-        found,
-        [("broker", "store"), ("broker", "domain"), ("chat", "http"), ("error", "AppError")].map(|(a, b)| (a.to_owned(), b.to_owned()))
-    );
+    let found: BTreeSet<(String, String)> =
+        crate_paths("use crate::broker::{store, domain::X};\nlet s = crate::chat::http::f(); crate::error::AppError; use crate::{wages::store::x, ui};")
+            .into_iter()
+            .collect();
+    for (a, b) in [("broker", "store"), ("broker", "domain"), ("chat", "http"), ("error", "AppError"), ("wages", "store"), ("ui", "")] {
+        assert!(found.contains(&(a.to_owned(), b.to_owned())), "{a}::{b} in {found:?}");
+    }
 }

@@ -121,6 +121,8 @@ fn bar(len: u64, template: &str) -> indicatif::ProgressBar {
 
 async fn wages(settings: Settings, operator: &app::accounts::Caller, command: WagesCommand) -> anyhow::Result<()> {
     let state = startup::open_state(settings).await?;
+    // The CLI prints one line saying what is wrong with the file and where; the status
+    // and code are for HTTP clients (a 5xx's cause is in the log, as everywhere).
     let fail = |e: app::error::AppError| anyhow::anyhow!("{}", e.message);
     match command {
         WagesCommand::Import { file } => {

@@ -38,11 +38,6 @@ pub struct Options {
     pub run_jobs: bool,
 }
 
-impl Options {
-    pub fn from_env() -> Self {
-        Self { settings: crate::compose::settings_from_env(), run_jobs: true }
-    }
-}
 
 /// Reads the `LEPTOS_*` variables cargo-leptos sets, with defaults that work when the
 /// binary is started directly from the repository root.

@@ -355,7 +355,7 @@ pub async fn subscribe(db: &Db, caller: &Caller, subscriber_id: i64, pattern: &s
         let row = subscription::ActiveModel {
             subscriber_id: Set(subscriber_id),
             pattern: Set(pattern.as_str().to_owned()),
-            state: Set(SubscriptionState::Active.into()),
+            state: Set(SubscriptionState::Active),
             policy: Set(options.policy.unwrap_or(FailurePolicy::Block)),
             max_attempts: Set(options.max_attempts.unwrap_or(default_max_attempts)),
             retry_base_ms: Set(options.retry_base_ms),

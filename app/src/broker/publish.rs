@@ -143,7 +143,7 @@ async fn enqueue(
     match outbox::Entity::insert(row).exec(&**txn).await {
         Ok(res) => {
             txn.wake_after_commit(SEQUENCER_WAKER);
-            metrics::counter!("broker_published_total").increment(1);
+            txn.after_commit(|| metrics::counter!("broker_published_total").increment(1));
             Ok(Published { id: Some(res.last_insert_id), seq: None, duplicate: false, subscriptions })
         }
         // The same key went into the outbox a moment ago (it waited for that commit).
@@ -247,7 +247,8 @@ pub async fn publish_events(txn: &WriteTxn, topic: &str, payloads: &[serde_json:
         outbox::Entity::insert_many(rows).exec_without_returning(&**txn).await?;
     }
     txn.wake_after_commit(SEQUENCER_WAKER);
-    metrics::counter!("broker_published_total").increment(bodies.len() as u64);
+    let published = bodies.len() as u64;
+    txn.after_commit(move || metrics::counter!("broker_published_total").increment(published));
     Ok(())
 }
 
@@ -266,7 +267,7 @@ pub(super) fn pending_delivery(lane_id: i64, message_id: i64, subscriber_id: i64
         lane_id: Set(lane_id),
         message_id: Set(message_id),
         subscriber_id: Set(subscriber_id),
-        state: Set(DeliveryState::Pending.into()),
+        state: Set(DeliveryState::Pending),
         attempts: Set(0),
         next_attempt_at: Set(now),
         last_status: Set(None),

@@ -42,10 +42,15 @@ pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Result<S
     Ok(format!("v1,{}", STANDARD.encode(mac)))
 }
 
-/// The header value signing with every secret given (current first, then the previous
-/// one while a rotation's grace period lasts).
+/// The header value signing with every usable secret given (current first, then the
+/// previous one while a rotation's grace period lasts): a damaged previous secret does
+/// not stop deliveries the current one can sign. Fails only when none can sign.
 pub fn signature_header(secrets: &[&str], msg_id: &str, timestamp: i64, body: &[u8]) -> Result<String, UnusableSecret> {
-    Ok(secrets.iter().map(|s| sign(s, msg_id, timestamp, body)).collect::<Result<Vec<_>, _>>()?.join(" "))
+    let signatures: Vec<String> = secrets.iter().filter_map(|s| sign(s, msg_id, timestamp, body).ok()).collect();
+    if signatures.is_empty() {
+        return Err(UnusableSecret);
+    }
+    Ok(signatures.join(" "))
 }
 
 /// Verifies as a receiver would: any `v1` signature made with `secret` matches, and the
@@ -140,7 +145,8 @@ mod tests {
             assert_eq!(sign(secret, MSG_ID, TIMESTAMP, PAYLOAD), Err(UnusableSecret), "{secret:?}");
             assert!(!verifies(secret, EXPECTED));
         }
-        assert_eq!(signature_header(&[SECRET, ""], MSG_ID, TIMESTAMP, PAYLOAD), Err(UnusableSecret));
+        assert_eq!(signature_header(&["", "whsec_"], MSG_ID, TIMESTAMP, PAYLOAD), Err(UnusableSecret), "none can sign");
+        assert_eq!(signature_header(&[SECRET, ""], MSG_ID, TIMESTAMP, PAYLOAD).as_deref(), Ok(EXPECTED), "the usable one signs");
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub struct WriteTxn {
     wakers: Arc<Wakers>,
     wake: std::sync::Mutex<Vec<&'static str>>,
     outlet: Option<Arc<dyn EventOutlet>>,
+    after: std::sync::Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Deref for WriteTxn {
@@ -62,7 +63,16 @@ impl WriteTxn {
             // `notify_one` keeps a permit when the worker is busy, so no wake-up is lost.
             self.wakers.get(name).notify_one();
         }
+        for done in self.after.into_inner().expect("after-commit lock") {
+            done();
+        }
         Ok(())
+    }
+
+    /// Runs `done` once this transaction has committed (never when it rolls back or is
+    /// run again after a conflict): counters of what was really written.
+    pub fn after_commit(&self, done: impl FnOnce() + Send + 'static) {
+        self.after.lock().expect("after-commit lock").push(Box::new(done));
     }
 
     /// Publishes a domain event in this transaction (see [`EventOutlet`]).
@@ -198,7 +208,7 @@ impl Db {
                 self.conn.begin_with_options(options).await?
             }
         };
-        Ok(WriteTxn { txn, _gate: gate, wakers: self.wakers.clone(), wake: Default::default(), outlet: self.outlet.get().cloned() })
+        Ok(WriteTxn { txn, _gate: gate, wakers: self.wakers.clone(), wake: Default::default(), outlet: self.outlet.get().cloned(), after: Default::default() })
     }
 
     /// Runs `work` (which opens and commits its own transaction) again when the database

@@ -196,7 +196,8 @@ impl JobRunner {
         Self { state, registry: Arc::new(registry), worker_id, workers, clock: Clock::System }
     }
 
-    /// Judges leases and due times by `clock` (tests pass a manual one).
+    /// Claims and seeds by `clock` (tests pass a manual one to say when a lease runs
+    /// out). Enqueueing, lease renewal and outcomes keep the system clock.
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self

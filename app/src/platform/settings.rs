@@ -90,10 +90,6 @@ impl Vars<'_> {
 }
 
 impl Settings {
-    pub fn from_env() -> Self {
-        Self::from_vars(&|name| std::env::var(name).ok())
-    }
-
     /// Settings from any source of variables (tests pass a map).
     pub fn from_vars(lookup: &dyn Fn(&str) -> Option<String>) -> Self {
         let env = Vars(lookup);

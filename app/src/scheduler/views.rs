@@ -1,5 +1,5 @@
 //! The calendar (week and month grids, an agenda list on small screens, a click-to-edit
-//! dialog) and the scheduler settings page.
+//! dialog) and the settings page's feed card.
 
 use super::*;
 use crate::ui::{Audience, ErrorAlert, FieldError, Loaded};

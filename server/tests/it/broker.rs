@@ -72,6 +72,18 @@ fn payload_n(hit: &Hit) -> i64 {
     hit.json()["data"]["n"].as_i64().unwrap()
 }
 
+/// Each lane of a subscription as (active, blocked, next due time): the dispatcher claims
+/// only active lanes whose due time has come.
+async fn lanes_of(app: &TestApp, subscription_id: i64) -> Vec<(bool, bool, Option<i64>)> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = &app.state.db;
+    let sql = format!("SELECT active, blocked, next_due_at FROM broker_lanes WHERE subscription_id = {subscription_id} ORDER BY id");
+    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
+    rows.iter()
+        .map(|r| (r.try_get("", "active").unwrap(), r.try_get("", "blocked").unwrap(), r.try_get("", "next_due_at").unwrap()))
+        .collect()
+}
+
 async fn wait_for_successes(receiver: &Receiver, path: &str, n: usize) -> Vec<Hit> {
     eventually(Duration::from_secs(60), &format!("{n} deliveries on {path}"), || {
         let hits = receiver.first_successes(path);
@@ -286,8 +298,9 @@ async fn pause_holds_messages_and_resume_delivers_them_in_order() {
     for n in 0..5 {
         admin.publish("user:online", json!({"n": n})).await;
     }
-    // Once all five wait on the paused lane (lag 5), none can be delivered: a paused
-    // lane is never scheduled, so no later attempt can sneak in after this check.
+    // Once all five wait on the paused lane (lag 5), none was tried, and the lane has no
+    // due time: the dispatcher claims only lanes due by now, so none can be tried later
+    // either, until resumed.
     eventually(Duration::from_secs(10), "five messages waiting", || async {
         let lag = admin.get(&format!("/api/v1/subscribers/{sid}/subscriptions")).await[0]["lag"].as_i64();
         (lag == Some(5)).then_some(())
@@ -295,7 +308,10 @@ async fn pause_holds_messages_and_resume_delivers_them_in_order() {
     .await;
     assert!(receiver.hits().is_empty(), "nothing is delivered while paused");
     let pending = admin.get(&format!("/api/v1/subscribers/{sid}/deliveries?state=pending")).await;
-    assert!(pending.as_array().unwrap().iter().all(|d| d["attempts"] == 0), "none was even tried: {pending}");
+    let pending = pending.as_array().unwrap();
+    assert_eq!(pending.len(), 5);
+    assert!(pending.iter().all(|d| d["attempts"] == 0), "none was even tried: {pending:?}");
+    assert_eq!(lanes_of(&app, sub_id).await, [(false, false, None)], "the lane is inactive with no due time");
 
     let resumed = admin.post(&format!("/api/v1/subscriptions/{sub_id}/resume"), json!({})).await;
     assert_eq!(resumed["state"], "active");
@@ -368,6 +384,8 @@ async fn dead_letter_goes_on_while_block_waits_for_an_operator() {
     waiting.sort_by_key(|d| d["id"].as_i64());
     let attempts: Vec<Option<i64>> = waiting.iter().map(|d| d["attempts"].as_i64()).collect();
     assert_eq!(attempts, [Some(2), Some(0)], "the head used its two attempts, the next none: {pending}");
+    let block_sub = blocked[0]["id"].as_i64().unwrap();
+    assert_eq!(lanes_of(&app, block_sub).await, [(true, true, None)], "the lane is blocked with no due time");
     let head = waiting[0].clone();
     let res = admin.call(reqwest::Method::POST, &format!("/api/v1/deliveries/{}/skip", head["id"]), None).await;
     assert_eq!(res.status(), 204);

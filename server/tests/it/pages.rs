@@ -90,5 +90,16 @@ async fn the_openapi_document_covers_the_rest_routes() {
         assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path}");
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    // Named states are documented with the names the API sends, not the Rust variants.
+    let schemas = &doc["components"]["schemas"];
+    for (schema, names) in [
+        ("DeliveryState", &["pending", "delivered", "dead", "skipped"][..]),
+        ("FailurePolicy", &["block", "dead_letter"]),
+        ("Role", &["admin", "member"]),
+        ("MeetingStatus", &["scheduled", "canceled", "rescheduled"]),
+    ] {
+        let listed: Vec<&str> = schemas[schema]["enum"].as_array().unwrap_or_else(|| panic!("{schema}: {}", schemas[schema])).iter().filter_map(Value::as_str).collect();
+        assert_eq!(listed, names, "{schema}");
+    }
     app.stop().await;
 }

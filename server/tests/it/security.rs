@@ -433,7 +433,7 @@ async fn secrets_an_earlier_version_stored_in_clear_are_sealed_at_start_up_and_k
 async fn behind_https_cookies_are_secure_and_hsts_is_sent() {
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
         s.public_url = "https://switchboard.example".into();
-        s.cookie_secure = true; // what Settings::from_env derives from the https URL
+        s.cookie_secure = true; // what the settings derive from the https URL
     })
     .await;
     let res = app.get("/").await;
