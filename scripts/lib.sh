@@ -15,5 +15,5 @@ wait_http() {
     done
 }
 
-# The server binary cargo-leptos built (it honours CARGO_TARGET_DIR).
+# The server binary scripts/build.sh built (cargo honours CARGO_TARGET_DIR).
 server_bin() { echo "${CARGO_TARGET_DIR:-$sb_root/target}/debug/server"; }

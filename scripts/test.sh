@@ -33,8 +33,8 @@ for db in $(mariadb -h127.0.0.1 -uroot -N -e "SELECT schema_name FROM informatio
     mariadb -h127.0.0.1 -uroot -e "DROP DATABASE \`$db\`"
 done
 
-step "1. build: WASM front end and server (cargo leptos build)"
-cargo leptos build
+step "1. build: WASM front end and server (scripts/build.sh)"
+./scripts/build.sh
 
 step "1b. the browser build contains no server-only crate"
 wasm_tree=$(cargo tree -p frontend --target wasm32-unknown-unknown -e normal --prefix none)

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 site=target/site-release
-LEPTOS_SITE_ROOT="$site" cargo leptos build --release --frontend-only >&2
+./scripts/build.sh --release --frontend-only --site "$site" >&2
 python3 - "$site/pkg" <<'PY'
 import gzip, pathlib, sys
 pkg = pathlib.Path(sys.argv[1])
