@@ -13,11 +13,16 @@ mkdir -p "$work"
 repo=$(pwd)
 git clone -q "$repo" "$work/clone"
 port=$(free_port)
+# Tools installed in the usual cargo home must not count as installed: keep only the
+# toolchain's own binaries (cargo, rustc) and rustup on PATH.
+toolchain_bin=$(dirname "$(rustup which cargo)")
+mkdir -p "$work/bin"
+ln -sf "$(command -v rustup)" "$work/bin/rustup"
+usual_cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+PATH="$toolchain_bin:$work/bin:$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$usual_cargo_bin" | paste -sd: -)"
+export PATH
 export CARGO_HOME="$work/cargo" CARGO_TARGET_DIR="$work/target" SB_TOOLS="$work/tools"
 export SB_LISTEN="127.0.0.1:$port" SB_DATA_DIR="$work/data"
-# The toolchain's own binaries (cargo, rustc) stay reachable without the old cargo home.
-toolchain_bin=$(dirname "$(rustup which cargo)")
-export PATH="$toolchain_bin:$PATH"
 
 serve_and_time() { # label log
     local started=$SECONDS pid
