@@ -139,11 +139,41 @@ fn NotFound() -> impl IntoView {
 
 /// Sets `data-hydrated="true"` on `<body>` once the WASM app has taken over the page.
 /// Effects never run during server rendering, so the attribute proves hydration.
+/// It then reports this page load's navigation timing to the server (see
+/// [`browser::report_navigation`]).
 fn mark_hydrated() {
     Effect::new(move |_| {
         #[cfg(feature = "hydrate")]
         if let Some(body) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
             let _ = body.set_attribute("data-hydrated", "true");
+            browser::report_navigation("/beacon");
         }
     });
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use wasm_bindgen::prelude::*;
+
+    #[wasm_bindgen(inline_js = r#"
+export function report_navigation(url) {
+  // Once per page load, on the first hydration: time to first byte, DOM ready and
+  // hydrated, in ms since navigation start. sendBeacon survives the page going away and
+  // never delays it; a browser without it reports nothing.
+  const nav = performance.getEntriesByType && performance.getEntriesByType('navigation')[0];
+  if (!nav || !navigator.sendBeacon) return;
+  const sample = {
+    path: location.pathname,
+    ttfb_ms: nav.responseStart,
+    dom_ready_ms: nav.domContentLoadedEventEnd || performance.now(),
+    hydrated_ms: performance.now(),
+  };
+  navigator.sendBeacon(url, JSON.stringify(sample));
+}
+"#)]
+    extern "C" {
+        /// Sends this page load's navigation timing to `url` (the server's beacon):
+        /// the page's path and three durations, nothing about the visitor.
+        pub fn report_navigation(url: &str);
+    }
 }

@@ -43,4 +43,5 @@ pub fn parts(settings: &Settings, db: &Db) -> Parts {
         .with(app::chat::service::ChatState::start(db))
         .with(app::meetings::http::WebhookLimiter(RateLimiter::new(settings.http.webhook_rate_per_min, Duration::from_secs(60))))
         .with(app::wages::analytics::WageCopy::new())
+        .with(crate::ops::BeaconLimiter::new())
 }

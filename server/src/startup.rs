@@ -180,7 +180,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         })
         .collect();
     out.push(Endpoint { method: "GET".into(), path: OPENAPI_PATH.into(), kind: EndpointKind::Operations });
-    out.extend(ops::table().into_iter().map(|(path, _)| Endpoint { method: "GET".into(), path: path.into(), kind: EndpointKind::Operations }));
+    out.extend(ops::table().into_iter().map(|(path, method, _)| Endpoint { method: method.into(), path: path.into(), kind: EndpointKind::Operations }));
     out.extend(leptos::server_fn::axum::server_fn_paths().map(|(path, method)| Endpoint {
         method: method.to_string(),
         path: path.to_owned(),
@@ -201,6 +201,20 @@ pub fn endpoints() -> Vec<Endpoint> {
 fn page_routes() -> &'static [leptos_axum::AxumRouteListing] {
     static ROUTES: std::sync::LazyLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::LazyLock::new(|| generate_route_list(App));
     &ROUTES
+}
+
+/// The route pattern of a page path, for metrics: `/broker/subscribers/7` is
+/// `/broker/subscribers/:id`; a path no page has is `other`. As few values as routes.
+pub fn route_of(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    page_routes()
+        .iter()
+        .map(|r| r.path())
+        .find(|pattern| {
+            let want: Vec<&str> = pattern.trim_end_matches('/').split('/').collect();
+            want.len() == segments.len() && want.iter().zip(&segments).all(|(w, s)| w.starts_with(':') || w.starts_with('{') || w == s)
+        })
+        .unwrap_or("other")
 }
 
 /// Every route: REST (documented in `/api/openapi.json`), operations, server functions

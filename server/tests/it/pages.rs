@@ -103,3 +103,52 @@ async fn the_openapi_document_covers_the_rest_routes() {
     }
     app.stop().await;
 }
+
+/// The count of `browser_navigation_seconds` samples for (route, phase) in `/metrics`.
+async fn navigation_samples(app: &TestApp, route: &str, phase: &str) -> u64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("browser_navigation_seconds_count{"))
+        .filter(|l| l.contains(&format!("route=\"{route}\"")) && l.contains(&format!("phase=\"{phase}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|n| n as u64)
+        .sum()
+}
+
+#[tokio::test]
+async fn navigation_timings_reach_the_metrics_by_route_and_nothing_else() {
+    let running = TestApp::spawn(Backend::Sqlite).await;
+    let app = &running;
+    let send = |body: Value| async move { app.post_json("/beacon", &body).await };
+    let sample = |path: &str| serde_json::json!({"path": path, "ttfb_ms": 12.5, "dom_ready_ms": 80, "hydrated_ms": 340});
+    let (login, subscriber, other) = (
+        navigation_samples(app, "/login", "hydrated").await,
+        navigation_samples(app, "/broker/subscribers/{id}", "ttfb").await,
+        navigation_samples(app, "other", "dom_ready").await,
+    );
+    for path in ["/login", "/broker/subscribers/7", "/no/such/page?x=1", "/wp-admin/../etc"] {
+        assert_eq!(send(sample(path)).await.status(), 204, "{path}");
+    }
+    // Counted under the route pattern: a path with an id, or no page at all, adds no series.
+    assert_eq!(navigation_samples(app, "/login", "hydrated").await, login + 1);
+    assert_eq!(navigation_samples(app, "/broker/subscribers/{id}", "ttfb").await, subscriber + 1);
+    assert!(navigation_samples(app, "other", "dom_ready").await >= other + 2);
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(!text.contains("/broker/subscribers/7") && !text.contains("wp-admin"), "paths as sent never become labels");
+
+    // Bad samples are refused with the field named, and change nothing.
+    let mut negative = sample("/login");
+    negative["hydrated_ms"] = (-1).into();
+    crate::support::assert_error(send(negative).await, 400, "invalid_field", Some("hydrated_ms")).await;
+    let res = app.client.post(app.url("/beacon")).body("not json").send().await.unwrap();
+    crate::support::assert_error(res, 400, "bad_request", None).await;
+    assert_eq!(navigation_samples(app, "/login", "hydrated").await, login + 1);
+
+    // One address cannot flood it: past the per-minute allowance, 429.
+    let mut statuses = Vec::new();
+    for _ in 0..610 {
+        statuses.push(send(sample("/")).await.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    running.stop().await;
+}
