@@ -26,8 +26,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 target="${CARGO_TARGET_DIR:-target}"
-if [ -n "$release" ]; then wasm_profile=wasm-release; else wasm_profile=dev; fi
-wasm_dir=$([ "$wasm_profile" = dev ] && echo debug || echo "$wasm_profile")
+# cargo puts the dev profile's output under debug/, any other profile under its name.
+if [ -n "$release" ]; then wasm_profile=wasm-release wasm_dir=wasm-release; else wasm_profile=dev wasm_dir=debug; fi
 
 cargo build -p frontend --lib --target wasm32-unknown-unknown --profile "$wasm_profile"
 mkdir -p "$site/pkg"

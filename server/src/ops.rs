@@ -76,9 +76,10 @@ async fn beacon(
     body: axum::body::Bytes,
 ) -> Response {
     let peer = peer.map(|axum::Extension(ConnectInfo(addr))| addr);
-    let ip = app::platform::guards::client_ip(&headers, peer, state.settings.http.trust_forwarded_for);
-    if state.part::<BeaconLimiter>().0.check(&ip.map(|ip| ip.to_string()).unwrap_or_default()).is_err() {
-        return app::error::AppError::too_many_requests("too many navigation timings from this address").into_response();
+    let client = app::platform::guards::client_ip(&headers, peer, state.settings.http.trust_forwarded_for);
+    let key = app::platform::guards::address_key(client);
+    if let Err(refused) = state.part::<BeaconLimiter>().0.take(&key, "navigation timings from this address") {
+        return refused.into_response();
     }
     let sample: Beacon = match serde_json::from_slice(&body) {
         Ok(sample) => sample,

@@ -7,6 +7,7 @@ use super::domain::{Caller, Credential, NewPassword, Profile, Role, Scope, Usern
 use super::store::{api_token, claim, session, setup_token, user};
 use crate::error::{AppError, AppResult};
 use crate::platform::db::{is_unique_violation, Db, WriteTxn};
+use crate::platform::guards::address_key;
 use crate::platform::rate_limit::RateLimiter;
 use crate::platform::secrets::{random_token, sha256_hex};
 use super::settings::AuthSettings;
@@ -175,27 +176,6 @@ async fn credentials_changed<C: ConnectionTrait>(state: &AppState, conn: &C, use
     Ok(())
 }
 
-fn take(limiter: &RateLimiter, key: &str, what: &str) -> AppResult<()> {
-    limiter.check(key).map_err(|wait| {
-        tracing::warn!(key, what, "rate limited");
-        AppError::too_many_requests(format!("too many {what}; retry in {} s", wait.as_secs().max(1)))
-    })
-}
-
-/// What a per-address limit counts against: the IPv4 address, or the /64 an IPv6 address
-/// is in (one subscriber gets a whole /64, so counting single addresses would give an
-/// attacker 2^64 buckets).
-fn address_key(client: Option<IpAddr>) -> String {
-    match client.map(crate::platform::guards::canonical_ip) {
-        Some(IpAddr::V6(v6)) => {
-            let [a, b, c, d, ..] = v6.segments();
-            format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
-        }
-        Some(v4) => v4.to_string(),
-        None => "unknown".into(),
-    }
-}
-
 /// Runs `work` (a hash or a verification) on a blocking thread once a hashing slot is
 /// free; a flood that keeps every slot busy gets 503 quickly instead of queueing without
 /// bound.
@@ -280,7 +260,7 @@ pub struct SignUp<'a> {
 /// embedded default) or it presents the logged setup token. Everyone else is a member.
 #[tracing::instrument(skip(state, req), fields(username = req.username))]
 pub async fn sign_up(state: &AppState, client: Option<IpAddr>, req: SignUp<'_>) -> AppResult<Viewer> {
-    take(&state.part::<AuthGuard>().signup_by_ip, &address_key(client), "sign-ups from this address")?;
+    state.part::<AuthGuard>().signup_by_ip.take(&address_key(client), "sign-ups from this address")?;
     let username = Username::parse(req.username)?;
     let password = NewPassword::parse(req.password, &username)?;
     let display_name = parse_display_name(req.display_name, &username)?;
@@ -447,11 +427,11 @@ pub async fn authenticate(state: &AppState, client: Option<IpAddr>, username: &s
     if password.is_empty() {
         return Err(AppError::invalid("password", "password is required"));
     }
-    take(&state.part::<AuthGuard>().login_by_ip, &address_key(client), "log-in attempts from this address")?;
+    state.part::<AuthGuard>().login_by_ip.take(&address_key(client), "log-in attempts from this address")?;
     // Only names that could be accounts get a bucket: junk cannot fill the map.
     let name = Username::parse(username).ok();
     if let Some(name) = &name {
-        take(&state.part::<AuthGuard>().login_by_user, name.as_str(), "log-in attempts for this account")?;
+        state.part::<AuthGuard>().login_by_user.take(name.as_str(), "log-in attempts for this account")?;
     }
     let found = match &name {
         Some(name) => find_user(&state.db, name).await?,
@@ -517,7 +497,7 @@ pub async fn close_all_sessions(state: &AppState, caller: &Caller) -> AppResult<
 /// session of the account (a stolen session does not survive the change).
 #[tracing::instrument(skip_all, fields(user.id = caller.id()))]
 pub async fn change_password(state: &AppState, caller: &Caller, current: &str, new: &str) -> AppResult<()> {
-    take(&state.part::<AuthGuard>().login_by_user, caller.username(), "password attempts for this account")?;
+    state.part::<AuthGuard>().login_by_user.take(caller.username(), "password attempts for this account")?;
     let row = user::Entity::find_by_id(caller.id()).one(&state.db.conn).await?.ok_or_else(|| AppError::not_found("user"))?;
     if current.is_empty() || !verify_password(state.part::<AuthGuard>(), current, row.password_hash.clone()).await? {
         return Err(AppError::invalid("current_password", "the current password is not right"));
@@ -700,19 +680,4 @@ pub async fn update_profile(db: &Db, caller: &Caller, display_name: Option<&str>
         row.calendar_shared = Set(s);
     }
     Ok(user::Entity::update(row).exec(&db.conn).await?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::address_key;
-
-    #[test]
-    fn addresses_are_counted_per_ipv4_address_and_per_ipv6_64() {
-        let key = |ip: &str| address_key(Some(ip.parse().unwrap()));
-        assert_eq!(key("203.0.113.7"), "203.0.113.7");
-        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7", "a mapped IPv4 client is that client");
-        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff:1:2:3"), "one /64, one bucket");
-        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
-        assert_eq!(address_key(None), "unknown");
-    }
 }

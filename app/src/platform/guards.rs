@@ -98,6 +98,20 @@ pub fn is_cross_site(headers: &HeaderMap) -> bool {
     authority != host.to_str().ok()
 }
 
+/// What a per-address limit counts against: the IPv4 address, or the /64 an IPv6 address
+/// is in (one subscriber gets a whole /64, so counting single addresses would give an
+/// attacker 2^64 buckets).
+pub fn address_key(client: Option<IpAddr>) -> String {
+    match client.map(canonical_ip) {
+        Some(IpAddr::V6(v6)) => {
+            let [a, b, c, d, ..] = v6.segments();
+            format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+        }
+        Some(v4) => v4.to_string(),
+        None => "unknown".into(),
+    }
+}
+
 /// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, how a dual-stack socket sees IPv4
 /// clients) as the IPv4 address it is.
 pub fn canonical_ip(ip: IpAddr) -> IpAddr {
@@ -158,6 +172,16 @@ mod tests {
         assert_eq!(client_ip(&h, Some(peer), false), Some(peer.ip()), "forgeable header ignored");
         assert_eq!(client_ip(&h, Some(peer), true), "203.0.113.7".parse().ok(), "the proxy's own hop");
         assert_eq!(client_ip(&HeaderMap::new(), Some(peer), true), Some(peer.ip()));
+    }
+
+    #[test]
+    fn addresses_are_counted_per_ipv4_address_and_per_ipv6_64() {
+        let key = |ip: &str| address_key(Some(ip.parse().unwrap()));
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7", "a mapped IPv4 client is that client");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff:1:2:3"), "one /64, one bucket");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(address_key(None), "unknown");
     }
 
     fn limited(timeout: Duration) -> Router {

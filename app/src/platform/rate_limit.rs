@@ -54,6 +54,15 @@ impl RateLimiter {
         b.last_sweep = now;
     }
 
+    /// Takes one token for `key`, or answers 429 saying "too many {what}" and when to
+    /// retry (and logs it).
+    pub fn take(&self, key: &str, what: &str) -> Result<(), crate::error::AppError> {
+        self.check(key).map_err(|wait| {
+            tracing::warn!(key, what, "rate limited");
+            crate::error::AppError::too_many_requests(format!("too many {what}; retry in {} s", wait.as_secs().max(1)))
+        })
+    }
+
     /// Takes one token for `key`; `Err(wait)` says how long until one is available.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
         let now = Instant::now();
