@@ -3,7 +3,7 @@
 use super::domain::{MeetingFilter, MeetingView};
 use super::service::{self, Intake};
 use crate::accounts::Caller;
-use crate::error::{AppError, AppResult, ErrorEnvelope};
+use crate::error::{AppResult, ErrorEnvelope};
 use crate::platform::http::ApiQuery;
 use crate::platform::state::AppState;
 use axum::body::Bytes;
@@ -58,14 +58,11 @@ pub struct WebhookLimiter(pub crate::platform::rate_limit::RateLimiter);
 
 /// Refuses a delivery when its sender posted too many recently: a flood, forged or
 /// replayed, is turned away before any signature is computed or anything stored. The
-/// sender retries later, as Calendly does on any non-2xx.
+/// sender retries later, as Calendly does on any non-2xx. Counted per address as the
+/// other limits count (an IPv6 sender per /64, which it could otherwise rotate within).
 fn check_intake_rate(state: &AppState, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> AppResult<()> {
     let ip = crate::platform::guards::client_ip(headers, peer, state.settings.http.trust_forwarded_for);
-    let key = ip.map(|ip| ip.to_string()).unwrap_or_default();
-    state.part::<WebhookLimiter>().0.check(&key).map_err(|wait| {
-        tracing::warn!(client = %key, "webhook intake rate limited");
-        AppError::too_many_requests(format!("too many webhook deliveries from {key}; retry in {} s", wait.as_secs().max(1)))
-    })
+    state.part::<WebhookLimiter>().0.take(&crate::platform::guards::address_key(ip), "webhook deliveries from this address")
 }
 
 /// Meetings by start time, filtered.
