@@ -12,6 +12,8 @@ pub struct InstallationStatus {
     pub object_store: String,
     pub jobs_due: u64,
     pub version: String,
+    /// The installation holds demo data (`SB_DEMO_DATA`).
+    pub demo: bool,
 }
 
 #[server(prefix = "/_fn", endpoint = "system_status")]
@@ -24,6 +26,7 @@ pub async fn system_status() -> Result<InstallationStatus, AppError> {
         object_store: object_store_for(&state, caller.as_ref()),
         jobs_due: crate::platform::jobs::queue_depth(&state.db).await?,
         version: env!("CARGO_PKG_VERSION").into(),
+        demo: state.settings.demo_data,
     })
 }
 
@@ -39,6 +42,28 @@ fn object_store_for(state: &crate::platform::state::AppState, caller: Option<&cr
     match state.settings.store {
         StoreSettings::S3(_) => "S3-compatible".into(),
         StoreSettings::Folder(_) => "local folder".into(),
+    }
+}
+
+/// Where the demo data is (`SB_DEMO_DATA`, on by default on the embedded run): every
+/// capability has something to look at without a single curl command.
+#[component]
+fn DemoTour() -> impl IntoView {
+    view! {
+        <section class="card" data-testid="demo-tour">
+            <h2>"Demo data: where to look"</h2>
+            <p class="hint">"This installation holds sample data, each piece marked “(demo)” or “synthetic”."</p>
+            <ul>
+                <li><A href="/calendar?user=demo">"The demo calendar"</A>": a shared calendar with events around today."</li>
+                <li><A href="/meetings">"Meetings"</A>": sample bookings from signed Calendly webhooks; “Send a test booking” adds one live."</li>
+                <li><A href="/broker">"Webhook broker"</A>" (admins): topic " <code>"demo:ping"</code>
+                    " delivers to a receiver built into the app; open its subscriber to watch deliveries, a retry and the log, and use “Send test message”."</li>
+                <li><A href="/wages">"Wage portal"</A>": real BLS market data and a labelled synthetic sample of filings."</li>
+                <li><A href="/inbox">"Chat"</A>": the installation's first administrator finds two messages from " <code>"demo"</code>
+                    " (one expires in minutes and moves to cold storage); leave an expiring message for anyone."</li>
+                <li><A href="/system">"System"</A>" (admins): request rates and latency by route, jobs, broker and archive activity over the last hour."</li>
+            </ul>
+        </section>
     }
 }
 
@@ -79,6 +104,7 @@ pub fn HomePage() -> impl IntoView {
                                 <div class="card"><div class="stat-label">"Jobs due now"</div><div class="stat">{s.jobs_due}</div></div>
                                 <div class="card"><div class="stat-label">"Version"</div><div class="stat-text">{s.version}</div></div>
                             </div>
+                            {s.demo.then(|| view! { <DemoTour/> })}
                         }.into_any(),
                         Err(e) => view! { <p class="alert error">{e.message}</p> }.into_any(),
                     }

@@ -12,6 +12,7 @@ pub mod home;
 pub mod meetings;
 pub mod named;
 pub mod scheduler;
+pub mod system;
 pub mod ui;
 pub mod wages;
 
@@ -77,6 +78,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/inbox/message") view=chat::MessagePage ssr=SSR/>
                 <Route path=path!("/wages") view=wages::WagesPage ssr=SSR/>
                 <Route path=path!("/broker") view=broker::BrokerPage ssr=SSR/>
+                <Route path=path!("/system") view=system::SystemPage ssr=SSR/>
                 <Route path=path!("/broker/subscribers/:id") view=broker::SubscriberPage ssr=SSR/>
             </Routes>
         </Router>
@@ -101,7 +103,7 @@ fn NavLinks() -> impl IntoView {
                             <A href="/inbox">"Inbox"</A>
                             <A href="/wages">"Wages"</A>
                         })}
-                        {admin.then(|| view! { <A href="/broker">"Broker"</A> })}
+                        {admin.then(|| view! { <A href="/broker">"Broker"</A> <A href="/system">"System"</A> })}
                     }
                 })}
             </Transition>

@@ -58,7 +58,7 @@ test.describe('signed out', () => {
   test.use({ expectedHttpErrors: [401, 404] });
 
   test('every page is clean', async ({ page }) => {
-  for (const path of ['/', '/login', '/signup', '/calendar', '/meetings', '/inbox', '/wages', '/broker', '/account', '/settings', '/nowhere']) {
+  for (const path of ['/', '/login', '/signup', '/calendar', '/meetings', '/inbox', '/wages', '/broker', '/system', '/account', '/settings', '/nowhere']) {
     await page.goto(path);
     await checkA11y(page, `signed out ${path}`);
   }
@@ -168,6 +168,12 @@ test('as an admin: the broker, a subscriber and the imports', async ({ page }) =
   await page.goto('/wages');
   await expect(page.getByTestId('boxplot')).toBeVisible();
   await checkA11y(page, 'wages with the imports card');
+  await page.goto('/system');
+  await expect(page.getByTestId('process')).toBeVisible();
+  await checkA11y(page, 'the System page');
+  await page.goto('/');
+  await expect(page.getByTestId('demo-tour')).toBeVisible();
+  await checkA11y(page, 'home with the demo tour');
 });
 
 test('the keyboard alone creates, opens and closes events, scrolls the week and reads the chart', async ({ page }) => {

@@ -14,7 +14,9 @@ pub fn settings_from_vars(lookup: &dyn Fn(&str) -> Option<String>) -> Settings {
     let mut settings = Settings::from_vars(lookup);
     let env = Vars(lookup);
     let embedded = settings.is_sqlite();
-    settings.parts.insert(app::accounts::settings::AuthSettings::from_vars(&env, embedded));
+    let mut auth = app::accounts::settings::AuthSettings::from_vars(&env, embedded);
+    auth.demo_welcome_jobs = vec![app::chat::demo::WELCOME_JOB];
+    settings.parts.insert(auth);
     settings.parts.insert(app::broker::settings::BrokerSettings::from_vars(&env));
     settings.parts.insert(app::chat::settings::ChatSettings::from_vars(&env));
     settings.parts.insert(app::meetings::settings::MeetingsSettings::from_vars(&env));
@@ -44,4 +46,8 @@ pub fn parts(settings: &Settings, db: &Db) -> Parts {
         .with(app::meetings::http::WebhookLimiter(RateLimiter::new(settings.http.webhook_rate_per_min, Duration::from_secs(60))))
         .with(app::wages::analytics::WageCopy::new())
         .with(crate::ops::BeaconLimiter::new())
+        .with(app::broker::demo::Receipts::default())
+        .with(app::meetings::demo::TestBookingLimiter::default())
+        .with(app::system::sampling::History::default())
+        .with(app::system::sampling::MetricsText(std::sync::Arc::new(|| crate::ops::recorder().render())))
 }

@@ -10,5 +10,10 @@ pub fn registry(settings: &app::platform::settings::Settings) -> JobRegistry {
     app::accounts::jobs::register(&mut jobs);
     app::broker::jobs::register(&mut jobs, settings);
     app::platform::changes::register_jobs(&mut jobs);
+    // The demo's seeds (queued at start-up when SB_DEMO_DATA is on).
+    app::broker::demo::register(&mut jobs);
+    app::scheduler::demo::register(&mut jobs);
+    app::meetings::demo::register(&mut jobs);
+    app::chat::demo::register(&mut jobs);
     jobs
 }

@@ -132,9 +132,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             return app::error::AppError::unauthorized("send Authorization: Bearer <SB_METRICS_TOKEN>").into_response();
         }
     }
-    let (size, idle) = state.db.pool_stats();
-    metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
-    metrics::gauge!("db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle as u32) as f64);
+    state.db.record_pool_gauges();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], recorder().render()).into_response()
 }
 

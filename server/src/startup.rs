@@ -137,6 +137,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         // The chat contract of the original exercise, unchanged, at the root.
         .merge(app::chat::http::api_routes())
         .merge(app::meetings::http::webhook_routes())
+        .merge(app::broker::http::webhook_routes())
         .split_for_parts()
 }
 
@@ -248,8 +249,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Queues the wage portal's demo data (OEWS market + labelled synthetic sample) unless it
-/// is there: a job, so serving starts at once while it loads.
+/// Queues the demo of every capability (wages: OEWS market + labelled synthetic sample;
+/// the demo calendar, sample meetings and the broker's demo topic): jobs, so serving starts at once
+/// while they load. Each seed does nothing when its part is already there.
 async fn queue_demo(state: &AppState) -> anyhow::Result<()> {
     let present = async {
         Ok::<_, app::error::AppError>(
@@ -259,6 +261,9 @@ async fn queue_demo(state: &AppState) -> anyhow::Result<()> {
     if !present.await.map_err(AppError::into_failure)? {
         app::platform::jobs::enqueue(&state.db.conn, app::wages::demo::SEED_JOB, &serde_json::json!({})).await?;
         tracing::info!("wage portal demo data queued");
+    }
+    for job in [app::broker::demo::SEED_JOB, app::scheduler::demo::SEED_JOB, app::meetings::demo::SEED_JOB] {
+        app::platform::jobs::enqueue(&state.db.conn, job, &serde_json::json!({})).await?;
     }
     Ok(())
 }
@@ -271,11 +276,16 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(options: Options) -> anyhow::Result<Self> {
+    pub async fn build(mut options: Options) -> anyhow::Result<Self> {
         ops::recorder();
         let listener = TcpListener::bind(&options.settings.listen)
             .await
             .with_context(|| format!("binding {}", options.settings.listen))?;
+        if options.settings.demo_data {
+            // The demo's receiver is this server itself, at the address it really got.
+            let base = app::broker::demo::receiver_base(listener.local_addr()?);
+            options.settings.part_mut::<app::broker::settings::BrokerSettings>().demo_receiver = Some(base);
+        }
         let registry = jobs::registry(&options.settings);
         let state = open_state(options.settings).await?;
         // Everything that needs the database happens here, before serving: once running,
@@ -316,6 +326,8 @@ impl Application {
         background.push(tokio::spawn(state.changes.clone().run_poller(state.db.clone(), Duration::from_millis(50))));
         // Builds the wage copy now and again whenever an import finishes anywhere.
         background.push(tokio::spawn(state.part::<app::wages::analytics::WageCopy>().clone().follow(state.clone())));
+        // The System page's last hour of this process's metrics.
+        background.push(tokio::spawn(state.part::<app::system::sampling::History>().clone().run(state.clone(), stop_rx.clone())));
         // Forgets checked credentials when any process revokes one.
         background.push(tokio::spawn(state.part::<app::accounts::service::AuthGuard>().credentials.clone().follow(state.changes.clone())));
         if run_jobs {

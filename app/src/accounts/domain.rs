@@ -203,6 +203,19 @@ impl Caller {
         Self { viewer, credential: Credential::Token { scopes } }
     }
 
+    /// The account itself, acting for the app (the demo account's content, which no one
+    /// signs in to write).
+    pub fn account(p: &Profile) -> Self {
+        let viewer = Viewer {
+            id: p.id,
+            username: p.username.clone(),
+            display_name: p.display_name.clone(),
+            role: Role::Member,
+            time_zone: p.time_zone.clone(),
+        };
+        Self { viewer, credential: Credential::Session }
+    }
+
     /// The command-line operator.
     pub fn operator() -> Self {
         let viewer = Viewer {

@@ -281,6 +281,12 @@ pub async fn sign_up(state: &AppState, client: Option<IpAddr>, req: SignUp<'_>) 
             None => state.settings.part::<AuthSettings>().first_signup_admin && claim_first_admin(&*txn, created.id).await?,
         };
         let role = if becomes_admin { set_role(&*txn, created.id, Role::Admin).await?; Role::Admin } else { Role::Member };
+        if becomes_admin && state.settings.demo_data {
+            // The first administrator of a demo installation is the newcomer trying it.
+            for job in &state.settings.part::<AuthSettings>().demo_welcome_jobs {
+                crate::platform::jobs::enqueue(&*txn, job, &serde_json::json!({"user_id": created.id})).await?;
+            }
+        }
         let created = user::Model { role, ..created };
         announce_user(&txn, &created).await?;
         Ok(created)
@@ -660,6 +666,46 @@ pub async fn profile_by_name(conn: &impl ConnectionTrait, username: &str) -> App
 /// The profile of the user with this id (inside the caller's transaction when given one).
 pub async fn profile_by_id(conn: &impl ConnectionTrait, id: i64) -> AppResult<Option<Profile>> {
     Ok(user::Entity::find_by_id(id).one(conn).await?.map(Profile::from))
+}
+
+/// The password hash of an account no one can sign in to: not a PHC string, so no
+/// password ever verifies against it (the Unix `!` convention).
+const NO_PASSWORD: &str = "!";
+
+/// The demo's account (`demo`): the owner of the demo calendar and the sender of the
+/// demo's chat messages. `None` when someone registered that name.
+pub async fn demo_account(db: &Db) -> AppResult<Option<Profile>> {
+    ensure_unattended_account(db, DEMO_ACCOUNT, "Demo (sample data)").await
+}
+
+/// The demo account's username.
+pub const DEMO_ACCOUNT: &str = "demo";
+
+/// An account the app itself keeps content in (the demo calendar's `demo`), which no one
+/// can sign in to. Created on first call with a shared calendar. A name someone already
+/// registered with a password is theirs: that answers `None`, and nothing is put in it.
+#[tracing::instrument(skip(db))]
+pub async fn ensure_unattended_account(db: &Db, username: &str, display_name: &str) -> AppResult<Option<Profile>> {
+    let name = Username::parse(username)?;
+    let find = || user::Entity::find().filter(user::Column::Username.eq(name.as_str())).one(&db.conn);
+    let found = match find().await? {
+        Some(u) => u,
+        None => {
+            let created = db_write!(db, |txn| {
+                let u = insert_user(&*txn, &name, display_name, NO_PASSWORD.into(), Role::Member).await?;
+                let u = user::Entity::update(user::ActiveModel { calendar_shared: Set(true), ..user::ActiveModel::from(u) }).exec(&*txn).await?;
+                announce_user(&txn, &u).await?;
+                Ok(u)
+            });
+            match created {
+                Ok(u) => u,
+                // Created meanwhile by another call: judge that one.
+                Err(e) if e.status == 409 => find().await?.ok_or_else(|| AppError::internal_because("an account reported taken cannot be read"))?,
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    Ok((found.password_hash == NO_PASSWORD).then(|| Profile::from(found)))
 }
 
 /// Changes the caller's own profile: display name, time zone, calendar sharing.

@@ -22,6 +22,11 @@ pub struct AuthSettings {
     /// first administrator comes from `server create-admin` or the one-time setup token
     /// the server logs while there is none.
     pub first_signup_admin: bool,
+    /// Jobs queued, with the new administrator's id, when the installation's first
+    /// administrator signs up on a demo installation (`SB_DEMO_DATA`): other
+    /// capabilities' welcome content, named here by the composition so accounts need not
+    /// know them.
+    pub demo_welcome_jobs: Vec<&'static str>,
 }
 
 impl AuthSettings {
@@ -35,6 +40,7 @@ impl AuthSettings {
             hash_concurrency: env.number("SB_PASSWORD_HASH_CONCURRENCY", 2 * cores).max(1),
             hash_wait: Duration::from_millis(env.number("SB_PASSWORD_HASH_WAIT_MS", 5000)),
             first_signup_admin: env.flag("SB_FIRST_SIGNUP_ADMIN", embedded),
+            demo_welcome_jobs: Vec::new(),
         }
     }
 }

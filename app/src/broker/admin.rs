@@ -23,8 +23,13 @@ pub const INTERNAL_TOPICS: &[(&str, &str)] = &[("user:new", "an account was crea
 // ---------------------------------------------------------------------------------------
 // Topics
 
+/// A topic by name, if it exists.
+pub async fn topic_named<C: ConnectionTrait>(conn: &C, name: &TopicName) -> AppResult<Option<topic::Model>> {
+    Ok(topic::Entity::find().filter(topic::Column::Name.eq(name.as_str())).one(conn).await?)
+}
+
 pub async fn ensure_topic<C: ConnectionTrait>(conn: &C, name: &TopicName, description: &str) -> AppResult<topic::Model> {
-    if let Some(t) = topic::Entity::find().filter(topic::Column::Name.eq(name.as_str())).one(conn).await? {
+    if let Some(t) = topic_named(conn, name).await? {
         return Ok(t);
     }
     match insert_topic(conn, name, description, false).await {
@@ -318,6 +323,7 @@ pub async fn rotate_secret(db: &Db, sealer: &SecretBox, caller: &Caller, id: i64
 // ---------------------------------------------------------------------------------------
 // Subscriptions
 
+#[derive(Default)]
 pub struct SubscriptionOptions {
     pub policy: Option<FailurePolicy>,
     pub max_attempts: Option<i32>,

@@ -29,7 +29,7 @@ async fn context() -> Result<(crate::accounts::Caller, crate::platform::state::A
 
 #[cfg(feature = "ssr")]
 fn target_policy(state: &crate::platform::state::AppState) -> targets::TargetPolicy {
-    targets::TargetPolicy::new(&state.settings.part::<super::settings::BrokerSettings>().allowed_targets)
+    state.settings.part::<super::settings::BrokerSettings>().target_policy()
 }
 
 #[server(prefix = "/_fn", endpoint = "broker_overview")]
@@ -55,6 +55,14 @@ pub async fn publish_message(topic: String, payload: String) -> Result<Option<i6
         .map_err(|e| AppError::invalid("payload", format!("the payload is not valid JSON: {e}")))?;
     let name = TopicName::parse(&topic).map_err(|e| e.on_field("topic"))?;
     Ok(service::publish_as(&state.db, &caller, name.as_str(), &payload, None).await?.id)
+}
+
+/// "Send test message" for a topic; answers the message id (`None`: nobody subscribes).
+#[server(prefix = "/_fn", endpoint = "broker_send_test")]
+pub async fn send_test_message(topic: String) -> Result<Option<i64>, AppError> {
+    let (caller, state) = context().await?;
+    let name = TopicName::parse(&topic).map_err(|e| e.on_field("topic"))?;
+    Ok(service::send_test_message(&state.db, &caller, name.as_str()).await?.id)
 }
 
 /// The new subscriber's id and its secret (shown once).

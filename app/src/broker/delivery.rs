@@ -186,7 +186,7 @@ struct LaneWork {
 impl Dispatcher {
     pub fn new(state: AppState) -> Self {
         let settings = state.settings.part::<BrokerSettings>().clone();
-        let policy = Arc::new(TargetPolicy::new(&settings.allowed_targets));
+        let policy = Arc::new(settings.target_policy());
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
             .redirect(reqwest::redirect::Policy::none())

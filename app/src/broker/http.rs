@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 fn policy(state: &AppState) -> TargetPolicy {
-    TargetPolicy::new(&state.settings.part::<BrokerSettings>().allowed_targets)
+    state.settings.part::<BrokerSettings>().target_policy()
 }
 
 // ---- topics ----------------------------------------------------------------------------
@@ -362,6 +362,29 @@ async fn replay(State(state): State<AppState>, caller: Caller, Path(id): Path<i6
 async fn events(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, headers: HeaderMap) -> AppResult<impl IntoResponse> {
     let channel = service::subscriber_channel(&state.db, &caller, id).await?;
     Ok(crate::platform::changes::sse(state.db.clone(), state.changes.clone(), channel, crate::platform::changes::last_event_id(&headers)))
+}
+
+// ---- the built-in demo receiver ----------------------------------------------------------
+
+/// The demo's built-in webhook receiver (on when `SB_DEMO_DATA` is): verifies the
+/// Standard Webhooks signature with the subscriber's secret and answers a receipt, or 503
+/// for an attempt the message asked to be refused (`"refuse_attempts": n`).
+#[utoipa::path(post, path = "/webhooks/demo-receiver/{id}", tag = "broker", request_body(content = String, content_type = "application/json"),
+    params(("id" = i64, Path, description = "the demo subscriber"),
+        ("webhook-id" = String, Header), ("webhook-timestamp" = String, Header), ("webhook-signature" = String, Header)),
+    responses(
+        (status = 200, body = super::demo::Receipt),
+        (status = 401, description = "a header is missing or the signature does not verify", body = ErrorEnvelope),
+        (status = 404, description = "the demo is off, or that subscriber is not the demo receiver", body = ErrorEnvelope),
+        (status = 413, body = ErrorEnvelope),
+        (status = 503, description = "refused on purpose, as the message asked", body = ErrorEnvelope)))]
+async fn demo_receiver(State(state): State<AppState>, Path(id): Path<i64>, headers: HeaderMap, body: axum::body::Bytes) -> AppResult<Json<super::demo::Receipt>> {
+    Ok(Json(super::demo::receive(&state, id, &headers, &body).await?))
+}
+
+/// Mounted at the root, beside the other webhook receivers.
+pub fn webhook_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(demo_receiver))
 }
 
 pub fn api_routes() -> OpenApiRouter<AppState> {

@@ -203,6 +203,18 @@ pub async fn publish_as(db: &Db, caller: &Caller, topic: &str, payload: &serde_j
     })
 }
 
+/// "Send test message" on the broker page: a small payload marked as a test, published
+/// like any other (and so refused to whoever may not publish to the topic).
+pub async fn send_test_message(db: &Db, caller: &Caller, topic: &str) -> AppResult<Published> {
+    let payload = serde_json::json!({
+        "test": true,
+        "text": "a test message sent from the broker page",
+        "sent_by": caller.username(),
+        "sent_at": crate::platform::time::to_rfc3339(crate::platform::time::now_ms()),
+    });
+    publish_as(db, caller, topic, &payload, None).await
+}
+
 /// The broker as the app's [`EventOutlet`]: the other capabilities publish with
 /// `txn.publish(topic, payload)` and never name the broker.
 pub struct Outlet;

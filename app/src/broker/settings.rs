@@ -22,6 +22,9 @@ pub struct BrokerSettings {
     /// How long delivered messages and their attempt log are kept
     /// (`BROKER_RETENTION_DAYS`, default 30).
     pub retention: Duration,
+    /// The built-in demo receiver's base URL on this server's own address; set at
+    /// start-up when the demo is on (`SB_DEMO_DATA`), else none.
+    pub demo_receiver: Option<String>,
 }
 
 impl BrokerSettings {
@@ -37,6 +40,7 @@ impl BrokerSettings {
                 .map(|v| v.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect())
                 .unwrap_or_default(),
             retention: Duration::from_secs(86_400 * env.number::<u64>("BROKER_RETENTION_DAYS", 30).max(1)),
+            demo_receiver: None,
         }
     }
 }

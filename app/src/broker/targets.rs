@@ -95,6 +95,8 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 pub struct TargetPolicy {
     hosts: Vec<String>,
     nets: Vec<Cidr>,
+    /// The app's own demo receiver (its base URL), when the demo is on.
+    builtin: Option<String>,
 }
 
 impl TargetPolicy {
@@ -109,6 +111,13 @@ impl TargetPolicy {
         policy
     }
 
+    /// Also permits the built-in demo receiver at `base` (see `broker::demo`): that base
+    /// and one subscriber id, on an IP literal, and nothing else at that address.
+    pub fn with_builtin(mut self, base: Option<String>) -> Self {
+        self.builtin = base;
+        self
+    }
+
     pub fn allows_ip(&self, ip: IpAddr) -> bool {
         is_public(ip) || self.nets.iter().any(|n| n.contains(ip))
     }
@@ -121,6 +130,9 @@ impl TargetPolicy {
     /// address when the host is an IP literal. `field` names the request field at fault.
     pub fn check_url(&self, raw: &str, field: &str) -> Result<Url, AppError> {
         let url = Url::parse(raw).map_err(|e| AppError::invalid(field, format!("not a valid URL: {e}")))?;
+        if self.builtin.as_deref().is_some_and(|base| super::demo::is_receiver(base, raw) && url.as_str() == raw) {
+            return Ok(url);
+        }
         if !matches!(url.scheme(), "http" | "https") {
             return Err(AppError::invalid(field, "only http and https endpoints are supported"));
         }

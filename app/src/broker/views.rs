@@ -29,8 +29,9 @@ pub fn BrokerPage() -> impl IntoView {
     let create_topic = ServerAction::<CreateTopic>::new();
     let create_subscriber = ServerAction::<CreateSubscriber>::new();
     let publish = ServerAction::<PublishMessage>::new();
+    let test = ServerAction::<SendTestMessage>::new();
     let overview = Resource::new(
-        move || (create_topic.version().get(), create_subscriber.version().get(), publish.version().get()),
+        move || (create_topic.version().get(), create_subscriber.version().get(), publish.version().get(), test.version().get()),
         |_| broker_overview(),
     );
     view! {
@@ -43,7 +44,7 @@ pub fn BrokerPage() -> impl IntoView {
             <Loaded data=overview audience={Audience::Admins} page=move |o| {
                 view! {
                     <div class="columns">
-                        <TopicsCard topics=o.topics.clone() create=create_topic/>
+                        <TopicsCard topics=o.topics.clone() create=create_topic test/>
                         <SubscribersCard subscribers=o.subscribers create=create_subscriber/>
                     </div>
                     <PublishCard topics=o.topics publish/>
@@ -54,8 +55,9 @@ pub fn BrokerPage() -> impl IntoView {
 }
 
 #[component]
-fn TopicsCard(topics: Vec<TopicSummary>, create: ServerAction<CreateTopic>) -> impl IntoView {
+fn TopicsCard(topics: Vec<TopicSummary>, create: ServerAction<CreateTopic>, test: ServerAction<SendTestMessage>) -> impl IntoView {
     let error = Signal::derive(move || create.value().get().and_then(Result::err));
+    let test_error = Signal::derive(move || test.value().get().and_then(Result::err));
     view! {
         <section class="card" data-testid="topics">
             <h2>"Topics"</h2>
@@ -64,17 +66,30 @@ fn TopicsCard(topics: Vec<TopicSummary>, create: ServerAction<CreateTopic>) -> i
             } else {
                 view! {
                     <table class="data">
-                        <thead><tr><th>"Topic"</th><th class="num">"Messages"</th><th>"Who publishes"</th></tr></thead>
+                        <thead><tr><th>"Topic"</th><th class="num">"Messages"</th><th>"Who publishes"</th><th><span class="sr-only">"Test"</span></th></tr></thead>
                         <tbody>
-                            {topics.into_iter().map(|t| view! {
-                                <tr>
+                            {topics.into_iter().map(|t| { let (name, row, label) = (t.name.clone(), t.name.clone(), format!("Send test message to {}", t.name)); view! {
+                                <tr data-topic=row>
                                     <td><code>{t.name}</code><div class="hint">{t.description}</div></td>
-                                    <td class="num">{t.messages}</td>
+                                    <td class="num" data-testid="topic-messages">{t.messages}</td>
                                     <td>{if t.members_may_publish { "members" } else { "admins" }}</td>
+                                    <td>
+                                        <ActionForm action=test>
+                                            <input type="hidden" name="topic" value=name/>
+                                            <button type="submit" class="secondary small" aria-label=label>"Send test message"</button>
+                                        </ActionForm>
+                                    </td>
                                 </tr>
-                            }).collect_view()}
+                            }}).collect_view()}
                         </tbody>
                     </table>
+                    <ErrorAlert error=test_error/>
+                    {move || test.value().get().and_then(Result::ok).map(|id| view! {
+                        <p class="alert ok" role="status" data-testid="test-sent">{match id {
+                            Some(id) => format!("Test message #{id} published."),
+                            None => "Test message published; no subscription wanted it.".to_owned(),
+                        }}</p>
+                    })}
                 }.into_any()
             }}
             <h3>"New topic"</h3>

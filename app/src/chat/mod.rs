@@ -9,6 +9,8 @@ mod views;
 #[cfg(feature = "ssr")]
 pub mod cold;
 #[cfg(feature = "ssr")]
+pub mod demo;
+#[cfg(feature = "ssr")]
 pub mod jobs;
 #[cfg(feature = "ssr")]
 pub mod http;

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub struct MeetingsData {
     pub now: i64,
     pub meetings: Vec<MeetingView>,
+    /// Whether the page offers "Send a test booking" (the embedded run).
+    pub test_bookings: bool,
 }
 
 /// (The filter travels as separate fields: an all-empty nested struct would vanish from
@@ -26,5 +28,15 @@ pub async fn load_meetings(
     let caller = crate::accounts::require_caller().await?;
     let filter = MeetingFilter { status, host, from, to, limit: None };
     let state = crate::platform::state::AppState::from_context()?;
-    Ok(MeetingsData { now: crate::platform::time::now_ms(), meetings: service::list(&state.db, &caller, &filter).await? })
+    let test_bookings = state.settings.part::<settings::MeetingsSettings>().test_bookings;
+    Ok(MeetingsData { now: crate::platform::time::now_ms(), meetings: service::list(&state.db, &caller, &filter).await?, test_bookings })
+}
+
+/// "Send a test booking": a sample Calendly delivery through the real intake (embedded
+/// run only).
+#[server(prefix = "/_fn", endpoint = "meetings_test_booking")]
+pub async fn send_test_booking() -> Result<(), AppError> {
+    let caller = crate::accounts::require_caller().await?;
+    let state = crate::platform::state::AppState::from_context()?;
+    demo::send_test_booking(&state, &caller).await
 }

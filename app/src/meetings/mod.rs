@@ -8,6 +8,8 @@ mod views;
 #[cfg(feature = "ssr")]
 pub mod calendly;
 #[cfg(feature = "ssr")]
+pub mod demo;
+#[cfg(feature = "ssr")]
 pub mod jobs;
 #[cfg(feature = "ssr")]
 pub mod http;

@@ -11,6 +11,9 @@ pub struct MeetingsSettings {
     pub signing_key: Option<String>,
     /// How old a signature timestamp may be (`CALENDLY_TOLERANCE_SECS`, default 180).
     pub tolerance: Duration,
+    /// "Send a test booking" on the meetings page: on the embedded run only, whose key is
+    /// the development key generated into `<data>/secrets/`.
+    pub test_bookings: bool,
 }
 
 impl MeetingsSettings {
@@ -18,6 +21,7 @@ impl MeetingsSettings {
         Self {
             signing_key: env.var("CALENDLY_WEBHOOK_SIGNING_KEY"),
             tolerance: Duration::from_secs(env.number("CALENDLY_TOLERANCE_SECS", 180)),
+            test_bookings: false,
         }
     }
 
@@ -29,6 +33,7 @@ impl MeetingsSettings {
             });
             self.signing_key = Some(key);
         }
+        self.test_bookings = settings.is_sqlite() && self.signing_key.is_some();
         self
     }
 }

@@ -1,7 +1,7 @@
 //! The meetings page: upcoming and past meetings, filters mirrored in the URL, live.
 
 use super::*;
-use crate::ui::{live_ticks, Audience, LiveStatus, Loaded, When};
+use crate::ui::{live_ticks, Audience, ErrorAlert, LiveStatus, Loaded, When};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
@@ -24,6 +24,7 @@ pub fn MeetingsPage() -> impl IntoView {
     };
     let ticks = live_ticks("/api/v1/meetings/events".into());
     let data = Resource::new(move || (filter(), ticks.get()), |(f, _)| load_meetings(f.status, f.host, f.from, f.to));
+    let test_booking = ServerAction::<SendTestBooking>::new();
     view! {
         <main class="page">
             <h1>"Meetings"</h1>
@@ -54,11 +55,27 @@ pub fn MeetingsPage() -> impl IntoView {
             <Loaded data=data audience={Audience::SignedIn { next: "/meetings", to: " to see the meetings." }} page=move |d| {
                 let (upcoming, past): (Vec<_>, Vec<_>) = d.meetings.into_iter().partition(|m| m.end_time >= d.now);
                 view! {
+                    {d.test_bookings.then(|| view! { <TestBooking action=test_booking/> })}
                     <MeetingList title="Upcoming" testid="upcoming" meetings=upcoming/>
                     <MeetingList title="Past" testid="past" meetings=past.into_iter().rev().collect()/>
                 }.into_any()
             }/>
         </main>
+    }
+}
+
+/// The embedded run's "Send a test booking": the new meeting arrives like any other, live.
+#[component]
+fn TestBooking(action: ServerAction<SendTestBooking>) -> impl IntoView {
+    let error = Signal::derive(move || action.value().get().and_then(Result::err));
+    view! {
+        <section class="card row" data-testid="test-booking">
+            <p class="hint">"Demo: a sample booking, signed with this installation's development key and sent through the real webhook intake."</p>
+            <ActionForm action=action>
+                <button type="submit" class="secondary">"Send a test booking"</button>
+            </ActionForm>
+            <ErrorAlert error/>
+        </section>
     }
 }
 

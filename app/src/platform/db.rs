@@ -235,6 +235,13 @@ impl Db {
     }
 
     /// Connections in use and idle, for the metrics endpoint.
+    /// Sets the `db_pool_connections{state}` gauges to the pool as it is now.
+    pub fn record_pool_gauges(&self) {
+        let (size, idle) = self.pool_stats();
+        metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
+        metrics::gauge!("db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle as u32) as f64);
+    }
+
     pub fn pool_stats(&self) -> (u32, usize) {
         match self.backend() {
             DbBackend::Sqlite => {

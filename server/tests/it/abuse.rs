@@ -114,6 +114,9 @@ const RULES: &[Rule] = &[
     rule("GET", "/api/v1/me/chat/events", Empty, MEMBERS),
     // ---- REST: meetings (intake trusts only Calendly's signature, never a user's credentials)
     rule("POST", "/webhooks/calendly", Json(r#"{"event": "invitee.created"}"#), [401, 401, 401, 401]),
+    // The demo's receiver answers only deliveries signed for its own subscriber, and only
+    // when the demo is on (it is off here).
+    rule("POST", "/webhooks/demo-receiver/{subscriber}", Json(r#"{"demo": true}"#), [404, 404, 404, 404]),
     rule("GET", "/api/v1/meetings", Empty, MEMBERS),
     rule("GET", "/api/v1/meetings/events", Empty, MEMBERS),
     // ---- REST: scheduler (alice's calendar is not shared, so bob sees only when she is busy)
@@ -176,6 +179,10 @@ const RULES: &[Rule] = &[
     hiding("POST", "/_fn/broker_overview", Form(""), ADMIN, "matrix:closed", SEEN_BY_ADMIN),
     server_fn("/_fn/broker_create_topic", "name=matrix:{fresh}&description=d", ADMIN),
     server_fn("/_fn/broker_publish", "topic={topic}&payload=%7B%22n%22%3A3%7D", ADMIN),
+    server_fn("/_fn/broker_send_test", "topic={topic}", ADMIN),
+    // Test bookings exist only on the embedded run's development key (off here).
+    server_fn("/_fn/meetings_test_booking", "", [401, 404, 404, 404]),
+    server_fn("/_fn/system_view", "", ADMIN),
     server_fn("/_fn/broker_create_subscriber", "name={fresh}&url=http%3A%2F%2F127.0.0.1%3A9%2Fhook", ADMIN),
     server_fn("/_fn/broker_subscriber", "id={subscriber}", ADMIN),
     server_fn("/_fn/broker_reveal_secret", "id={subscriber}", ADMIN),
@@ -196,6 +203,7 @@ const RULES: &[Rule] = &[
     page("/inbox"),
     hiding("GET", "/inbox/message?id={chat}", Empty, PUBLIC, "for alice", SEEN_BY_OWNER),
     page("/wages"),
+    page("/system"),
     hiding("GET", "/broker", Empty, PUBLIC, "matrix:closed", SEEN_BY_ADMIN),
     // (Its name is renamed by a PATCH above; its endpoint stays.)
     hiding("GET", "/broker/subscribers/{subscriber}", Empty, PUBLIC, "127.0.0.1:9/hook", SEEN_BY_ADMIN),

@@ -13,6 +13,7 @@ mod scheduler;
 mod security;
 mod changes;
 mod crash;
+mod demo;
 mod chat;
 mod jobs;
 mod meetings;

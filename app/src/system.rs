@@ -1,0 +1,343 @@
+//! The operator's view (admins): what `/readyz` and `/metrics` know, in pictures. This
+//! process samples its own metrics every [`SAMPLE_EVERY`] and keeps the last hour in
+//! memory, so the page needs no monitoring stack; each server process shows its own
+//! traffic (behind a load balancer, look at each, or scrape `/metrics`).
+
+use crate::error::AppError;
+use crate::ui::{Audience, Loaded};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// How often a sample is taken, in seconds.
+pub const SAMPLE_EVERY_SECS: u64 = 15;
+/// Samples kept: one hour.
+pub const SAMPLES_KEPT: usize = 240;
+
+/// One line of figures over the last hour, oldest first (`None`: no sample yet, or
+/// nothing to divide by).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub name: String,
+    pub unit: String,
+    pub points: Vec<Option<f64>>,
+}
+
+impl Series {
+    pub fn last(&self) -> Option<f64> {
+        self.points.iter().rev().find_map(|p| *p)
+    }
+}
+
+/// The System page's data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SystemView {
+    /// (part, ready) as `/readyz` answers now.
+    pub ready: Vec<(String, bool)>,
+    /// Whole-process figures: request rate and latency, job queue, broker, archive, spool.
+    pub process: Vec<Series>,
+    /// Request rate and mean latency by route, busiest first.
+    pub routes: Vec<(String, Series, Series)>,
+    pub sample_every_secs: u64,
+}
+
+#[server(prefix = "/_fn", endpoint = "system_view")]
+pub async fn load_system() -> Result<SystemView, AppError> {
+    let caller = crate::accounts::require_caller().await?;
+    let state = crate::platform::state::AppState::from_context()?;
+    sampling::view(&state, &caller).await
+}
+
+/// A sparkline: the series as a polyline scaled to its own maximum, with its points also
+/// given as text for screen readers (the figures beside it).
+#[component]
+fn Sparkline(series: Series) -> impl IntoView {
+    const W: f64 = 240.0;
+    const H: f64 = 40.0;
+    let max = series.points.iter().flatten().copied().fold(0.0_f64, f64::max);
+    let n = series.points.len().max(2) as f64 - 1.0;
+    let line: String = series
+        .points
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.map(|v| format!("{:.1},{:.1}", i as f64 / n * W, H - if max > 0.0 { v / max * (H - 2.0) } else { 0.0 } - 1.0)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let label = format!("{} over the last hour, up to {}", series.name, figure(Some(max), &series.unit));
+    view! {
+        <svg class="sparkline" viewBox=format!("0 0 {W} {H}") width="240" height="40" role="img" aria-label=label>
+            <polyline points=line fill="none" stroke="currentColor" stroke-width="1.5"/>
+        </svg>
+    }
+}
+
+fn figure(v: Option<f64>, unit: &str) -> String {
+    match v {
+        None => "—".into(),
+        Some(v) if v >= 100.0 || v == v.trunc() => format!("{v:.0} {unit}"),
+        Some(v) => format!("{v:.2} {unit}"),
+    }
+}
+
+#[component]
+pub fn SystemPage() -> impl IntoView {
+    let data = Resource::new(|| (), |_| load_system());
+    view! {
+        <main class="page">
+            <h1>"System"</h1>
+            <p class="lead">"This process's health, traffic and queues over the last hour."</p>
+            <Loaded data=data audience={Audience::Admins} page=move |v| view! {
+                <section class="card" data-testid="readiness">
+                    <h2>"Ready"</h2>
+                    <ul class="row">
+                        {v.ready.into_iter().map(|(part, ok)| view! {
+                            <li><span class=if ok { "badge ok" } else { "badge danger" }>{part}": "{if ok { "ok" } else { "unavailable" }}</span></li>
+                        }).collect_view()}
+                    </ul>
+                </section>
+                <section class="card" data-testid="process">
+                    <h2>"This process"</h2>
+                    <p class="hint">{format!("A sample every {} s; the line spans the last hour.", v.sample_every_secs)}</p>
+                    <table class="data">
+                        <thead><tr><th>"Figure"</th><th class="num">"Now"</th><th>"Last hour"</th></tr></thead>
+                        <tbody>
+                            {v.process.into_iter().map(|s| {
+                                let (name, key, now) = (s.name.clone(), s.name.clone(), figure(s.last(), &s.unit));
+                                view! {
+                                    <tr data-testid="figure" data-name=key>
+                                        <td>{name}</td>
+                                        <td class="num" data-testid="now">{now}</td>
+                                        <td><Sparkline series=s/></td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </section>
+                <section class="card" data-testid="routes">
+                    <h2>"Requests by route"</h2>
+                    {if v.routes.is_empty() {
+                        view! { <p class="empty">"No requests sampled yet."</p> }.into_any()
+                    } else {
+                        view! {
+                            <table class="data">
+                                <thead><tr><th>"Route"</th><th class="num">"Requests"</th><th>"Rate"</th><th class="num">"Mean latency"</th><th>"Latency"</th></tr></thead>
+                                <tbody>
+                                    {v.routes.into_iter().map(|(route, rate, latency)| {
+                                        let (rate_now, latency_now) = (figure(rate.last(), &rate.unit), figure(latency.last(), &latency.unit));
+                                        view! {
+                                            <tr data-testid="route">
+                                                <td class="mono">{route}</td>
+                                                <td class="num">{rate_now}</td>
+                                                <td><Sparkline series=rate/></td>
+                                                <td class="num">{latency_now}</td>
+                                                <td><Sparkline series=latency/></td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any()
+                    }}
+                </section>
+            }.into_any()/>
+        </main>
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub mod sampling {
+    //! The samples: this process's Prometheus text, read back every [`SAMPLE_EVERY_SECS`]
+    //! and turned into rates (counter differences) and levels (gauges).
+
+    use super::*;
+    use crate::accounts::Caller;
+    use crate::platform::state::AppState;
+    use std::collections::{BTreeMap, VecDeque};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// Where the samples come from: the process's metrics in Prometheus text format
+    /// (composed by the server, which owns the recorder).
+    #[derive(Clone)]
+    pub struct MetricsText(pub Arc<dyn Fn() -> String + Send + Sync>);
+
+    /// Sums of the series this page draws, by name, and per route for the HTTP ones.
+    #[derive(Clone, Debug, Default, PartialEq)]
+    pub struct Reading {
+        pub totals: BTreeMap<String, f64>,
+        /// route → (requests, seconds spent)
+        pub routes: BTreeMap<String, (f64, f64)>,
+    }
+
+    const REQUESTS: &str = "http_request_duration_seconds_count";
+    const REQUEST_SECONDS: &str = "http_request_duration_seconds_sum";
+    /// Process figures: (metric, label, unit, a counter drawn as a rate).
+    const FIGURES: &[(&str, &str, &str, bool)] = &[
+        (REQUESTS, "HTTP requests", "/s", true),
+        ("jobs_queue_depth", "Jobs due", "jobs", false),
+        ("jobs_completed_total", "Jobs completed", "/s", true),
+        ("broker_published_total", "Broker messages published", "/s", true),
+        ("broker_deliveries_total", "Broker delivery attempts", "/s", true),
+        ("chat_archived_total", "Chat messages archived", "/s", true),
+        ("meetings_webhooks_spooled_total", "Webhooks spooled (database down)", "/s", true),
+        ("db_pool_connections", "Database connections", "conns", false),
+    ];
+
+    /// Reads Prometheus text: `name{labels} value` lines, comments skipped.
+    pub fn read(text: &str) -> Reading {
+        let mut r = Reading::default();
+        for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+            let Some((series, value)) = line.rsplit_once(' ') else { continue };
+            let Ok(value) = value.trim().parse::<f64>() else { continue };
+            let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+            *r.totals.entry(name.to_owned()).or_default() += value;
+            if name == REQUESTS || name == REQUEST_SECONDS {
+                let route = label(labels, "route").unwrap_or("other").to_owned();
+                let entry = r.routes.entry(route).or_default();
+                if name == REQUESTS { entry.0 += value } else { entry.1 += value }
+            }
+        }
+        r
+    }
+
+    fn label<'a>(labels: &'a str, key: &str) -> Option<&'a str> {
+        let at = labels.find(&format!("{key}=\""))? + key.len() + 2;
+        labels[at..].split('"').next()
+    }
+
+    /// The last hour of readings (one per sample).
+    #[derive(Clone, Default)]
+    pub struct History(Arc<Mutex<VecDeque<Reading>>>);
+
+    impl History {
+        pub fn push(&self, r: Reading) {
+            let mut h = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if h.len() == SAMPLES_KEPT + 1 {
+                h.pop_front();
+            }
+            h.push_back(r);
+        }
+
+        fn readings(&self) -> Vec<Reading> {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+        }
+
+        /// Samples until `stop`: one at once, then every [`SAMPLE_EVERY_SECS`].
+        pub async fn run(self, state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+            let source = state.part::<MetricsText>().clone();
+            let mut tick = tokio::time::interval(Duration::from_secs(SAMPLE_EVERY_SECS));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        state.db.record_pool_gauges();
+                        self.push(read(&(source.0)()));
+                    }
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+
+    /// Rates between consecutive readings (a counter that went down — a restart of its
+    /// source — gives no point), or levels for gauges.
+    pub fn series(readings: &[Reading]) -> (Vec<Series>, Vec<(String, Series, Series)>) {
+        let dt = SAMPLE_EVERY_SECS as f64;
+        let pad = |mut points: Vec<Option<f64>>| {
+            let missing = SAMPLES_KEPT.saturating_sub(points.len());
+            points.splice(0..0, std::iter::repeat_n(None, missing));
+            points
+        };
+        let rate = |a: f64, b: f64| (b >= a).then(|| (b - a) / dt);
+        let pairs = || readings.windows(2).map(|w| (&w[0], &w[1]));
+        let process = FIGURES
+            .iter()
+            .map(|(metric, name, unit, counter)| {
+                let value = |r: &Reading| r.totals.get(*metric).copied();
+                let points = if *counter {
+                    pairs().map(|(a, b)| rate(value(a).unwrap_or(0.0), value(b).unwrap_or(0.0))).collect()
+                } else {
+                    readings.iter().skip(1).map(value).collect()
+                };
+                Series { name: (*name).into(), unit: (*unit).into(), points: pad(points) }
+            })
+            .collect();
+        let last = readings.last().cloned().unwrap_or_default();
+        let first = readings.first().cloned().unwrap_or_default();
+        let mut routes: Vec<(String, f64)> = last
+            .routes
+            .iter()
+            .map(|(route, (n, _))| (route.clone(), n - first.routes.get(route).map(|f| f.0).unwrap_or(0.0)))
+            .filter(|(_, n)| *n > 0.0)
+            .collect();
+        routes.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let routes = routes
+            .into_iter()
+            .map(|(route, _)| {
+                let of = |r: &Reading| r.routes.get(&route).copied().unwrap_or_default();
+                let rates = pairs().map(|(a, b)| rate(of(a).0, of(b).0)).collect();
+                let latency = pairs()
+                    .map(|(a, b)| {
+                        let (n, secs) = (of(b).0 - of(a).0, of(b).1 - of(a).1);
+                        (n > 0.0 && secs >= 0.0).then(|| secs / n * 1000.0)
+                    })
+                    .collect();
+                let rate = Series { name: format!("{route} requests"), unit: "/s".into(), points: pad(rates) };
+                let latency = Series { name: format!("{route} mean latency"), unit: "ms".into(), points: pad(latency) };
+                (route, rate, latency)
+            })
+            .collect();
+        (process, routes)
+    }
+
+    /// The page's data, for admins.
+    pub async fn view(state: &AppState, caller: &Caller) -> Result<SystemView, AppError> {
+        caller.require_admin()?;
+        let database = state.db.ping().await.map_err(|e| tracing::warn!(cause = %e, "database is not ready")).is_ok();
+        let store = state.store.check().await.map_err(|e| tracing::warn!(cause = %e, "object store is not ready")).is_ok();
+        let (process, routes) = series(&state.part::<History>().readings());
+        Ok(SystemView {
+            ready: vec![("database".into(), database), ("object store".into(), store)],
+            process,
+            routes,
+            sample_every_secs: SAMPLE_EVERY_SECS,
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        const TEXT: &str = "# TYPE http_request_duration_seconds histogram\n\
+            http_request_duration_seconds_bucket{method=\"GET\",route=\"/\",status=\"200\",le=\"0.005\"} 3\n\
+            http_request_duration_seconds_sum{method=\"GET\",route=\"/\",status=\"200\"} 0.5\n\
+            http_request_duration_seconds_count{method=\"GET\",route=\"/\",status=\"200\"} 10\n\
+            http_request_duration_seconds_count{method=\"POST\",route=\"/chat\",status=\"201\"} 4\n\
+            http_request_duration_seconds_sum{method=\"POST\",route=\"/chat\",status=\"201\"} 0.04\n\
+            jobs_queue_depth 2\n";
+
+        #[test]
+        fn prometheus_text_is_read_by_name_and_route() {
+            let r = read(TEXT);
+            assert_eq!(r.totals[REQUESTS], 14.0);
+            assert_eq!(r.totals["jobs_queue_depth"], 2.0);
+            assert_eq!(r.routes["/"], (10.0, 0.5));
+            assert_eq!(r.routes["/chat"], (4.0, 0.04));
+        }
+
+        #[test]
+        fn counters_become_rates_and_routes_are_ordered_by_traffic() {
+            let a = read(TEXT);
+            let b = read(&TEXT.replace("} 10\n", "} 40\n").replace("} 0.5\n", "} 2\n"));
+            let (process, routes) = series(&[a.clone(), b.clone()]);
+            let requests = process.iter().find(|s| s.name == "HTTP requests").unwrap();
+            assert_eq!(requests.points.len(), SAMPLES_KEPT);
+            assert_eq!(requests.last(), Some(30.0 / SAMPLE_EVERY_SECS as f64));
+            assert_eq!(process.iter().find(|s| s.name == "Jobs due").unwrap().last(), Some(2.0));
+            assert_eq!(routes[0].0, "/");
+            assert_eq!(routes[0].2.last(), Some(1.5 / 30.0 * 1000.0), "mean latency of the interval, ms");
+            // A counter that went down (its source restarted) gives no point.
+            let (process, _) = series(&[b, a]);
+            assert_eq!(process.iter().find(|s| s.name == "HTTP requests").unwrap().last(), None);
+        }
+    }
+}
