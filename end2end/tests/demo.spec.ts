@@ -59,6 +59,10 @@ test('the demo calendar, the wage sample and the inbox have something to show', 
   await page.goto('/calendar?user=demo');
   await hydrated(page);
   await expect(page.getByText('Team stand-up (demo)').first()).toBeVisible();
+  await expect(page.getByText("Demo (sample data)'s calendar")).toBeVisible();
+  // It opens at the working day, not at midnight.
+  const grid = page.getByRole('region', { name: 'The week, hour by hour' });
+  await expect.poll(() => grid.evaluate((el) => el.scrollTop)).toBe(7 * 44);
   await shot(page, 'calendar');
   await page.goto('/wages');
   await hydrated(page);

@@ -92,6 +92,8 @@ impl CalendarView {
 pub struct CalendarLayout {
     pub owner: CalendarUser,
     pub viewer_zone: String,
+    /// The viewer's own calendar.
+    pub mine: bool,
     pub editable: bool,
     pub view: CalendarView,
     /// The grid's days, `YYYY-MM-DD`, in the viewer's zone.

@@ -83,6 +83,7 @@ pub async fn build(
         format!("{} – {}", first.format("%b %-d"), days[6].format("%b %-d, %Y"))
     };
     Ok(CalendarLayout {
+        mine: caller.id() == owner.id,
         editable: service::may_edit(caller, owner.id),
         owner: service::calendar_user(&owner),
         viewer_zone: viewer_zone.to_string(),

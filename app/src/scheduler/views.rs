@@ -9,6 +9,8 @@ use leptos_router::hooks::use_query_map;
 
 /// Height of one hour in the week grid, in pixels.
 const HOUR_PX: i32 = 44;
+/// The hour the week view opens at.
+const WORKDAY_STARTS: i32 = 7;
 
 /// What the event dialog edits.
 #[derive(Clone, Debug, PartialEq)]
@@ -107,7 +109,11 @@ fn Calendar(page: CalendarLayout, editing: RwSignal<Option<Draft>>) -> impl Into
             <div>
                 <h1>{page.title.clone()}</h1>
                 <p class="hint">
-                    {if page.editable { "Your calendar".to_owned() } else { format!("{}'s calendar", page.owner.display_name) }}
+                    {match (page.mine, page.editable) {
+                        (true, _) => "Your calendar".to_owned(),
+                        (false, true) => format!("{}'s calendar (you may change it as an admin)", page.owner.display_name),
+                        (false, false) => format!("{}'s calendar", page.owner.display_name),
+                    }}
                     " · times in " {page.viewer_zone.clone()}
                     {(!page.editable && page.events.iter().any(|e| e.busy_only)).then(|| " · free/busy only")}
                 </p>
@@ -192,6 +198,14 @@ fn WeekGrid(page: CalendarLayout, editing: RwSignal<Option<Draft>>) -> impl Into
     let days = page.days.clone();
     let events = page.events.clone();
     let today = page.today.clone();
+    // Opens at the working day, as calendar apps do, not at midnight (the grid is in the
+    // viewer's zone). Only in the browser: an effect never runs during SSR.
+    let body = NodeRef::<leptos::html::Div>::new();
+    Effect::new(move || {
+        if let Some(el) = body.get() {
+            el.set_scroll_top(WORKDAY_STARTS * HOUR_PX);
+        }
+    });
     view! {
         <div class="week" data-testid="week">
             <div class="week-head">
@@ -221,7 +235,7 @@ fn WeekGrid(page: CalendarLayout, editing: RwSignal<Option<Draft>>) -> impl Into
                 }).collect_view()}
             </div>
             // Scrolls on its own: focusable, so the keyboard can scroll it too.
-            <div class="week-body" tabindex="0" role="region" aria-label="The week, hour by hour">
+            <div class="week-body" node_ref=body tabindex="0" role="region" aria-label="The week, hour by hour">
                 <div class="gutter">
                     {(0..24).map(|h| view! { <div class="hour-label" style=format!("height:{HOUR_PX}px")>{format!("{h:02}:00")}</div> }).collect_view()}
                 </div>
