@@ -62,9 +62,17 @@ e2e_db="sb_e2e_$(free_port)"
 mariadb -h127.0.0.1 -uroot -e "CREATE DATABASE $e2e_db CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
 start_server() { # name port database-url data-dir demo-data
     mkdir -p "$4"
-    SB_LISTEN="127.0.0.1:$2" DATABASE_URL="$3" SB_DATA_DIR="$4" SB_DEMO_DATA="$5" RUST_LOG=warn \
+    # The embedded server keeps its webhook key as `run` does, in <data>/secrets (it
+    # counts as the development key there, which the demo's test bookings need); the
+    # MariaDB ones are configured with it.
+    local key_var=(CALENDLY_WEBHOOK_SIGNING_KEY="$SB_E2E_CALENDLY_KEY")
+    if [ "$5" = true ]; then
+        (umask 077 && mkdir -p "$4/secrets" && printf '%s' "$SB_E2E_CALENDLY_KEY" >"$4/secrets/calendly-signing-key")
+        key_var=()
+    fi
+    env SB_LISTEN="127.0.0.1:$2" DATABASE_URL="$3" SB_DATA_DIR="$4" SB_DEMO_DATA="$5" RUST_LOG=warn \
         BROKER_ALLOWED_TARGETS=127.0.0.1 BROKER_RETRY_BASE_MS=200 BROKER_RETRY_MAX_MS=1000 \
-        SB_CHAT_ARCHIVE_EVERY_SECS=1 CALENDLY_WEBHOOK_SIGNING_KEY="$SB_E2E_CALENDLY_KEY" \
+        SB_CHAT_ARCHIVE_EVERY_SECS=1 "${key_var[@]}" \
         "$(server_bin)" >"$work/e2e-$1.log" 2>&1 &
     pids+=($!)
     if ! wait_http "http://127.0.0.1:$2/readyz" 60; then cat "$work/e2e-$1.log"; exit 1; fi

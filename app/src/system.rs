@@ -164,6 +164,8 @@ pub mod sampling {
     /// Sums of the series this page draws, by name, and per route for the HTTP ones.
     #[derive(Clone, Debug, Default, PartialEq)]
     pub struct Reading {
+        /// When it was taken (rates divide by the real time between two).
+        pub at: Option<std::time::Instant>,
         pub totals: BTreeMap<String, f64>,
         /// route → (requests, seconds spent)
         pub routes: BTreeMap<String, (f64, f64)>,
@@ -183,16 +185,15 @@ pub mod sampling {
         ("db_pool_connections", "Database connections", "conns", false),
     ];
 
-    /// Reads Prometheus text: `name{labels} value` lines, comments skipped.
+    /// Reads Prometheus text: `name{labels} value [timestamp]` lines, comments skipped.
     pub fn read(text: &str) -> Reading {
         let mut r = Reading::default();
-        for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
-            let Some((series, value)) = line.rsplit_once(' ') else { continue };
-            let Ok(value) = value.trim().parse::<f64>() else { continue };
-            let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#') && !l.is_empty()) {
+            let Some((name, labels, rest)) = split_sample(line) else { continue };
+            let Some(Ok(value)) = rest.split_whitespace().next().map(str::parse::<f64>) else { continue };
             *r.totals.entry(name.to_owned()).or_default() += value;
             if name == REQUESTS || name == REQUEST_SECONDS {
-                let route = label(labels, "route").unwrap_or("other").to_owned();
+                let route = label(labels, "route").unwrap_or_else(|| "other".into());
                 let entry = r.routes.entry(route).or_default();
                 if name == REQUESTS { entry.0 += value } else { entry.1 += value }
             }
@@ -200,9 +201,51 @@ pub mod sampling {
         r
     }
 
-    fn label<'a>(labels: &'a str, key: &str) -> Option<&'a str> {
-        let at = labels.find(&format!("{key}=\""))? + key.len() + 2;
-        labels[at..].split('"').next()
+    /// (name, the text between the braces, what follows): the braces are found outside
+    /// quoted label values, which may hold `}` or an escaped `\"`.
+    fn split_sample(line: &str) -> Option<(&str, &str, &str)> {
+        let Some(open) = line.find('{') else {
+            let (name, rest) = line.split_once(char::is_whitespace)?;
+            return Some((name, "", rest));
+        };
+        let (mut quoted, mut escaped) = (false, false);
+        for (i, c) in line[open + 1..].char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if quoted => escaped = true,
+                '"' => quoted = !quoted,
+                '}' if !quoted => return Some((&line[..open], &line[open + 1..open + 1 + i], &line[open + 2 + i..])),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// The value of label `key` (unescaped), matched as a whole label name.
+    fn label(labels: &str, key: &str) -> Option<String> {
+        let (mut rest, mut value) = (labels, None);
+        while let Some((name, after)) = rest.split_once("=\"") {
+            let (mut out, mut escaped, mut end) = (String::new(), false, after.len());
+            for (i, c) in after.char_indices() {
+                match c {
+                    _ if escaped => {
+                        out.push(if c == 'n' { '\n' } else { c });
+                        escaped = false;
+                    }
+                    '\\' => escaped = true,
+                    '"' => {
+                        end = i;
+                        break;
+                    }
+                    c => out.push(c),
+                }
+            }
+            if name.trim_start_matches(',').trim() == key {
+                value = Some(out);
+            }
+            rest = after.get(end + 1..).unwrap_or("");
+        }
+        value
     }
 
     /// The last hour of readings (one per sample).
@@ -226,11 +269,13 @@ pub mod sampling {
         pub async fn run(self, state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
             let source = state.part::<MetricsText>().clone();
             let mut tick = tokio::time::interval(Duration::from_secs(SAMPLE_EVERY_SECS));
+            // After a stall, the next sample comes a period later, not in a burst.
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
                         state.db.record_pool_gauges();
-                        self.push(read(&(source.0)()));
+                        self.push(Reading { at: Some(std::time::Instant::now()), ..read(&(source.0)()) });
                     }
                     _ = stop.changed() => return,
                 }
@@ -238,23 +283,34 @@ pub mod sampling {
         }
     }
 
-    /// Rates between consecutive readings (a counter that went down — a restart of its
-    /// source — gives no point), or levels for gauges.
+    /// Seconds between two readings: as measured, else the sampling period.
+    fn seconds(a: &Reading, b: &Reading) -> f64 {
+        match (a.at, b.at) {
+            (Some(a), Some(b)) if b > a => (b - a).as_secs_f64(),
+            _ => SAMPLE_EVERY_SECS as f64,
+        }
+    }
+
+    /// The increase of a counter from `a` to `b`: as Prometheus counts it, a counter that
+    /// went down was reset, and all of `b` is new.
+    fn increase(a: f64, b: f64) -> f64 {
+        if b >= a { b - a } else { b }
+    }
+
+    /// Rates between consecutive readings, or levels for gauges.
     pub fn series(readings: &[Reading]) -> (Vec<Series>, Vec<(String, Series, Series)>) {
-        let dt = SAMPLE_EVERY_SECS as f64;
         let pad = |mut points: Vec<Option<f64>>| {
             let missing = SAMPLES_KEPT.saturating_sub(points.len());
             points.splice(0..0, std::iter::repeat_n(None, missing));
             points
         };
-        let rate = |a: f64, b: f64| (b >= a).then(|| (b - a) / dt);
-        let pairs = || readings.windows(2).map(|w| (&w[0], &w[1]));
+        let pairs = || readings.windows(2).map(|w| (&w[0], &w[1], seconds(&w[0], &w[1])));
         let process = FIGURES
             .iter()
             .map(|(metric, name, unit, counter)| {
                 let value = |r: &Reading| r.totals.get(*metric).copied();
                 let points = if *counter {
-                    pairs().map(|(a, b)| rate(value(a).unwrap_or(0.0), value(b).unwrap_or(0.0))).collect()
+                    pairs().map(|(a, b, dt)| Some(increase(value(a).unwrap_or(0.0), value(b).unwrap_or(0.0)) / dt)).collect()
                 } else {
                     readings.iter().skip(1).map(value).collect()
                 };
@@ -274,11 +330,11 @@ pub mod sampling {
             .into_iter()
             .map(|(route, _)| {
                 let of = |r: &Reading| r.routes.get(&route).copied().unwrap_or_default();
-                let rates = pairs().map(|(a, b)| rate(of(a).0, of(b).0)).collect();
+                let rates = pairs().map(|(a, b, dt)| Some(increase(of(a).0, of(b).0) / dt)).collect();
                 let latency = pairs()
-                    .map(|(a, b)| {
-                        let (n, secs) = (of(b).0 - of(a).0, of(b).1 - of(a).1);
-                        (n > 0.0 && secs >= 0.0).then(|| secs / n * 1000.0)
+                    .map(|(a, b, _)| {
+                        let (n, secs) = (increase(of(a).0, of(b).0), increase(of(a).1, of(b).1));
+                        (n > 0.0).then(|| secs / n * 1000.0)
                     })
                     .collect();
                 let rate = Series { name: format!("{route} requests"), unit: "/s".into(), points: pad(rates) };
@@ -325,6 +381,17 @@ pub mod sampling {
         }
 
         #[test]
+        fn labels_are_read_whole_and_unescaped_and_timestamps_ignored() {
+            let r = read("x_count{subroute=\"/a\",route=\"/b {x}\"} 2 1700000000000\n\
+                http_request_duration_seconds_count{method=\"GET\",route=\"/q\\\"uote\",x=\"}\"} 5\n\
+                not a sample\n");
+            assert_eq!(r.totals["x_count"], 2.0, "the value, not the timestamp");
+            assert_eq!(r.routes["/q\"uote"], (5.0, 0.0));
+            assert_eq!(label("subroute=\"/a\",route=\"/b\"", "route").as_deref(), Some("/b"));
+            assert_eq!(label("subroute=\"/a\"", "route"), None);
+        }
+
+        #[test]
         fn counters_become_rates_and_routes_are_ordered_by_traffic() {
             let a = read(TEXT);
             let b = read(&TEXT.replace("} 10\n", "} 40\n").replace("} 0.5\n", "} 2\n"));
@@ -335,9 +402,9 @@ pub mod sampling {
             assert_eq!(process.iter().find(|s| s.name == "Jobs due").unwrap().last(), Some(2.0));
             assert_eq!(routes[0].0, "/");
             assert_eq!(routes[0].2.last(), Some(1.5 / 30.0 * 1000.0), "mean latency of the interval, ms");
-            // A counter that went down (its source restarted) gives no point.
+            // A counter that went down was reset: all of the later value is new.
             let (process, _) = series(&[b, a]);
-            assert_eq!(process.iter().find(|s| s.name == "HTTP requests").unwrap().last(), None);
+            assert_eq!(process.iter().find(|s| s.name == "HTTP requests").unwrap().last(), Some(14.0 / SAMPLE_EVERY_SECS as f64));
         }
     }
 }

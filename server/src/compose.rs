@@ -46,7 +46,7 @@ pub fn parts(settings: &Settings, db: &Db) -> Parts {
         .with(app::meetings::http::WebhookLimiter(RateLimiter::new(settings.http.webhook_rate_per_min, Duration::from_secs(60))))
         .with(app::wages::analytics::WageCopy::new())
         .with(crate::ops::BeaconLimiter::new())
-        .with(app::broker::demo::Receipts::default())
+        .with(app::broker::demo::Receiver::default())
         .with(app::meetings::demo::TestBookingLimiter::default())
         .with(app::system::sampling::History::default())
         .with(app::system::sampling::MetricsText(std::sync::Arc::new(|| crate::ops::recorder().render())))

@@ -262,8 +262,9 @@ async fn queue_demo(state: &AppState) -> anyhow::Result<()> {
         app::platform::jobs::enqueue(&state.db.conn, app::wages::demo::SEED_JOB, &serde_json::json!({})).await?;
         tracing::info!("wage portal demo data queued");
     }
+    // Once per start at most, and never two at a time (several processes may start).
     for job in [app::broker::demo::SEED_JOB, app::scheduler::demo::SEED_JOB, app::meetings::demo::SEED_JOB] {
-        app::platform::jobs::enqueue(&state.db.conn, job, &serde_json::json!({})).await?;
+        app::platform::jobs::enqueue_unique(&state.db.conn, job, &serde_json::json!({}), &format!("demo:{job}")).await?;
     }
     Ok(())
 }

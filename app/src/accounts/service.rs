@@ -210,10 +210,15 @@ async fn hash_password(guard: &AuthGuard, password: &NewPassword) -> AppResult<S
 
 async fn verify_password(guard: &AuthGuard, password: &str, hash: String) -> AppResult<bool> {
     let password = password.to_owned();
-    with_hash_slot(guard, move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-            .unwrap_or(false)
+    with_hash_slot(guard, move || match PasswordHash::new(&hash) {
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        // An account no one may sign in to (`!`) takes as long to refuse as any other,
+        // so timing does not tell which accounts those are.
+        Err(_) => {
+            let decoy = decoy_hash();
+            let _ = PasswordHash::new(&decoy).map(|d| Argon2::default().verify_password(password.as_bytes(), &d));
+            false
+        }
     })
     .await
 }

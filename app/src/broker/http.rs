@@ -375,11 +375,21 @@ async fn events(State(state): State<AppState>, caller: Caller, Path(id): Path<i6
     responses(
         (status = 200, body = super::demo::Receipt),
         (status = 401, description = "a header is missing or the signature does not verify", body = ErrorEnvelope),
+        (status = 400, description = "webhook-id longer than 256 bytes", body = ErrorEnvelope),
         (status = 404, description = "the demo is off, or that subscriber is not the demo receiver", body = ErrorEnvelope),
         (status = 413, body = ErrorEnvelope),
+        (status = 429, description = "too many requests from this address", body = ErrorEnvelope),
         (status = 503, description = "refused on purpose, as the message asked", body = ErrorEnvelope)))]
-async fn demo_receiver(State(state): State<AppState>, Path(id): Path<i64>, headers: HeaderMap, body: axum::body::Bytes) -> AppResult<Json<super::demo::Receipt>> {
-    Ok(Json(super::demo::receive(&state, id, &headers, &body).await?))
+async fn demo_receiver(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> AppResult<Json<super::demo::Receipt>> {
+    let peer = peer.map(|axum::Extension(axum::extract::ConnectInfo(addr))| addr);
+    let client = crate::platform::guards::client_ip(&headers, peer, state.settings.http.trust_forwarded_for);
+    Ok(Json(super::demo::receive(&state, client, id, &headers, &body).await?))
 }
 
 /// Mounted at the root, beside the other webhook receivers.

@@ -74,11 +74,12 @@ pub fn register(jobs: &mut crate::platform::jobs::JobRegistry) {
     });
 }
 
-/// Seeds past, upcoming and canceled sample meetings. Running it again delivers the same
+/// Seeds past, upcoming and canceled sample meetings (only where test bookings are on:
+/// the development key of a demo installation). Running it again delivers the same
 /// invitees again, which the intake recognises as duplicates: nothing changes.
 #[tracing::instrument(skip(state))]
 pub async fn seed(state: &AppState) -> AppResult<()> {
-    if state.settings.part::<MeetingsSettings>().signing_key.is_none() {
+    if !state.settings.part::<MeetingsSettings>().test_bookings {
         return Ok(());
     }
     let samples = [
@@ -100,8 +101,9 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
 }
 
 /// "Send a test booking" on the meetings page: one new sample booking, starting in an
-/// hour, through the real intake. Only on the embedded run (whose signing key is the
-/// generated development key); elsewhere there is nothing to sign with honestly.
+/// hour, through the real intake. Only where the signing key is the generated
+/// development key of a demo installation: with a real key, a booking the app signed
+/// itself would be a forgery in a real feed (and go on to the broker's subscribers).
 #[tracing::instrument(skip(state, caller), fields(caller = %caller.username()))]
 pub async fn send_test_booking(state: &AppState, caller: &Caller) -> AppResult<()> {
     if !state.settings.part::<MeetingsSettings>().test_bookings {

@@ -11,8 +11,10 @@ pub struct MeetingsSettings {
     pub signing_key: Option<String>,
     /// How old a signature timestamp may be (`CALENDLY_TOLERANCE_SECS`, default 180).
     pub tolerance: Duration,
-    /// "Send a test booking" on the meetings page: on the embedded run only, whose key is
-    /// the development key generated into `<data>/secrets/`.
+    /// Sample bookings (the demo's, and "Send a test booking" on the meetings page): only
+    /// on a demo installation (`SB_DEMO_DATA`) whose key is the development key generated
+    /// into `<data>/secrets/`. With a configured key the feed is a real one, and nothing
+    /// the app signs itself belongs in it.
     pub test_bookings: bool,
 }
 
@@ -27,13 +29,14 @@ impl MeetingsSettings {
 
     /// On the embedded run, a signing key kept in `<data>/secrets/` when none is set.
     pub fn with_dev_key(mut self, settings: &Settings) -> Self {
-        if settings.is_sqlite() && self.signing_key.is_none() {
+        let generated = settings.is_sqlite() && self.signing_key.is_none();
+        if generated {
             let key = settings.dev_secret("calendly-signing-key", "CALENDLY_WEBHOOK_SIGNING_KEY", || {
                 crate::platform::secrets::random_token(32)
             });
             self.signing_key = Some(key);
         }
-        self.test_bookings = settings.is_sqlite() && self.signing_key.is_some();
+        self.test_bookings = generated && settings.demo_data;
         self
     }
 }

@@ -164,6 +164,31 @@ pub async fn enqueue_at<C: ConnectionTrait>(
     Ok(JobRow::insert(row).exec(conn).await?.last_insert_id)
 }
 
+/// Queues a job unless one with `key` is queued, running or dead already (a finished
+/// one-off job is deleted, so its key is free again): two processes starting at once,
+/// or a restart before the first ran, queue it once.
+pub async fn enqueue_unique<C: ConnectionTrait>(conn: &C, kind: &str, payload: &impl Serialize, key: &str) -> Result<(), DbErr> {
+    let payload = serde_json::to_string(payload).map_err(|e| DbErr::Json(e.to_string()))?;
+    let row = ActiveModel {
+        kind: Set(kind.to_owned()),
+        payload: Set(payload),
+        state: Set(JobState::Queued),
+        run_at: Set(now_ms()),
+        attempts: Set(0),
+        max_attempts: Set(8),
+        locked_by: Set(None),
+        last_error: Set(None),
+        unique_key: Set(Some(key.to_owned())),
+        interval_ms: Set(None),
+        created_at: Set(now_ms()),
+        ..Default::default()
+    };
+    // One queued already: left as it is (a no-op update, which both backends take).
+    let keep = OnConflict::column(Column::UniqueKey).update_column(Column::UniqueKey).to_owned();
+    JobRow::insert(row).on_conflict(keep).exec_without_returning(conn).await?;
+    Ok(())
+}
+
 /// Due jobs waiting for a runner (the `jobs_queue_depth` gauge). Counted on the
 /// `(state, run_at)` index.
 pub async fn queue_depth(db: &Db) -> Result<u64, DbErr> {

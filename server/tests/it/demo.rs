@@ -61,10 +61,12 @@ async fn the_demo_topic_is_delivered_in_order_to_the_built_in_receiver_with_a_re
     let codes: Vec<i64> = log.as_array().unwrap().iter().map(|a| a["status_code"].as_i64().unwrap_or(0)).collect();
     assert_eq!(codes, [503, 503, 200], "the receiver's answers are the log's");
 
-    // Seeding again adds nothing.
+    // Seeding again adds nothing: one subscriber, the same three messages.
     app::broker::demo::seed(&app.state).await.unwrap();
     let subs = get(&app, &admin, "/api/v1/subscribers").await;
     assert_eq!(subs.as_array().unwrap().len(), 1);
+    let topic = get(&app, &admin, "/api/v1/topics/demo:ping").await;
+    assert_eq!(topic["messages"], 3, "{topic}");
 
     // "Send test message" is one more delivery, to the same receiver.
     let res = server_fn(&app, &admin, "broker_send_test", "topic=demo%3Aping").await;
@@ -156,6 +158,24 @@ async fn the_demo_calendar_and_meetings_are_seeded_once_and_a_test_booking_arriv
     })
     .await;
     app.stop().await;
+}
+
+/// Test bookings are signed with the key the app holds: only the demo installation's
+/// generated development key may sign them, never a configured (real) one.
+#[test]
+fn test_bookings_are_on_only_with_a_generated_key_on_a_demo_installation() {
+    let on = |vars: &[(&str, &str)]| {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().display().to_string();
+        let mut vars: std::collections::HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        vars.insert("SB_DATA_DIR".into(), data);
+        let settings = server::compose::with_dev_secrets(server::compose::settings_from_vars(&|k| vars.get(k).cloned()));
+        settings.part::<app::meetings::settings::MeetingsSettings>().test_bookings
+    };
+    assert!(on(&[]), "the embedded run: demo on, key generated");
+    assert!(!on(&[("CALENDLY_WEBHOOK_SIGNING_KEY", "a-real-key")]), "a configured key is a real feed");
+    assert!(!on(&[("SB_DEMO_DATA", "false")]), "no demo, no samples");
+    assert!(!on(&[("DATABASE_URL", "mysql://root@127.0.0.1:3306/test"), ("CALENDLY_WEBHOOK_SIGNING_KEY", "k"), ("SB_DEMO_DATA", "true"), ("SB_SECRET_KEY", crate::support::TEST_SECRET_KEY)]));
 }
 
 #[tokio::test]
