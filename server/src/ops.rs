@@ -3,7 +3,8 @@
 
 use app::platform::secrets::constant_time_eq;
 use app::platform::state::AppState;
-use axum::extract::{ConnectInfo, State};
+use app::platform::http::ClientAddr;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
@@ -69,14 +70,7 @@ struct Beacon {
 /// histograms. The route is the app's route pattern the path matches (or `other`), so
 /// the series stay as few as the routes; nothing identifies the visitor. Sent with
 /// `navigator.sendBeacon` (a text body), so the body is read as JSON whatever its type.
-async fn beacon(
-    State(state): State<AppState>,
-    peer: Option<axum::Extension<ConnectInfo<std::net::SocketAddr>>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let peer = peer.map(|axum::Extension(ConnectInfo(addr))| addr);
-    let client = app::platform::guards::client_ip(&headers, peer, state.settings.http.trust_forwarded_for);
+async fn beacon(State(state): State<AppState>, ClientAddr(client): ClientAddr, body: axum::body::Bytes) -> Response {
     let key = app::platform::guards::address_key(client);
     if let Err(refused) = state.part::<BeaconLimiter>().0.take(&key, "navigation timings from this address") {
         return refused.into_response();

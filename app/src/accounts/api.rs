@@ -79,7 +79,7 @@ mod ssr {
     /// The client's address (for rate limits) of a server function's request.
     pub fn client() -> Result<Option<std::net::IpAddr>, AppError> {
         let state = AppState::from_context()?;
-        Ok(super::http::client_addr(&request_parts()?, &state))
+        Ok(crate::platform::http::client_addr(&request_parts()?, &state))
     }
 }
 

@@ -3,15 +3,15 @@
 
 use super::domain::{Caller, Role, Viewer};
 use super::service::{self, SignUp};
+use crate::platform::http::ClientAddr;
 use crate::error::{AppError, AppResult, ErrorEnvelope};
 use crate::platform::http::ApiJson;
 use crate::platform::state::AppState;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, SocketAddr};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -61,22 +61,6 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The client's address, for rate limits: the peer, or the trusted proxy's hop.
-pub fn client_addr(parts: &Parts, state: &AppState) -> Option<IpAddr> {
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    crate::platform::guards::client_ip(&parts.headers, peer, state.settings.http.trust_forwarded_for)
-}
-
-/// The client's address as an extractor (never rejects).
-pub struct ClientAddr(pub Option<IpAddr>);
-
-impl FromRequestParts<AppState> for ClientAddr {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        Ok(ClientAddr(client_addr(parts, state)))
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // REST

@@ -382,13 +382,11 @@ async fn events(State(state): State<AppState>, caller: Caller, Path(id): Path<i6
         (status = 503, description = "refused on purpose, as the message asked", body = ErrorEnvelope)))]
 async fn demo_receiver(
     State(state): State<AppState>,
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    crate::platform::http::ClientAddr(client): crate::platform::http::ClientAddr,
     Path(id): Path<i64>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> AppResult<Json<super::demo::Receipt>> {
-    let peer = peer.map(|axum::Extension(axum::extract::ConnectInfo(addr))| addr);
-    let client = crate::platform::guards::client_ip(&headers, peer, state.settings.http.trust_forwarded_for);
     Ok(Json(super::demo::receive(&state, client, id, &headers, &body).await?))
 }
 

@@ -4,10 +4,10 @@ use super::domain::{MeetingFilter, MeetingView};
 use super::service::{self, Intake};
 use crate::accounts::Caller;
 use crate::error::{AppResult, ErrorEnvelope};
-use crate::platform::http::ApiQuery;
+use crate::platform::http::{ApiQuery, ClientAddr};
 use crate::platform::state::AppState;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -38,11 +38,11 @@ pub struct IntakeAnswer {
         (status = 503, description = "cannot store it right now; retry", body = ErrorEnvelope)))]
 async fn calendly_webhook(
     State(state): State<AppState>,
-    peer: Option<axum::Extension<ConnectInfo<std::net::SocketAddr>>>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<(StatusCode, Json<IntakeAnswer>)> {
-    check_intake_rate(&state, &headers, peer.map(|p| p.0 .0))?;
+    check_intake_rate(&state, client)?;
     let signature = headers.get(super::calendly::SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     let answer = match service::intake(&state, signature, body).await? {
         Intake::Accepted(id) => (StatusCode::ACCEPTED, IntakeAnswer { status: "accepted", id: Some(id) }),
@@ -60,9 +60,8 @@ pub struct WebhookLimiter(pub crate::platform::rate_limit::RateLimiter);
 /// replayed, is turned away before any signature is computed or anything stored. The
 /// sender retries later, as Calendly does on any non-2xx. Counted per address as the
 /// other limits count (an IPv6 sender per /64, which it could otherwise rotate within).
-fn check_intake_rate(state: &AppState, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> AppResult<()> {
-    let ip = crate::platform::guards::client_ip(headers, peer, state.settings.http.trust_forwarded_for);
-    state.part::<WebhookLimiter>().0.take(&crate::platform::guards::address_key(ip), "webhook deliveries from this address")
+fn check_intake_rate(state: &AppState, client: Option<std::net::IpAddr>) -> AppResult<()> {
+    state.part::<WebhookLimiter>().0.take(&crate::platform::guards::address_key(client), "webhook deliveries from this address")
 }
 
 /// Meetings by start time, filtered.

@@ -194,6 +194,23 @@ pub async fn track_metrics(req: Request, next: Next) -> Response {
     res
 }
 
+/// The client's address, for rate limits: the peer, or the trusted proxy's hop.
+pub fn client_addr(parts: &Parts, state: &super::state::AppState) -> Option<std::net::IpAddr> {
+    let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
+    super::guards::client_ip(&parts.headers, peer, state.settings.http.trust_forwarded_for)
+}
+
+/// The client's address as an extractor (never rejects).
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<super::state::AppState> for ClientAddr {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &super::state::AppState) -> Result<Self, AppError> {
+        Ok(ClientAddr(client_addr(parts, state)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
