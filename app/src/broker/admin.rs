@@ -12,7 +12,7 @@ use crate::accounts::Caller;
 use crate::error::{AppError, AppResult};
 use crate::platform::changes;
 use crate::platform::crypto::SecretBox;
-use crate::platform::db::{is_unique_violation, Db};
+use crate::platform::db::{for_update, is_unique_violation, Db};
 use crate::platform::time::now_ms;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -120,23 +120,30 @@ pub async fn update_topic(db: &Db, caller: &Caller, name: &str, description: Opt
     Ok(topic::Entity::update(row).exec(&db.conn).await?)
 }
 
-/// Deletes a topic that never carried a message (history stays intact).
+/// Deletes a topic that never carried a message (history stays intact). One
+/// transaction with the topic row locked: the sequencer takes the same row to number a
+/// message, so a message it is moving from the outbox to the topic is seen in one place
+/// or the other, never missed between two reads.
 pub async fn delete_topic(db: &Db, caller: &Caller, name: &str) -> AppResult<()> {
     caller.require_admin()?;
-    let t = find_topic(db, name).await?;
-    // Published but not yet sequenced counts too: it waits in the outbox.
-    let waiting = super::store::outbox::Entity::find()
-        .select_only()
-        .column(super::store::outbox::Column::Id)
-        .filter(super::store::outbox::Column::TopicId.eq(t.id))
-        .into_tuple::<i64>()
-        .one(&db.conn)
-        .await?;
-    if t.last_seq > 0 || waiting.is_some() {
-        return Err(AppError::conflict("topic_has_messages", "a topic that carried messages cannot be deleted"));
-    }
-    topic::Entity::delete_by_id(t.id).exec(&db.conn).await?;
-    Ok(())
+    let name = TopicName::parse(name).map_err(|_| AppError::not_found("topic"))?;
+    db_write!(db, |txn| {
+        let query = topic::Entity::find().filter(topic::Column::Name.eq(name.as_str()));
+        let t = for_update(query, db.backend()).one(&*txn).await?.ok_or_else(|| AppError::not_found("topic"))?;
+        // Published but not yet sequenced counts too: it waits in the outbox.
+        let waiting = super::store::outbox::Entity::find()
+            .select_only()
+            .column(super::store::outbox::Column::Id)
+            .filter(super::store::outbox::Column::TopicId.eq(t.id))
+            .into_tuple::<i64>()
+            .one(&*txn)
+            .await?;
+        if t.last_seq > 0 || waiting.is_some() {
+            return Err(AppError::conflict("topic_has_messages", "a topic that carried messages cannot be deleted"));
+        }
+        topic::Entity::delete_by_id(t.id).exec(&*txn).await?;
+        Ok(())
+    })
 }
 
 /// Ids of the topics a set of subscriptions covers (wildcards expanded over the topic list).
