@@ -111,8 +111,7 @@ pub async fn current_viewer() -> Result<Option<Viewer>, AppError> {
 pub async fn log_in(username: String, password: String, next: Option<String>) -> Result<(), AppError> {
     use crate::platform::state::AppState;
     let state = AppState::from_context()?;
-    let viewer = service::authenticate(&state, ssr::client()?, &username, &password).await?;
-    let token = service::open_session(&state.db, viewer.id, state.settings.session_ttl).await?;
+    let token = service::log_in(&state, ssr::client()?, &username, &password).await?;
     ssr::set_session_cookie(&state, Some(&token));
     leptos_axum::redirect(&safe_next(next.as_deref()));
     Ok(())
@@ -123,8 +122,7 @@ pub async fn sign_up(username: String, password: String, display_name: Option<St
     use crate::platform::state::AppState;
     let state = AppState::from_context()?;
     let form = service::SignUp { username: &username, password: &password, display_name: display_name.as_deref(), setup_token: setup_token.as_deref() };
-    let viewer = service::sign_up(&state, ssr::client()?, form).await?;
-    let token = service::open_session(&state.db, viewer.id, state.settings.session_ttl).await?;
+    let token = service::sign_up_and_log_in(&state, ssr::client()?, form).await?;
     ssr::set_session_cookie(&state, Some(&token));
     leptos_axum::redirect("/");
     Ok(())
@@ -233,7 +231,7 @@ pub async fn load_preferences() -> Result<Preferences, AppError> {
 pub async fn save_preferences(display_name: String, time_zone: String, calendar_shared: Option<String>) -> Result<(), AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
-    service::update_profile(&state.db, &caller, Some(&display_name), Some(time_zone.trim()), Some(calendar_shared.is_some())).await?;
+    service::update_profile(&state.db, &caller, Some(&display_name), Some(&time_zone), Some(calendar_shared.is_some())).await?;
     Ok(())
 }
 

@@ -205,6 +205,7 @@ impl Caller {
 
     /// The account itself, acting for the app (the demo account's content, which no one
     /// signs in to write).
+    #[cfg(feature = "ssr")]
     pub(crate) fn account(p: &Profile) -> Self {
         let viewer = Viewer {
             id: p.id,

@@ -458,6 +458,19 @@ pub async fn authenticate(state: &AppState, client: Option<IpAddr>, username: &s
     }
 }
 
+/// Log-in from a browser: checks the password and opens a session; returns the cookie
+/// value.
+pub async fn log_in(state: &AppState, client: Option<IpAddr>, username: &str, password: &str) -> AppResult<String> {
+    let viewer = authenticate(state, client, username, password).await?;
+    open_session(&state.db, viewer.id, state.settings.session_ttl).await
+}
+
+/// Sign-up from a browser: creates the account and signs it in; returns the cookie value.
+pub async fn sign_up_and_log_in(state: &AppState, client: Option<IpAddr>, req: SignUp<'_>) -> AppResult<String> {
+    let viewer = sign_up(state, client, req).await?;
+    open_session(&state.db, viewer.id, state.settings.session_ttl).await
+}
+
 /// Opens a server-side session; returns the cookie value (stored only as its digest).
 #[tracing::instrument(skip(db))]
 pub async fn open_session(db: &Db, user_id: i64, ttl: Duration) -> AppResult<String> {
@@ -723,7 +736,7 @@ pub async fn update_profile(db: &Db, caller: &Caller, display_name: Option<&str>
         }
         row.display_name = Set(name.to_owned());
     }
-    if let Some(zone) = time_zone {
+    if let Some(zone) = time_zone.map(str::trim) {
         crate::platform::time::zones::parse_zone("time_zone", zone)?;
         row.time_zone = Set(zone.to_owned());
     }

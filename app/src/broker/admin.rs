@@ -7,7 +7,7 @@ use super::domain::*;
 use super::service::{channel, CHUNK, ROTATION_GRACE_MS};
 use super::signature::generate_secret;
 use super::store::{attempt, delivery, ensure_lanes, lane, set_lanes_active, subscriber, subscription, topic};
-use super::targets::TargetPolicy;
+use crate::platform::state::AppState;
 use crate::accounts::Caller;
 use crate::error::{AppError, AppResult};
 use crate::platform::changes;
@@ -71,7 +71,7 @@ async fn insert_topic<C: ConnectionTrait>(conn: &C, name: &TopicName, descriptio
 #[tracing::instrument(skip(db, caller))]
 pub async fn create_topic(db: &Db, caller: &Caller, name: &str, description: &str, members_may_publish: bool) -> AppResult<topic::Model> {
     caller.require_admin()?;
-    insert_topic(&db.conn, &TopicName::parse(name)?, description, members_may_publish).await
+    insert_topic(&db.conn, &TopicName::parse(name.trim())?, description.trim(), members_may_publish).await
 }
 
 pub async fn seed_internal_topics(db: &Db) -> AppResult<()> {
@@ -162,6 +162,11 @@ pub(super) async fn topics_matching<C: ConnectionTrait>(conn: &C, subs: &[subscr
 // ---------------------------------------------------------------------------------------
 // Subscribers
 
+/// Where this installation delivers (`BROKER_ALLOWED_TARGETS`, the demo receiver).
+fn target_policy(state: &AppState) -> super::targets::TargetPolicy {
+    state.settings.part::<super::settings::BrokerSettings>().target_policy()
+}
+
 fn check_name(name: &str) -> AppResult<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
@@ -175,11 +180,13 @@ const SECRET_CONTEXT: &str = "broker_subscribers.secret";
 
 /// Creates a subscriber; returns it with its signing secret in clear (shown to the caller
 /// once; the database keeps it sealed).
-#[tracing::instrument(skip(db, sealer, caller, policy))]
-pub async fn create_subscriber(db: &Db, sealer: &SecretBox, caller: &Caller, policy: &TargetPolicy, name: &str, url: &str) -> AppResult<(subscriber::Model, String)> {
+/// The endpoint is checked against the installation's delivery target policy.
+#[tracing::instrument(skip(state, caller))]
+pub async fn create_subscriber(state: &AppState, caller: &Caller, name: &str, url: &str) -> AppResult<(subscriber::Model, String)> {
+    let (db, sealer) = (&state.db, &state.sealer);
     caller.require_admin()?;
     let name = check_name(name)?;
-    let url = policy.check_url(url, "url")?;
+    let url = target_policy(state).check_url(url.trim(), "url")?;
     let secret = generate_secret();
     let row = subscriber::ActiveModel {
         name: Set(name),
@@ -212,13 +219,14 @@ pub async fn list_subscribers(db: &Db, caller: &Caller) -> AppResult<Vec<subscri
     Ok(subscriber::Entity::find().order_by_asc(subscriber::Column::Id).limit(1000).all(&db.conn).await?)
 }
 
-pub async fn update_subscriber(db: &Db, caller: &Caller, policy: &TargetPolicy, id: i64, name: Option<&str>, url: Option<&str>) -> AppResult<subscriber::Model> {
+pub async fn update_subscriber(state: &AppState, caller: &Caller, id: i64, name: Option<&str>, url: Option<&str>) -> AppResult<subscriber::Model> {
+    let db = &state.db;
     let mut row: subscriber::ActiveModel = subscriber(db, caller, id).await?.into();
     if let Some(n) = name {
         row.name = Set(check_name(n)?);
     }
     if let Some(u) = url {
-        row.url = Set(policy.check_url(u, "url")?.to_string());
+        row.url = Set(target_policy(state).check_url(u.trim(), "url")?.to_string());
     }
     Ok(subscriber::Entity::update(row).exec(&db.conn).await?)
 }
@@ -354,7 +362,7 @@ fn check_options(o: &SubscriptionOptions) -> AppResult<()> {
 #[tracing::instrument(skip(db, caller, options))]
 pub async fn subscribe(db: &Db, caller: &Caller, subscriber_id: i64, pattern: &str, options: SubscriptionOptions, default_max_attempts: i32) -> AppResult<subscription::Model> {
     subscriber(db, caller, subscriber_id).await?;
-    let pattern = TopicPattern::parse(pattern)?;
+    let pattern = TopicPattern::parse(pattern.trim())?;
     check_options(&options)?;
     db_write!(db, |txn| {
         let existing = subscription::Entity::find().filter(subscription::Column::SubscriberId.eq(subscriber_id)).all(&*txn).await?;

@@ -27,11 +27,6 @@ async fn context() -> Result<(crate::accounts::Caller, crate::platform::state::A
     Ok((crate::accounts::require_caller().await?, crate::platform::state::AppState::from_context()?))
 }
 
-#[cfg(feature = "ssr")]
-fn target_policy(state: &crate::platform::state::AppState) -> targets::TargetPolicy {
-    state.settings.part::<super::settings::BrokerSettings>().target_policy()
-}
-
 #[server(prefix = "/_fn", endpoint = "broker_overview")]
 pub async fn broker_overview() -> Result<Overview, AppError> {
     let (caller, state) = context().await?;
@@ -42,7 +37,7 @@ pub async fn broker_overview() -> Result<Overview, AppError> {
 #[server(prefix = "/_fn", endpoint = "broker_create_topic")]
 pub async fn create_topic(name: String, description: String, members_may_publish: Option<String>) -> Result<(), AppError> {
     let (caller, state) = context().await?;
-    service::create_topic(&state.db, &caller, name.trim(), description.trim(), members_may_publish.is_some()).await?;
+    service::create_topic(&state.db, &caller, &name, &description, members_may_publish.is_some()).await?;
     Ok(())
 }
 
@@ -75,7 +70,7 @@ pub struct NewSubscriber {
 #[server(prefix = "/_fn", endpoint = "broker_create_subscriber")]
 pub async fn create_subscriber(name: String, url: String) -> Result<NewSubscriber, AppError> {
     let (caller, state) = context().await?;
-    let (s, secret) = service::create_subscriber(&state.db, &state.sealer, &caller, &target_policy(&state), &name, url.trim()).await?;
+    let (s, secret) = service::create_subscriber(&state, &caller, &name, &url).await?;
     Ok(NewSubscriber { id: s.id, secret })
 }
 
@@ -106,9 +101,8 @@ pub async fn rotate_secret(id: i64) -> Result<String, AppError> {
 #[server(prefix = "/_fn", endpoint = "broker_subscribe")]
 pub async fn subscribe(subscriber_id: i64, topic: String, policy: String) -> Result<(), AppError> {
     let (caller, state) = context().await?;
-    let policy = FailurePolicy::from_input(&policy).ok_or_else(|| AppError::invalid("policy", "policy is block or dead_letter"))?;
-    let options = service::SubscriptionOptions { policy: Some(policy), max_attempts: None, retry_base_ms: None, retry_max_ms: None };
-    service::subscribe(&state.db, &caller, subscriber_id, topic.trim(), options, state.settings.part::<super::settings::BrokerSettings>().max_attempts).await?;
+    let options = service::SubscriptionOptions { policy: Some(FailurePolicy::from_field(&policy)?), ..Default::default() };
+    service::subscribe(&state.db, &caller, subscriber_id, &topic, options, state.settings.part::<super::settings::BrokerSettings>().max_attempts).await?;
     Ok(())
 }
 

@@ -81,15 +81,14 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
     let settings = state.settings.part::<BrokerSettings>();
     let Some(base) = settings.demo_receiver.clone() else { return Ok(()) };
     let operator = Caller::operator();
-    let policy = settings.target_policy();
     admin::ensure_topic(&state.db.conn, &TopicName::parse(TOPIC)?, "demo: delivered to the built-in demo receiver").await?;
     let receiver = match demo_subscriber(state).await? {
         Some(s) if s.url == receiver_url(&base, s.id) => s,
         // The server's address changed since (another port, another process).
-        Some(s) => admin::update_subscriber(&state.db, &operator, &policy, s.id, None, Some(&receiver_url(&base, s.id))).await?,
+        Some(s) => admin::update_subscriber(state, &operator, s.id, None, Some(&receiver_url(&base, s.id))).await?,
         None => {
-            let (created, _) = admin::create_subscriber(&state.db, &state.sealer, &operator, &policy, RECEIVER_NAME, &receiver_url(&base, 0)).await?;
-            let created = admin::update_subscriber(&state.db, &operator, &policy, created.id, None, Some(&receiver_url(&base, created.id))).await?;
+            let (created, _) = admin::create_subscriber(state, &operator, RECEIVER_NAME, &receiver_url(&base, 0)).await?;
+            let created = admin::update_subscriber(state, &operator, created.id, None, Some(&receiver_url(&base, created.id))).await?;
             // Quick retries, so the refused message is seen taken within seconds.
             let options = admin::SubscriptionOptions { retry_base_ms: Some(3_000), retry_max_ms: Some(60_000), ..Default::default() };
             admin::subscribe(&state.db, &operator, created.id, TOPIC, options, settings.max_attempts).await?;

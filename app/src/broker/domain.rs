@@ -114,6 +114,11 @@ impl FailurePolicy {
     pub fn from_input(text: &str) -> Option<Self> {
         Self::parse(&text.trim().replace('-', "_"))
     }
+
+    /// The `policy` field of a request or form: refused, naming it, unless a policy.
+    pub fn from_field(text: &str) -> Result<Self, crate::error::AppError> {
+        Self::from_input(text).ok_or_else(|| crate::error::AppError::invalid("policy", "policy is block or dead_letter"))
+    }
 }
 
 crate::named_enum! {

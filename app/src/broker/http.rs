@@ -5,7 +5,6 @@ use super::settings::BrokerSettings;
 use super::domain::*;
 use super::service::{self, Published, Replay, SubscriptionOptions};
 use super::store::subscriber;
-use super::targets::TargetPolicy;
 use crate::accounts::Caller;
 use crate::error::{AppError, AppResult, ErrorEnvelope};
 use crate::platform::http::{ApiJson, ApiQuery};
@@ -18,10 +17,6 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
-
-fn policy(state: &AppState) -> TargetPolicy {
-    state.settings.part::<BrokerSettings>().target_policy()
-}
 
 // ---- topics ----------------------------------------------------------------------------
 
@@ -157,7 +152,7 @@ async fn list_subscribers(State(state): State<AppState>, caller: Caller) -> AppR
 #[utoipa::path(post, path = "/subscribers", tag = "broker", security(("bearer" = [])), request_body = CreateSubscriber,
     responses((status = 201, body = CreatedSubscriber), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
 async fn create_subscriber(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<CreateSubscriber>) -> AppResult<(StatusCode, Json<CreatedSubscriber>)> {
-    let (s, secret) = service::create_subscriber(&state.db, &state.sealer, &caller, &policy(&state), &req.name, &req.url).await?;
+    let (s, secret) = service::create_subscriber(&state, &caller, &req.name, &req.url).await?;
     let body = CreatedSubscriber { id: s.id, name: s.name, url: s.url, secret, created_at: to_rfc3339(s.created_at) };
     Ok((StatusCode::CREATED, Json(body)))
 }
@@ -174,7 +169,7 @@ async fn get_subscriber(State(state): State<AppState>, caller: Caller, Path(id):
     request_body = UpdateSubscriber,
     responses((status = 200, body = SubscriberView), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 async fn update_subscriber(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiJson(req): ApiJson<UpdateSubscriber>) -> AppResult<Json<SubscriberView>> {
-    let s = service::update_subscriber(&state.db, &caller, &policy(&state), id, req.name.as_deref(), req.url.as_deref()).await?;
+    let s = service::update_subscriber(&state, &caller, id, req.name.as_deref(), req.url.as_deref()).await?;
     Ok(Json(subscriber_view(&s)))
 }
 
@@ -226,9 +221,7 @@ pub struct UpdateSubscription {
 }
 
 fn options(policy: Option<String>, max_attempts: Option<i32>, retry_base_ms: Option<i64>, retry_max_ms: Option<i64>) -> AppResult<SubscriptionOptions> {
-    let policy = policy
-        .map(|p| FailurePolicy::from_input(&p).ok_or_else(|| AppError::invalid("policy", "policy is block or dead_letter")))
-        .transpose()?;
+    let policy = policy.as_deref().map(FailurePolicy::from_field).transpose()?;
     Ok(SubscriptionOptions { policy, max_attempts, retry_base_ms, retry_max_ms })
 }
 

@@ -55,20 +55,9 @@ pub async fn read_my_inbox() -> Result<InboxPage, AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
     let read = service::read_inbox(&state.db, &caller, caller.username()).await?;
-    let messages = read
-        .messages
-        .into_iter()
-        .map(|m| MessageView {
-            id: m.id,
-            username: m.username,
-            sender: m.sender,
-            text: m.text,
-            created_at: m.created_at,
-            expiration_date: m.expiration_date,
-            storage: StoredIn::Hot,
-            expired: true,
-        })
-        .collect();
+    // Read means expired now, still in the database until the archiver moves it.
+    let now = crate::platform::time::now_ms();
+    let messages = read.messages.iter().map(|m| service::message_view(m.into(), StoredIn::Hot, now)).collect();
     Ok(InboxPage { messages, has_more: read.has_more })
 }
 
@@ -77,14 +66,5 @@ pub async fn open_message(id: i64) -> Result<MessageView, AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
     let (line, storage) = service::open_message(&state, &caller, id).await?;
-    Ok(MessageView {
-        id: line.id,
-        username: line.username,
-        sender: line.sender,
-        text: line.text,
-        created_at: line.created_at,
-        expired: line.expiration_date <= crate::platform::time::now_ms(),
-        expiration_date: line.expiration_date,
-        storage,
-    })
+    Ok(service::message_view(line, storage, crate::platform::time::now_ms()))
 }

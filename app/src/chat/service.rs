@@ -55,6 +55,20 @@ pub struct InboxRead {
     pub has_more: bool,
 }
 
+/// A message as the pages show it; `now` decides whether it has expired.
+pub fn message_view(line: ColdLine, storage: StoredIn, now: i64) -> MessageView {
+    MessageView {
+        id: line.id,
+        username: line.username,
+        sender: line.sender,
+        text: line.text,
+        created_at: line.created_at,
+        expired: line.expiration_date <= now,
+        expiration_date: line.expiration_date,
+        storage,
+    }
+}
+
 /// Whether `caller` may read `username`'s inbox: their own, or any as an admin.
 fn may_read_inbox(caller: &Caller, username: &Username) -> bool {
     caller.username() == username.as_str() || caller.is_admin()

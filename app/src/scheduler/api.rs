@@ -50,12 +50,7 @@ pub async fn save_event(
     match (id, version) {
         (Some(id), Some(version)) => Ok(service::update(&state.db, &caller, id, version, fill).await?.id),
         (Some(_), None) => Err(AppError::invalid("version", "version is required to change an event")),
-        (None, _) => {
-            let owner = if owner.trim().is_empty() { caller.username().to_owned() } else { owner };
-            let owner = service::find_user(&state.db, &owner).await?;
-            let fields = fill(service::new_fields(&owner))?;
-            Ok(service::create(&state.db, &caller, &owner, fields).await?.id)
-        }
+        (None, _) => Ok(service::create_on(&state.db, &caller, Some(&owner), fill).await?.id),
     }
 }
 

@@ -92,16 +92,18 @@ impl EventBody {
         (status = 201, description = "created; Location names it", body = EventView),
         (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 async fn create_event(State(state): State<AppState>, caller: Caller, Path(username): Path<String>, ApiJson(body): ApiJson<EventBody>) -> AppResult<Response> {
-    let owner = service::find_user(&state.db, &username).await?;
     let input = body.input();
-    if input.start.is_none() {
-        return Err(AppError::invalid("start", "start is required"));
-    }
-    if input.end.is_none() && input.all_day != Some(true) {
-        return Err(AppError::invalid("end", "end is required"));
-    }
-    let fields = service::resolve(service::new_fields(&owner), &input)?;
-    let created = service::create(&state.db, &caller, &owner, fields).await?;
+    let fill = |base| {
+        // A new event needs its times (a change may leave them as they are).
+        if input.start.is_none() {
+            return Err(AppError::invalid("start", "start is required"));
+        }
+        if input.end.is_none() && input.all_day != Some(true) {
+            return Err(AppError::invalid("end", "end is required"));
+        }
+        service::resolve(base, &input)
+    };
+    let created = service::create_on(&state.db, &caller, Some(&username), fill).await?;
     let location = HeaderValue::from_str(&format!("/api/v1/events/{}", created.id)).or_internal("building the Location header of a new event")?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(created)).into_response())
 }

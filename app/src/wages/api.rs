@@ -27,9 +27,9 @@ pub async fn load_wages(query: String) -> Result<WagesView, AppError> {
     let state = crate::platform::state::AppState::from_context()?;
     let filter: WageFilter = crate::platform::http::parse_query(&query)?;
     let view: ViewParams = crate::platform::http::parse_query(&query)?;
-    let group_by = view.group_by.as_deref().unwrap_or(DEFAULT_GROUP_BY);
-    let stats = service::stats_with_market(&state, &caller, &filter, group_by).await?;
-    let records = service::records(&state, &caller, &filter, view.sort.as_deref(), view.dir.as_deref() == Some("desc"), view.page.unwrap_or(1), PAGE_SIZE).await?;
+    let descending = sort_descending(view.dir.as_deref())?;
+    let stats = service::stats_with_market(&state, &caller, &filter, group_by_or_default(view.group_by.as_deref())).await?;
+    let records = service::records(&state, &caller, &filter, view.sort.as_deref(), descending, view.page.unwrap_or(1), PAGE_SIZE).await?;
     Ok(WagesView {
         synthetic: service::has_synthetic(&state.db).await?,
         has_market: service::has_market_data(&state.db).await?,

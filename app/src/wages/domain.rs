@@ -2,6 +2,7 @@
 
 pub use super::stats::BoxStats;
 use serde::{Deserialize, Serialize};
+use crate::error::AppError;
 
 /// The filters; the page's URL query uses the same names.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -221,4 +222,31 @@ pub struct ViewParams {
     pub dir: Option<String>,
     /// 1-based page of records.
     pub page: Option<u64>,
+}
+
+/// `dir`: `asc` (the default) or `desc`; anything else is refused, naming the field. The
+/// REST API and the page read it by this one rule.
+pub fn sort_descending(dir: Option<&str>) -> Result<bool, AppError> {
+    match dir.map(str::trim) {
+        None | Some("") | Some("asc") => Ok(false),
+        Some("desc") => Ok(true),
+        Some(_) => Err(AppError::invalid("dir", "dir is asc or desc")),
+    }
+}
+
+/// `group_by` as given (trimmed), or the default when absent or empty.
+pub fn group_by_or_default(group_by: Option<&str>) -> &str {
+    group_by.map(str::trim).filter(|g| !g.is_empty()).unwrap_or(DEFAULT_GROUP_BY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_and_the_api_read_dir_and_group_by_alike() {
+        assert_eq!((sort_descending(None).unwrap(), sort_descending(Some(" desc ")).unwrap(), sort_descending(Some("asc")).unwrap()), (false, true, false));
+        assert_eq!(sort_descending(Some("down")).unwrap_err().field.as_deref(), Some("dir"));
+        assert_eq!((group_by_or_default(None), group_by_or_default(Some("  ")), group_by_or_default(Some(" soc "))), (DEFAULT_GROUP_BY, DEFAULT_GROUP_BY, "soc"));
+    }
 }

@@ -4,7 +4,7 @@
 use super::domain::*;
 use super::service;
 use crate::accounts::Caller;
-use crate::error::{AppError, AppResult, ErrorEnvelope};
+use crate::error::{AppResult, ErrorEnvelope};
 use crate::platform::http::ApiQuery;
 use crate::platform::state::AppState;
 use axum::extract::{Path, State};
@@ -33,14 +33,6 @@ pub struct StatsParams {
     group_by: Option<String>,
 }
 
-fn direction(dir: Option<&str>) -> AppResult<bool> {
-    match dir.map(str::trim) {
-        None | Some("") | Some("asc") => Ok(false),
-        Some("desc") => Ok(true),
-        Some(_) => Err(AppError::invalid("dir", "dir is asc or desc")),
-    }
-}
-
 /// Wage records matching the filters, a page at a time, each with its position in the
 /// market (estimated OEWS percentile in its state, else the nation).
 #[utoipa::path(get, path = "/wages", tag = "wages", security(("bearer" = [])),
@@ -55,7 +47,7 @@ async fn list_records(
     ApiQuery(filter): ApiQuery<WageFilter>,
     ApiQuery(p): ApiQuery<RecordParams>,
 ) -> AppResult<Json<RecordsPage>> {
-    let descending = direction(p.dir.as_deref())?;
+    let descending = sort_descending(p.dir.as_deref())?;
     Ok(Json(service::records(&state, &caller, &filter, p.sort.as_deref(), descending, p.page.unwrap_or(1), p.per_page.unwrap_or(50)).await?))
 }
 
@@ -75,7 +67,7 @@ async fn wage_stats(
     ApiQuery(filter): ApiQuery<WageFilter>,
     ApiQuery(p): ApiQuery<StatsParams>,
 ) -> AppResult<Json<StatsResponse>> {
-    let group_by = p.group_by.as_deref().map(str::trim).filter(|g| !g.is_empty()).unwrap_or(DEFAULT_GROUP_BY);
+    let group_by = group_by_or_default(p.group_by.as_deref());
     Ok(Json(service::stats_with_market(&state, &caller, &filter, group_by).await?))
 }
 
