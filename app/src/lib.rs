@@ -4,6 +4,12 @@
 
 #![recursion_limit = "256"]
 
+/// Declares a capability's server-only modules (tables, queries, REST routes, jobs): each
+/// gets `#[cfg(feature = "ssr")]`, so the browser build never sees them.
+macro_rules! ssr_modules {
+    ($($vis:vis mod $name:ident;)*) => { $( #[cfg(feature = "ssr")] $vis mod $name; )* };
+}
+
 pub mod accounts;
 pub mod broker;
 pub mod chat;

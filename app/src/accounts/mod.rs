@@ -4,16 +4,13 @@ pub mod domain;
 mod api;
 mod views;
 
-#[cfg(feature = "ssr")]
-pub mod jobs;
-#[cfg(feature = "ssr")]
-pub mod http;
-#[cfg(feature = "ssr")]
-pub mod settings;
-#[cfg(feature = "ssr")]
-pub mod service;
-#[cfg(feature = "ssr")]
-pub mod store;
+ssr_modules! {
+    pub mod jobs;
+    pub mod http;
+    pub mod settings;
+    pub mod service;
+    pub mod store;
+}
 
 pub use domain::{Caller, Credential, Role, Scope, Viewer};
 pub use views::{AccountPage, LoginPage, ProfileCard, SignupPage, UserMenu};

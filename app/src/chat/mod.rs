@@ -6,22 +6,16 @@ pub mod domain;
 mod api;
 mod views;
 
-#[cfg(feature = "ssr")]
-pub mod cold;
-#[cfg(feature = "ssr")]
-pub mod demo;
-#[cfg(feature = "ssr")]
-pub mod jobs;
-#[cfg(feature = "ssr")]
-pub mod http;
-#[cfg(feature = "ssr")]
-pub mod posting;
-#[cfg(feature = "ssr")]
-pub mod settings;
-#[cfg(feature = "ssr")]
-pub mod service;
-#[cfg(feature = "ssr")]
-pub mod store;
+ssr_modules! {
+    pub mod cold;
+    pub mod demo;
+    pub mod jobs;
+    pub mod http;
+    pub mod posting;
+    pub mod settings;
+    pub mod service;
+    pub mod store;
+}
 
 pub use domain::*;
 pub use views::{InboxPage, MessagePage};

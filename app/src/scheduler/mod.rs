@@ -5,18 +5,14 @@ pub mod domain;
 mod api;
 mod views;
 
-#[cfg(feature = "ssr")]
-pub mod demo;
-#[cfg(feature = "ssr")]
-pub mod http;
-#[cfg(feature = "ssr")]
-pub mod ical;
-#[cfg(feature = "ssr")]
-mod layout;
-#[cfg(feature = "ssr")]
-pub mod service;
-#[cfg(feature = "ssr")]
-pub mod store;
+ssr_modules! {
+    pub mod demo;
+    pub mod http;
+    pub mod ical;
+    mod layout;
+    pub mod service;
+    pub mod store;
+}
 
 pub use domain::*;
 pub use views::{CalendarScreen, FeedCard};

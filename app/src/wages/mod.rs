@@ -7,30 +7,20 @@ pub mod stats;
 mod api;
 mod views;
 
-#[cfg(feature = "ssr")]
-pub mod analytics;
-#[cfg(feature = "ssr")]
-pub mod demo;
-#[cfg(feature = "ssr")]
-pub mod jobs;
-#[cfg(feature = "ssr")]
-pub mod http;
-#[cfg(feature = "ssr")]
-pub mod import;
-#[cfg(feature = "ssr")]
-pub mod lca;
-#[cfg(feature = "ssr")]
-pub mod market;
-#[cfg(feature = "ssr")]
-pub mod oews;
-#[cfg(feature = "ssr")]
-pub mod settings;
-#[cfg(feature = "ssr")]
-pub mod service;
-#[cfg(feature = "ssr")]
-pub mod store;
-#[cfg(feature = "ssr")]
-pub mod xlsx;
+ssr_modules! {
+    pub mod analytics;
+    pub mod demo;
+    pub mod jobs;
+    pub mod http;
+    pub mod import;
+    pub mod lca;
+    pub mod market;
+    pub mod oews;
+    pub mod settings;
+    pub mod service;
+    pub mod store;
+    pub mod xlsx;
+}
 
 pub use domain::*;
 pub use views::WagesPage;
