@@ -37,6 +37,8 @@ pub struct SystemView {
     pub process: Vec<Series>,
     /// Request rate and mean latency by route, busiest first.
     pub routes: Vec<(String, Series, Series)>,
+    /// Deliveries waiting on scheduled lanes, by subscription id.
+    pub backlog: Vec<(i64, Series)>,
     pub sample_every_secs: u64,
 }
 
@@ -113,6 +115,25 @@ pub fn SystemPage() -> impl IntoView {
                         </tbody>
                     </table>
                 </section>
+                <section class="card" data-testid="backlog">
+                    <h2>"Broker backlog by subscription"</h2>
+                    <p class="hint">"Deliveries waiting on lanes being worked through; paused and blocked lanes are on each subscriber's page."</p>
+                    {if v.backlog.is_empty() {
+                        view! { <p class="empty">"Nothing waiting."</p> }.into_any()
+                    } else {
+                        view! {
+                            <table class="data">
+                                <thead><tr><th>"Subscription"</th><th class="num">"Waiting"</th><th>"Last hour"</th></tr></thead>
+                                <tbody>
+                                    {v.backlog.into_iter().map(|(id, s)| {
+                                        let now = figure(s.last(), &s.unit);
+                                        view! { <tr><td>{format!("#{id}")}</td><td class="num">{now}</td><td><Sparkline series=s/></td></tr> }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any()
+                    }}
+                </section>
                 <section class="card" data-testid="routes">
                     <h2>"Requests by route"</h2>
                     {if v.routes.is_empty() {
@@ -169,9 +190,15 @@ pub mod sampling {
         pub totals: BTreeMap<String, f64>,
         /// route → (requests, seconds spent)
         pub routes: BTreeMap<String, (f64, f64)>,
+        /// subscription id → deliveries waiting (`broker_backlog`)
+        pub backlog: BTreeMap<i64, f64>,
+        /// Wall-clock seconds when taken (for ages of `*_timestamp_seconds` gauges).
+        pub wall_secs: Option<f64>,
     }
 
     const REQUESTS: &str = "http_request_duration_seconds_count";
+    const BACKLOG: &str = "broker_backlog";
+    const LAST_ARCHIVE: &str = "chat_archive_last_run_timestamp_seconds";
     const REQUEST_SECONDS: &str = "http_request_duration_seconds_sum";
     /// Process figures: (metric, label, unit, a counter drawn as a rate).
     const FIGURES: &[(&str, &str, &str, bool)] = &[
@@ -182,6 +209,7 @@ pub mod sampling {
         ("broker_deliveries_total", "Broker delivery attempts", "/s", true),
         ("chat_archived_total", "Chat messages archived", "/s", true),
         ("meetings_webhooks_spooled_total", "Webhooks spooled (database down)", "/s", true),
+        ("meetings_spool_waiting", "Webhooks waiting in the spool", "webhooks", false),
         ("db_pool_connections", "Database connections", "conns", false),
     ];
 
@@ -192,6 +220,11 @@ pub mod sampling {
             let Some((name, labels, rest)) = split_sample(line) else { continue };
             let Some(Ok(value)) = rest.split_whitespace().next().map(str::parse::<f64>) else { continue };
             *r.totals.entry(name.to_owned()).or_default() += value;
+            if name == BACKLOG {
+                if let Some(id) = label(labels, "subscription").and_then(|id| id.parse().ok()) {
+                    r.backlog.insert(id, value);
+                }
+            }
             if name == REQUESTS || name == REQUEST_SECONDS {
                 let route = label(labels, "route").unwrap_or_else(|| "other".into());
                 let entry = r.routes.entry(route).or_default();
@@ -275,7 +308,8 @@ pub mod sampling {
                 tokio::select! {
                     _ = tick.tick() => {
                         state.db.record_pool_gauges();
-                        self.push(Reading { at: Some(std::time::Instant::now()), ..read(&(source.0)()) });
+                        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs_f64());
+                        self.push(Reading { at: Some(std::time::Instant::now()), wall_secs: wall, ..read(&(source.0)()) });
                     }
                     _ = stop.changed() => return,
                 }
@@ -298,7 +332,7 @@ pub mod sampling {
     }
 
     /// Rates between consecutive readings, or levels for gauges.
-    pub fn series(readings: &[Reading]) -> (Vec<Series>, Vec<(String, Series, Series)>) {
+    pub fn series(readings: &[Reading]) -> (Vec<Series>, Vec<(String, Series, Series)>, Vec<(i64, Series)>) {
         let pad = |mut points: Vec<Option<f64>>| {
             let missing = SAMPLES_KEPT.saturating_sub(points.len());
             points.splice(0..0, std::iter::repeat_n(None, missing));
@@ -316,8 +350,20 @@ pub mod sampling {
                 };
                 Series { name: (*name).into(), unit: (*unit).into(), points: pad(points) }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // How long ago the archiver last ran (in whichever process; this one's gauge).
+        let mut process = process;
+        let ages = readings.iter().skip(1).map(|r| Some(r.wall_secs? - r.totals.get(LAST_ARCHIVE)?).map(|a| a.max(0.0))).collect();
+        process.push(Series { name: "Since the last chat archive run".into(), unit: "s".into(), points: pad(ages) });
         let last = readings.last().cloned().unwrap_or_default();
+        let backlog = last
+            .backlog
+            .keys()
+            .map(|id| {
+                let points = readings.iter().skip(1).map(|r| r.backlog.get(id).copied()).collect();
+                (*id, Series { name: format!("subscription {id} backlog"), unit: "deliveries".into(), points: pad(points) })
+            })
+            .collect();
         let first = readings.first().cloned().unwrap_or_default();
         let mut routes: Vec<(String, f64)> = last
             .routes
@@ -342,7 +388,7 @@ pub mod sampling {
                 (route, rate, latency)
             })
             .collect();
-        (process, routes)
+        (process, routes, backlog)
     }
 
     /// The page's data, for admins.
@@ -350,11 +396,12 @@ pub mod sampling {
         caller.require_admin()?;
         let database = state.db.ping().await.map_err(|e| tracing::warn!(cause = %e, "database is not ready")).is_ok();
         let store = state.store.check().await.map_err(|e| tracing::warn!(cause = %e, "object store is not ready")).is_ok();
-        let (process, routes) = series(&state.part::<History>().readings());
+        let (process, routes, backlog) = series(&state.part::<History>().readings());
         Ok(SystemView {
             ready: vec![("database".into(), database), ("object store".into(), store)],
             process,
             routes,
+            backlog,
             sample_every_secs: SAMPLE_EVERY_SECS,
         })
     }
@@ -381,6 +428,17 @@ pub mod sampling {
         }
 
         #[test]
+        fn backlog_by_subscription_and_the_archive_age_are_drawn() {
+            let text = "broker_backlog{subscription=\"7\"} 12\nchat_archive_last_run_timestamp_seconds 1000\n";
+            let a = Reading { wall_secs: Some(1010.0), ..read(text) };
+            let b = Reading { wall_secs: Some(1025.0), ..read(&text.replace("} 12", "} 3")) };
+            let (process, _, backlog) = series(&[a, b]);
+            assert_eq!(backlog.len(), 1);
+            assert_eq!((backlog[0].0, backlog[0].1.last()), (7, Some(3.0)));
+            assert_eq!(process.iter().find(|s| s.name == "Since the last chat archive run").unwrap().last(), Some(25.0));
+        }
+
+        #[test]
         fn labels_are_read_whole_and_unescaped_and_timestamps_ignored() {
             let r = read("x_count{subroute=\"/a\",route=\"/b {x}\"} 2 1700000000000\n\
                 http_request_duration_seconds_count{method=\"GET\",route=\"/q\\\"uote\",x=\"}\"} 5\n\
@@ -395,7 +453,7 @@ pub mod sampling {
         fn counters_become_rates_and_routes_are_ordered_by_traffic() {
             let a = read(TEXT);
             let b = read(&TEXT.replace("} 10\n", "} 40\n").replace("} 0.5\n", "} 2\n"));
-            let (process, routes) = series(&[a.clone(), b.clone()]);
+            let (process, routes, _) = series(&[a.clone(), b.clone()]);
             let requests = process.iter().find(|s| s.name == "HTTP requests").unwrap();
             assert_eq!(requests.points.len(), SAMPLES_KEPT);
             assert_eq!(requests.last(), Some(30.0 / SAMPLE_EVERY_SECS as f64));
@@ -403,7 +461,7 @@ pub mod sampling {
             assert_eq!(routes[0].0, "/");
             assert_eq!(routes[0].2.last(), Some(1.5 / 30.0 * 1000.0), "mean latency of the interval, ms");
             // A counter that went down was reset: all of the later value is new.
-            let (process, _) = series(&[b, a]);
+            let (process, _, _) = series(&[b, a]);
             assert_eq!(process.iter().find(|s| s.name == "HTTP requests").unwrap().last(), Some(14.0 / SAMPLE_EVERY_SECS as f64));
         }
     }

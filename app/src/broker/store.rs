@@ -309,6 +309,27 @@ pub async fn set_lanes_active<C: ConnectionTrait>(conn: &C, subscription_id: i64
     Ok(())
 }
 
+/// Deliveries waiting on scheduled lanes (active, not blocked, with work), by
+/// subscription: the backlog the dispatcher is working through. Served by the lanes' due
+/// index; paused and blocked lanes (unscheduled) are on the subscriber pages.
+pub async fn due_backlog<C: ConnectionTrait>(conn: &C) -> AppResult<Vec<(i64, i64)>> {
+    use sea_orm::QuerySelect;
+    // Summed here, not in SQL: MySQL's SUM is a DECIMAL, SQLite's an integer.
+    let lanes: Vec<(i64, i64)> = lane::Entity::find()
+        .select_only()
+        .column(lane::Column::SubscriptionId)
+        .column(lane::Column::Pending)
+        .filter(lane::Column::NextDueAt.is_not_null())
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut by_subscription = std::collections::BTreeMap::new();
+    for (subscription, pending) in lanes {
+        *by_subscription.entry(subscription).or_insert(0) += pending;
+    }
+    Ok(by_subscription.into_iter().collect())
+}
+
 pub async fn lock_lane<C: ConnectionTrait>(conn: &C, id: i64) -> AppResult<lane::Model> {
     for_update(lane::Entity::find_by_id(id), conn.get_database_backend())
         .one(conn)

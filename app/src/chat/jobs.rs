@@ -16,6 +16,7 @@ pub fn register(jobs: &mut JobRegistry, settings: &Settings) {
     let batch = chat.archive_batch;
     jobs.periodic(ARCHIVE_JOB, chat.archive_every, Duration::from_secs(600), move |state, _| async move {
         let report = super::service::archive_expired(&state, batch).await.map_err(AppError::into_failure)?;
+        metrics::gauge!("chat_archive_last_run_timestamp_seconds").set(crate::platform::time::now_ms() as f64 / 1000.0);
         if report.messages > 0 {
             tracing::info!(messages = report.messages, batches = report.batches, "expired chat messages archived");
         }

@@ -152,15 +152,19 @@ pub async fn replay_spool(state: &AppState) -> AppResult<u64> {
     let mut replayed = 0;
     loop {
         let keys = state.store.list(SPOOL_PREFIX, None, 100).await?;
+        // What waits (a page of it at most): stays at that figure if this run fails.
+        metrics::gauge!("meetings_spool_waiting").set(keys.len() as f64);
         if keys.is_empty() {
             return Ok(replayed);
         }
+        let mut left = 0;
         for key in &keys {
             let Some(bytes) = state.store.get(key).await? else { continue };
             let record: Spooled = match serde_json::from_slice(&bytes) {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(%key, error = %e, "unreadable spool object left in place");
+                    left += 1;
                     continue;
                 }
             };
@@ -172,7 +176,10 @@ pub async fn replay_spool(state: &AppState) -> AppResult<u64> {
             state.store.delete(key).await?;
             replayed += 1;
         }
-        if keys.len() < 100 {
+        // A last page, or a page of only unreadable objects (listed again, they would
+        // keep this loop going for ever).
+        if keys.len() < 100 || left == keys.len() {
+            metrics::gauge!("meetings_spool_waiting").set(left as f64);
             return Ok(replayed);
         }
     }

@@ -187,7 +187,31 @@ async fn a_failing_subscriber_does_not_delay_a_healthy_one(backend: Backend) {
     app.stop().await;
 }
 
-both_backends!(delivery_is_ordered_signed_and_retried, a_failing_subscriber_does_not_delay_a_healthy_one);
+/// The System page's backlog figure: what waits on a lane the dispatcher is working
+/// through, summed per subscription, on both databases.
+async fn the_backlog_is_counted_per_subscription(backend: Backend) {
+    let app = broker_app(backend).await;
+    let admin = Admin::new(&app).await;
+    let receiver = Receiver::start().await;
+    receiver.set_plan(|_| Reply::status(500));
+    admin.topic("user:online").await;
+    let (sid, _) = admin.subscriber(&receiver.url("/down"), "user:online", json!({})).await;
+    let sub_id = admin.get(&format!("/api/v1/subscribers/{sid}/subscriptions")).await[0]["id"].as_i64().unwrap();
+    for n in 0..3 {
+        admin.publish("user:online", json!({"n": n})).await;
+    }
+    // The head was tried and refused; the lane waits for its retry with all three.
+    eventually(Duration::from_secs(15), "a refused first attempt", || async { (!receiver.hits().is_empty()).then_some(()) }).await;
+    let backlog = eventually(Duration::from_secs(15), "three waiting", || async {
+        let b = app::broker::store::due_backlog(&app.state.db.conn).await.unwrap();
+        (b == [(sub_id, 3)]).then_some(b)
+    })
+    .await;
+    assert_eq!(backlog, [(sub_id, 3)]);
+    app.stop().await;
+}
+
+both_backends!(delivery_is_ordered_signed_and_retried, a_failing_subscriber_does_not_delay_a_healthy_one, the_backlog_is_counted_per_subscription);
 
 #[tokio::test]
 async fn the_official_standard_webhooks_library_verifies_our_signatures() {
