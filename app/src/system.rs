@@ -209,7 +209,7 @@ pub mod sampling {
         ("broker_deliveries_total", "Broker delivery attempts", "/s", true),
         ("chat_archived_total", "Chat messages archived", "/s", true),
         ("meetings_webhooks_spooled_total", "Webhooks spooled (database down)", "/s", true),
-        ("meetings_spool_waiting", "Webhooks waiting in the spool", "webhooks", false),
+        ("meetings_spool_waiting", "Webhooks waiting in the spool (as this process last replayed it)", "webhooks", false),
         ("db_pool_connections", "Database connections", "conns", false),
     ];
 
@@ -354,7 +354,7 @@ pub mod sampling {
         // How long ago the archiver last ran (in whichever process; this one's gauge).
         let mut process = process;
         let ages = readings.iter().skip(1).map(|r| Some(r.wall_secs? - r.totals.get(LAST_ARCHIVE)?).map(|a| a.max(0.0))).collect();
-        process.push(Series { name: "Since the last chat archive run".into(), unit: "s".into(), points: pad(ages) });
+        process.push(Series { name: "Since this process last ran the chat archiver".into(), unit: "s".into(), points: pad(ages) });
         let last = readings.last().cloned().unwrap_or_default();
         let backlog = last
             .backlog
@@ -363,6 +363,8 @@ pub mod sampling {
                 let points = readings.iter().skip(1).map(|r| r.backlog.get(id).copied()).collect();
                 (*id, Series { name: format!("subscription {id} backlog"), unit: "deliveries".into(), points: pad(points) })
             })
+            // A subscription with nothing waiting all hour (or one deleted) is no row.
+            .filter(|(_, s)| s.points.iter().flatten().any(|v| *v > 0.0))
             .collect();
         let first = readings.first().cloned().unwrap_or_default();
         let mut routes: Vec<(String, f64)> = last
@@ -435,7 +437,9 @@ pub mod sampling {
             let (process, _, backlog) = series(&[a, b]);
             assert_eq!(backlog.len(), 1);
             assert_eq!((backlog[0].0, backlog[0].1.last()), (7, Some(3.0)));
-            assert_eq!(process.iter().find(|s| s.name == "Since the last chat archive run").unwrap().last(), Some(25.0));
+            let idle = read("broker_backlog{subscription=\"8\"} 0\n");
+            assert!(series(&[idle.clone(), idle]).2.is_empty(), "nothing waiting all hour: no row");
+            assert_eq!(process.iter().find(|s| s.name == "Since this process last ran the chat archiver").unwrap().last(), Some(25.0));
         }
 
         #[test]

@@ -259,10 +259,12 @@ async fn queue_demo(state: &AppState) -> anyhow::Result<()> {
         )
     };
     if !present.await.map_err(AppError::into_failure)? {
-        app::platform::jobs::enqueue(&state.db.conn, app::wages::demo::SEED_JOB, &serde_json::json!({})).await?;
+        let job = app::wages::demo::SEED_JOB;
+        app::platform::jobs::enqueue_unique(&state.db.conn, job, &serde_json::json!({}), &format!("demo:{job}")).await?;
         tracing::info!("wage portal demo data queued");
     }
-    // Once per start at most, and never two at a time (several processes may start).
+    // Never two at a time (several processes may start at once); one that died is
+    // queued again at the next start.
     for job in [app::broker::demo::SEED_JOB, app::scheduler::demo::SEED_JOB, app::meetings::demo::SEED_JOB] {
         app::platform::jobs::enqueue_unique(&state.db.conn, job, &serde_json::json!({}), &format!("demo:{job}")).await?;
     }

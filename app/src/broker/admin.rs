@@ -107,6 +107,7 @@ pub async fn list_topics(db: &Db, _caller: &Caller) -> AppResult<Vec<TopicSummar
 pub async fn update_topic(db: &Db, caller: &Caller, name: &str, description: Option<&str>, members_may_publish: Option<bool>) -> AppResult<topic::Model> {
     caller.require_admin()?;
     let t = find_topic(db, name).await?;
+    let description = description.map(str::trim);
     if description.is_some_and(|d| d.chars().count() > 500) {
         return Err(AppError::invalid("description", "description must be at most 500 characters"));
     }

@@ -183,6 +183,40 @@ struct LaneWork {
     topic_name: String,
 }
 
+/// `broker_backlog{subscription}`: what waits on scheduled lanes, by subscription, set by
+/// every process's dispatcher (so each process's /metrics and System page have it) at
+/// most every [`BacklogReport::EVERY`]. A subscription whose backlog is gone is set to 0
+/// once, then no longer reported.
+#[derive(Default)]
+struct BacklogReport {
+    last: Option<std::time::Instant>,
+    reported: std::collections::BTreeSet<i64>,
+}
+
+impl BacklogReport {
+    const EVERY: Duration = Duration::from_secs(15);
+
+    async fn maybe_report(&mut self, db: &crate::platform::db::Db) {
+        if self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        match super::store::due_backlog(&db.conn).await {
+            Ok(backlog) => {
+                let now: std::collections::BTreeSet<i64> = backlog.iter().map(|(s, _)| *s).collect();
+                for gone in self.reported.difference(&now) {
+                    metrics::gauge!("broker_backlog", "subscription" => gone.to_string()).set(0.0);
+                }
+                for (subscription, pending) in &backlog {
+                    metrics::gauge!("broker_backlog", "subscription" => subscription.to_string()).set(*pending as f64);
+                }
+                self.reported = now;
+            }
+            Err(e) => tracing::warn!(error = %e.message, "reading the broker backlog failed; will retry"),
+        }
+    }
+}
+
 impl Dispatcher {
     pub fn new(state: AppState) -> Self {
         let settings = state.settings.part::<BrokerSettings>().clone();
@@ -216,7 +250,9 @@ impl Dispatcher {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
         let wake = self.state.db.waker(DISPATCHER_WAKER);
         tracing::info!(concurrency = self.settings.concurrency, "webhook dispatcher started");
+        let mut backlog = BacklogReport::default();
         while !*shutdown.borrow() {
+            backlog.maybe_report(&self.state.db).await;
             // Wait for a free slot (a worker finishing frees one).
             let first = tokio::select! {
                 permit = permits.clone().acquire_owned() => permit.expect("semaphore open"),

@@ -319,7 +319,8 @@ pub async fn due_backlog<C: ConnectionTrait>(conn: &C) -> AppResult<Vec<(i64, i6
         .select_only()
         .column(lane::Column::SubscriptionId)
         .column(lane::Column::Pending)
-        .filter(lane::Column::NextDueAt.is_not_null())
+        // A range, not IS NOT NULL: SQLite uses the due index for it (due times are >= 0).
+        .filter(lane::Column::NextDueAt.gte(0))
         .into_tuple()
         .all(conn)
         .await?;

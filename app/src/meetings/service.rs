@@ -149,39 +149,37 @@ async fn spool(state: &AppState, body: &[u8], received_at: i64, why: &str) -> Ap
 /// first, deleting each spool object once stored. Returns how many were replayed.
 #[tracing::instrument(skip(state))]
 pub async fn replay_spool(state: &AppState) -> AppResult<u64> {
-    let mut replayed = 0;
+    let (mut replayed, mut left) = (0, 0);
+    let mut after: Option<String> = None;
     loop {
-        let keys = state.store.list(SPOOL_PREFIX, None, 100).await?;
-        // What waits (a page of it at most): stays at that figure if this run fails.
-        metrics::gauge!("meetings_spool_waiting").set(keys.len() as f64);
-        if keys.is_empty() {
-            return Ok(replayed);
-        }
-        let mut left = 0;
+        // Paged on past what is left in place, so unreadable objects never stall the rest.
+        let keys = state.store.list(SPOOL_PREFIX, after.as_deref(), 100).await?;
         for key in &keys {
             let Some(bytes) = state.store.get(key).await? else { continue };
-            let record: Spooled = match serde_json::from_slice(&bytes) {
-                Ok(r) => r,
+            // Signature and shape were checked when it was accepted; what does not parse
+            // now is kept for a person to look at.
+            let parsed = serde_json::from_slice::<Spooled>(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|r| calendly::parse_envelope(r.body.as_bytes()).map(|env| (r, env)).map_err(|e| e.message));
+            let (record, env) = match parsed {
+                Ok(parsed) => parsed,
                 Err(e) => {
                     tracing::error!(%key, error = %e, "unreadable spool object left in place");
                     left += 1;
                     continue;
                 }
             };
-            // Signature and shape were checked when it was accepted.
-            let env = calendly::parse_envelope(record.body.as_bytes())?;
             if store_raw(&state.db, &env, record.body.as_bytes(), record.received_at).await?.is_some() {
                 state.db.waker(FOLDER_WAKER).notify_one();
             }
             state.store.delete(key).await?;
             replayed += 1;
         }
-        // A last page, or a page of only unreadable objects (listed again, they would
-        // keep this loop going for ever).
-        if keys.len() < 100 || left == keys.len() {
+        if keys.len() < 100 {
             metrics::gauge!("meetings_spool_waiting").set(left as f64);
             return Ok(replayed);
         }
+        after = keys.last().cloned();
     }
 }
 

@@ -164,9 +164,10 @@ pub async fn enqueue_at<C: ConnectionTrait>(
     Ok(JobRow::insert(row).exec(conn).await?.last_insert_id)
 }
 
-/// Queues a job unless one with `key` is queued, running or dead already (a finished
-/// one-off job is deleted, so its key is free again): two processes starting at once,
-/// or a restart before the first ran, queue it once.
+/// Queues a job unless one with `key` is queued or running already (a finished one-off
+/// job is deleted, so its key is free again): two processes starting at once, or a
+/// restart before the first ran, queue it once. A dead one with that key is queued again
+/// with fresh attempts: a failure at one start does not stop it for good.
 pub async fn enqueue_unique<C: ConnectionTrait>(conn: &C, kind: &str, payload: &impl Serialize, key: &str) -> Result<(), DbErr> {
     let payload = serde_json::to_string(payload).map_err(|e| DbErr::Json(e.to_string()))?;
     let row = ActiveModel {
@@ -183,9 +184,14 @@ pub async fn enqueue_unique<C: ConnectionTrait>(conn: &C, kind: &str, payload: &
         created_at: Set(now_ms()),
         ..Default::default()
     };
-    // One queued already: left as it is (a no-op update, which both backends take).
-    let keep = OnConflict::column(Column::UniqueKey).update_column(Column::UniqueKey).to_owned();
-    JobRow::insert(row).on_conflict(keep).exec_without_returning(conn).await?;
+    // Queued or running already: left as it is. Dead: revived.
+    let dead = || Expr::col(Column::State).eq(JobState::Dead);
+    let revive = OnConflict::column(Column::UniqueKey)
+        .value(Column::Attempts, Expr::case(dead(), 0).finally(Expr::col(Column::Attempts)))
+        .value(Column::RunAt, Expr::case(dead(), now_ms()).finally(Expr::col(Column::RunAt)))
+        .value(Column::State, Expr::case(dead(), JobState::Queued).finally(Expr::col(Column::State)))
+        .to_owned();
+    JobRow::insert(row).on_conflict(revive).exec_without_returning(conn).await?;
     Ok(())
 }
 

@@ -50,7 +50,8 @@ pub async fn save_event(
     match (id, version) {
         (Some(id), Some(version)) => Ok(service::update(&state.db, &caller, id, version, fill).await?.id),
         (Some(_), None) => Err(AppError::invalid("version", "version is required to change an event")),
-        (None, _) => Ok(service::create_on(&state.db, &caller, Some(&owner), fill).await?.id),
+        // The form's owner field is blank for the viewer's own calendar.
+        (None, _) => Ok(service::create_on(&state.db, &caller, Some(owner.trim()).filter(|o| !o.is_empty()), fill).await?.id),
     }
 }
 

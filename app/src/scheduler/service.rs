@@ -249,11 +249,10 @@ pub async fn create(db: &Db, caller: &Caller, owner: &Profile, fields: Fields) -
     })
 }
 
-/// Creates an event on `owner`'s calendar (none or blank: the caller's own) from the
-/// fields `fill` sets on that calendar's defaults: the one path of the REST API and the
-/// calendar page.
+/// Creates an event on `owner`'s calendar (none: the caller's own) from the fields `fill`
+/// sets on that calendar's defaults: the one path of the REST API and the calendar page.
 pub async fn create_on(db: &Db, caller: &Caller, owner: Option<&str>, fill: impl FnOnce(Fields) -> AppResult<Fields>) -> AppResult<EventView> {
-    let owner = owner.map(str::trim).filter(|o| !o.is_empty()).unwrap_or(caller.username());
+    let owner = owner.unwrap_or(caller.username());
     let owner = find_user(db, owner).await?;
     let fields = fill(new_fields(&owner))?;
     create(db, caller, &owner, fields).await

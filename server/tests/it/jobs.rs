@@ -179,7 +179,32 @@ async fn periodic_jobs_reschedule_themselves(backend: Backend) {
     assert!(ahead <= 1000 && row.interval_ms == Some(1000), "run within the new interval: {ahead} ms");
 }
 
+/// A job queued by key is queued once, however often it is asked for, and one that died
+/// is queued again (fresh attempts) the next time it is asked for.
+async fn a_keyed_job_is_queued_once_and_a_dead_one_revived(backend: Backend) {
+    use jobs::entity::{Column, Entity};
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+    let (db, dir) = (TestDb::new(backend).await, tempfile::tempdir().unwrap());
+    let state = state_for(&db, &dir).await;
+    let conn = &state.db.conn;
+    for _ in 0..3 {
+        jobs::enqueue_unique(conn, "test.keyed", &serde_json::json!({}), "key:1").await.unwrap();
+    }
+    assert_eq!(Entity::find().filter(Column::Kind.eq("test.keyed")).count(conn).await.unwrap(), 1);
+    Entity::update_many()
+        .col_expr(Column::State, sea_orm::sea_query::Expr::value(jobs::JobState::Dead))
+        .col_expr(Column::Attempts, sea_orm::sea_query::Expr::value(8))
+        .exec(conn)
+        .await
+        .unwrap();
+    jobs::enqueue_unique(conn, "test.keyed", &serde_json::json!({}), "key:1").await.unwrap();
+    let rows = Entity::find().filter(Column::Kind.eq("test.keyed")).all(conn).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].state, rows[0].attempts), (jobs::JobState::Queued, 0), "revived with fresh attempts");
+}
+
 both_backends!(
+    a_keyed_job_is_queued_once_and_a_dead_one_revived,
     enqueued_jobs_commit_with_their_transaction,
     failing_jobs_back_off_then_die,
     a_crashed_runners_job_runs_again_after_its_lease,

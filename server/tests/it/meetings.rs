@@ -298,3 +298,25 @@ async fn a_webhook_on_one_process_reaches_a_page_on_another() {
     assert_eq!(change["status"], "scheduled");
     assert!(event.id.is_some(), "events carry ids for Last-Event-ID");
 }
+
+/// Spool objects that no longer parse are left for a person, and never stall the ones
+/// after them: a full page of them is paged past.
+#[tokio::test]
+async fn unreadable_spool_objects_do_not_hold_back_the_rest() {
+    let app = TestApp::spawn_quiet(Backend::Sqlite, meetings_app_settings).await;
+    let token = app.user_with_token("root").await;
+    for n in 0..105 {
+        app.state.store.put(&format!("spool/calendly/0000000000000-{n:016x}.json"), "not json".into()).await.unwrap();
+    }
+    let body = invitee_event("invitee.created", "SPOOLED", "I1", "2031-05-01T10:00:00.000000Z", json!({})).to_string();
+    let record = json!({"received_at": app::platform::time::now_ms(), "body": body}).to_string();
+    app.state.store.put("spool/calendly/9999999999999-0000000000000001.json", record.into()).await.unwrap();
+
+    assert_eq!(app::meetings::service::replay_spool(&app.state).await.unwrap(), 1, "the readable one, behind 105 that are not");
+    let left = app.state.store.list("spool/calendly/", None, 1000).await.unwrap();
+    assert_eq!(left.len(), 105, "the unreadable ones stay");
+    app::meetings::service::fold_pending(&app.state, 10).await.unwrap();
+    let found = meetings(&app, &token, "").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    app.stop().await;
+}
