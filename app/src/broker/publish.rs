@@ -386,8 +386,11 @@ impl Sequencer {
             // Or the topic is gone (deleted while its messages waited): nobody receives them.
             let exists = topic::Entity::find_by_id(topic_id).one(&*txn).await?.is_some();
             if !exists {
-                outbox::Entity::delete_many().filter(outbox::Column::TopicId.eq(topic_id)).exec(&*txn).await?;
+                let dropped = outbox::Entity::delete_many().filter(outbox::Column::TopicId.eq(topic_id)).exec(&*txn).await?.rows_affected;
                 txn.commit().await?;
+                // Accepted (the publisher has its id) and now never delivered: say so.
+                tracing::warn!(topic_id, dropped, "published messages dropped: their topic was deleted before they were sequenced");
+                metrics::counter!("broker_dropped_total", "reason" => "topic_deleted").increment(dropped);
             }
             return Ok(0);
         };
