@@ -396,11 +396,10 @@ pub mod sampling {
     /// The page's data, for admins.
     pub async fn view(state: &AppState, caller: &Caller) -> Result<SystemView, AppError> {
         caller.require_admin()?;
-        let database = state.db.ping().await.map_err(|e| tracing::warn!(cause = %e, "database is not ready")).is_ok();
-        let store = state.store.check().await.map_err(|e| tracing::warn!(cause = %e, "object store is not ready")).is_ok();
+        let ready = state.readiness().await.into_iter().map(|(part, ok)| (part.replace('_', " "), ok)).collect();
         let (process, routes, backlog) = series(&state.part::<History>().readings());
         Ok(SystemView {
-            ready: vec![("database".into(), database), ("object store".into(), store)],
+            ready,
             process,
             routes,
             backlog,

@@ -99,17 +99,10 @@ async fn healthz() -> &'static str {
 /// ask, so the answer says only which part is down; the cause (a driver's message can
 /// name hosts, users and buckets) goes to the log.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let database = state.db.ping().await.map_err(|e| e.to_string());
-    let object_store = state.store.check().await.map_err(|e| e.to_string());
-    let status = if database.is_ok() && object_store.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let show = |what: &str, r: Result<(), String>| match r {
-        Ok(()) => "ok",
-        Err(cause) => {
-            tracing::warn!(%cause, "{what} is not ready");
-            "unavailable"
-        }
-    };
-    let body = serde_json::json!({ "database": show("database", database), "object_store": show("object store", object_store) });
+    let ready = state.readiness().await;
+    let status = if ready.iter().all(|(_, ok)| *ok) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body: serde_json::Map<String, serde_json::Value> =
+        ready.iter().map(|(part, ok)| (part.to_string(), (if *ok { "ok" } else { "unavailable" }).into())).collect();
     (status, Json(body))
 }
 

@@ -35,6 +35,15 @@ impl AppState {
         self.parts.get()
     }
 
+    /// Whether the parts this process needs answer now: `[("database", ok),
+    /// ("object_store", ok)]`. A part that does not is logged with its cause (which can
+    /// name hosts, users and buckets, so callers show only the flag).
+    pub async fn readiness(&self) -> [(&'static str, bool); 2] {
+        let database = self.db.ping().await.map_err(|e| tracing::warn!(cause = %e, "database is not ready")).is_ok();
+        let store = self.store.check().await.map_err(|e| tracing::warn!(cause = %e, "object store is not ready")).is_ok();
+        [("database", database), ("object_store", store)]
+    }
+
     /// The state inside a server function (provided by `leptos_routes_with_context`).
     pub fn from_context() -> Result<Self, crate::error::AppError> {
         leptos::prelude::use_context::<AppState>().ok_or_else(|| {
