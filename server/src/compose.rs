@@ -43,7 +43,7 @@ pub fn parts(settings: &Settings, db: &Db) -> Parts {
     Parts::default()
         .with(app::accounts::service::AuthGuard::new(settings.part()))
         .with(app::chat::service::ChatState::start(db))
-        .with(app::meetings::http::WebhookLimiter(RateLimiter::new(settings.http.webhook_rate_per_min, Duration::from_secs(60))))
+        .with(app::meetings::service::WebhookLimiter(RateLimiter::new(settings.http.webhook_rate_per_min, Duration::from_secs(60))))
         .with(app::wages::analytics::WageCopy::new())
         .with(crate::ops::BeaconLimiter::new())
         .with(app::broker::demo::Receiver::default())

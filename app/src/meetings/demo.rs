@@ -65,7 +65,7 @@ async fn deliver(state: &AppState, body: &Value) -> AppResult<Intake> {
     let body = serde_json::to_vec(body).map_err(|e| AppError::internal_because(format!("encoding a sample booking: {e}")))?;
     let t = now_ms() / 1000;
     let header = format!("t={t},v1={}", calendly::sign(&key, t, &body));
-    service::intake(state, Some(&header), body.into()).await
+    service::intake(state, service::Sender::App, Some(&header), body.into()).await
 }
 
 pub fn register(jobs: &mut crate::platform::jobs::JobRegistry) {

@@ -42,26 +42,13 @@ async fn calendly_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<(StatusCode, Json<IntakeAnswer>)> {
-    check_intake_rate(&state, client)?;
     let signature = headers.get(super::calendly::SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    let answer = match service::intake(&state, signature, body).await? {
+    let answer = match service::intake(&state, service::Sender::Address(client), signature, body).await? {
         Intake::Accepted(id) => (StatusCode::ACCEPTED, IntakeAnswer { status: "accepted", id: Some(id) }),
         Intake::Duplicate => (StatusCode::OK, IntakeAnswer { status: "duplicate", id: None }),
         Intake::Spooled => (StatusCode::ACCEPTED, IntakeAnswer { status: "spooled", id: None }),
     };
     Ok((answer.0, Json(answer.1)))
-}
-
-/// Webhook deliveries per client address (`SB_WEBHOOK_RATE_PER_MIN`).
-#[derive(Clone)]
-pub struct WebhookLimiter(pub crate::platform::rate_limit::RateLimiter);
-
-/// Refuses a delivery when its sender posted too many recently: a flood, forged or
-/// replayed, is turned away before any signature is computed or anything stored. The
-/// sender retries later, as Calendly does on any non-2xx. Counted per address as the
-/// other limits count (an IPv6 sender per /64, which it could otherwise rotate within).
-fn check_intake_rate(state: &AppState, client: Option<std::net::IpAddr>) -> AppResult<()> {
-    state.part::<WebhookLimiter>().0.take(&crate::platform::guards::address_key(client), "webhook deliveries from this address")
 }
 
 /// Meetings by start time, filtered.

@@ -41,6 +41,33 @@ pub const FOLDER_WAKER: &str = "meetings.folder";
 /// Deliveries one folding transaction takes.
 const FOLD_BATCH: u64 = 100;
 
+/// Who hands a delivery to [`intake`]: a sender on the network, counted against the
+/// per-address limit, or the app itself (the demo's samples and test bookings, already
+/// bounded by their own limiter).
+#[derive(Clone, Copy, Debug)]
+pub enum Sender {
+    Address(Option<std::net::IpAddr>),
+    App,
+}
+
+/// Webhook deliveries per client address (`SB_WEBHOOK_RATE_PER_MIN`).
+#[derive(Clone)]
+pub struct WebhookLimiter(pub crate::platform::rate_limit::RateLimiter);
+
+/// Refuses a delivery when its sender posted too many recently: a flood, forged or
+/// replayed, is turned away before any signature is computed or anything stored. The
+/// sender retries later, as Calendly does on any non-2xx. Counted per address as the
+/// other limits count (an IPv6 sender per /64, which it could otherwise rotate within).
+fn check_intake_rate(state: &AppState, sender: Sender) -> AppResult<()> {
+    match sender {
+        Sender::Address(client) => state
+            .part::<WebhookLimiter>()
+            .0
+            .take(&crate::platform::guards::address_key(client), "webhook deliveries from this address"),
+        Sender::App => Ok(()),
+    }
+}
+
 /// The live channel of the meetings list: every signed-in member follows it.
 pub fn events_channel(_caller: &crate::accounts::Caller) -> String {
     CHANNEL.to_owned()
@@ -51,7 +78,8 @@ pub fn events_channel(_caller: &crate::accounts::Caller) -> String {
 /// Folding it into its meeting (and publishing the change) is the [`Folder`]'s work,
 /// right after, in batches; the sender does not wait for it.
 #[tracing::instrument(skip_all, fields(event))]
-pub async fn intake(state: &AppState, signature: Option<&str>, body: Bytes) -> AppResult<Intake> {
+pub async fn intake(state: &AppState, sender: Sender, signature: Option<&str>, body: Bytes) -> AppResult<Intake> {
+    check_intake_rate(state, sender)?;
     let intake = state.settings.part::<MeetingsSettings>();
     let key = intake
         .signing_key
