@@ -48,15 +48,7 @@ mod ssr {
 
     /// Adds a `Set-Cookie` for the session (`None` clears it).
     pub fn set_session_cookie(state: &AppState, token: Option<&str>) {
-        let secure = if state.settings.cookie_secure { "; Secure" } else { "" };
-        let cookie = match token {
-            Some(token) => format!(
-                "{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-                super::http::SESSION_COOKIE,
-                state.settings.session_ttl.as_secs()
-            ),
-            None => format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}", super::http::SESSION_COOKIE),
-        };
+        let cookie = super::http::session_cookie(state, token);
         if let (Some(options), Ok(value)) = (
             leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
             axum::http::HeaderValue::from_str(&cookie),
@@ -191,9 +183,7 @@ pub async fn change_my_password(current_password: String, new_password: String) 
     use crate::platform::state::AppState;
     let state = AppState::from_context()?;
     let caller = require_caller().await?;
-    service::change_password(&state, &caller, &current_password, &new_password).await?;
-    if caller.credential == Credential::Session {
-        let token = service::open_session(&state.db, caller.id(), state.settings.session_ttl).await?;
+    if let Some(token) = service::change_password(&state, &caller, &current_password, &new_password).await? {
         ssr::set_session_cookie(&state, Some(&token));
     }
     Ok(())

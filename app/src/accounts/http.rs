@@ -28,6 +28,18 @@ pub fn session_token(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
+/// The `Set-Cookie` value that hands a browser its session (`None` clears it).
+pub fn session_cookie(state: &AppState, token: Option<&str>) -> String {
+    let secure = if state.settings.cookie_secure { "; Secure" } else { "" };
+    match token {
+        Some(token) => format!(
+            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+            state.settings.session_ttl.as_secs()
+        ),
+        None => format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
+    }
+}
+
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -196,9 +208,15 @@ pub struct PasswordChange {
 #[utoipa::path(post, path = "/me/password", tag = "accounts", security(("bearer" = [])), request_body = PasswordChange,
     responses((status = 204, description = "changed"), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
         (status = 429, body = ErrorEnvelope), (status = 503, description = "too many password checks at once; retry", body = ErrorEnvelope)))]
-async fn change_password(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<PasswordChange>) -> AppResult<StatusCode> {
-    service::change_password(&state, &caller, &body.current_password, &body.new_password).await?;
-    Ok(StatusCode::NO_CONTENT)
+async fn change_password(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<PasswordChange>) -> AppResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let fresh = service::change_password(&state, &caller, &body.current_password, &body.new_password).await?;
+    // A browser (cookie) caller gets the fresh session the service opened; a token
+    // caller has none to receive.
+    Ok(match fresh {
+        Some(token) => (StatusCode::NO_CONTENT, [(header::SET_COOKIE, session_cookie(&state, Some(&token)))]).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
 }
 
 /// Sign out everywhere: end every browser session of your account.

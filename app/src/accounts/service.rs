@@ -474,6 +474,10 @@ pub async fn sign_up_and_log_in(state: &AppState, client: Option<IpAddr>, req: S
 /// Opens a server-side session; returns the cookie value (stored only as its digest).
 #[tracing::instrument(skip(db))]
 pub async fn open_session(db: &Db, user_id: i64, ttl: Duration) -> AppResult<String> {
+    insert_session(&db.conn, user_id, ttl).await
+}
+
+async fn insert_session(conn: &impl ConnectionTrait, user_id: i64, ttl: Duration) -> AppResult<String> {
     let token = random_token(32);
     let now = now_ms();
     let row = session::ActiveModel {
@@ -483,7 +487,7 @@ pub async fn open_session(db: &Db, user_id: i64, ttl: Duration) -> AppResult<Str
         expires_at: Set(now + ttl.as_millis() as i64),
         ..Default::default()
     };
-    session::Entity::insert(row).exec_without_returning(&db.conn).await?;
+    session::Entity::insert(row).exec_without_returning(conn).await?;
     Ok(token)
 }
 
@@ -518,9 +522,11 @@ pub async fn close_all_sessions(state: &AppState, caller: &Caller) -> AppResult<
 }
 
 /// Changes the caller's password after checking the current one, and ends every browser
-/// session of the account (a stolen session does not survive the change).
+/// session of the account (a stolen session does not survive the change). A caller signed
+/// in by a session gets a fresh one, opened in the same transaction (returned as the
+/// cookie value), so the browser that changed the password stays signed in.
 #[tracing::instrument(skip_all, fields(user.id = caller.id()))]
-pub async fn change_password(state: &AppState, caller: &Caller, current: &str, new: &str) -> AppResult<()> {
+pub async fn change_password(state: &AppState, caller: &Caller, current: &str, new: &str) -> AppResult<Option<String>> {
     state.part::<AuthGuard>().login_by_user.take(caller.username(), "password attempts for this account")?;
     let row = user::Entity::find_by_id(caller.id()).one(&state.db.conn).await?.ok_or_else(|| AppError::not_found("user"))?;
     if current.is_empty() || !verify_password(state.part::<AuthGuard>(), current, row.password_hash.clone()).await? {
@@ -529,7 +535,7 @@ pub async fn change_password(state: &AppState, caller: &Caller, current: &str, n
     let username = Username::parse(&row.username)?;
     let new = NewPassword::parse(new, &username).map_err(|e| e.on_field("new_password"))?;
     let hash = hash_password(state.part::<AuthGuard>(), &new).await?;
-    db_write!(state.db, |txn| {
+    let fresh = db_write!(state.db, |txn| {
         user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, Expr::value(hash.clone()))
             .filter(user::Column::Id.eq(row.id))
@@ -537,11 +543,14 @@ pub async fn change_password(state: &AppState, caller: &Caller, current: &str, n
             .await?;
         session::Entity::delete_many().filter(session::Column::UserId.eq(row.id)).exec(&*txn).await?;
         credentials_changed(state, &*txn, row.id).await?;
-        Ok(())
+        match caller.credential {
+            Credential::Session => Ok(Some(insert_session(&*txn, row.id, state.settings.session_ttl).await?)),
+            Credential::Token { .. } | Credential::Operator => Ok(None),
+        }
     })?;
     state.part::<AuthGuard>().credentials.clear();
     tracing::info!("password changed; sessions ended");
-    Ok(())
+    Ok(fresh)
 }
 
 /// Deletes expired sessions (periodic job), walking the `expires_at` index.

@@ -589,6 +589,27 @@ async fn changing_the_password_or_signing_out_everywhere_ends_every_session() {
     for b in [&laptop, &phone] {
         assert_eq!(b.get(app.url("/api/v1/me")).send().await.unwrap().status(), 401, "signed out everywhere");
     }
+
+    // The browser that changes the password stays signed in with a fresh session, by the
+    // REST route and by the page's server function alike; every other session ends.
+    let (laptop, phone) = (browser(&app, "a brand new passphrase").await, browser(&app, "a brand new passphrase").await);
+    let res = laptop
+        .post(app.url("/api/v1/me/password"))
+        .json(&json!({"current_password": "a brand new passphrase", "new_password": "a third good passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert!(res.headers().get("set-cookie").is_some_and(|c| c.to_str().unwrap().starts_with("sb_session=")), "a fresh session cookie");
+    assert_eq!(laptop.get(app.url("/api/v1/me")).send().await.unwrap().status(), 200, "the changing browser stays signed in");
+    assert_eq!(phone.get(app.url("/api/v1/me")).send().await.unwrap().status(), 401, "the other browser does not");
+    let phone = browser(&app, "a third good passphrase").await;
+    let form = [("current_password", "a third good passphrase"), ("new_password", "a fourth good passphrase")];
+    let res = laptop.post(app.url("/_fn/change_my_password")).form(&form).send().await.unwrap();
+    assert!(res.status().is_success(), "server function: {}", res.status());
+    assert_eq!(laptop.get(app.url("/api/v1/me")).send().await.unwrap().status(), 200, "the page's browser stays signed in");
+    assert_eq!(phone.get(app.url("/api/v1/me")).send().await.unwrap().status(), 401);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM sessions").await, 1, "only the fresh session is left");
     app.stop().await;
 }
 
