@@ -19,6 +19,7 @@ use super::service::{self};
 use super::signature::signature_header;
 use super::store::{self, attempt, delivery, lane, message, subscriber, subscription, topic};
 use super::targets::{GuardedResolver, TargetPolicy};
+use crate::db_write;
 use crate::error::AppResult;
 use crate::platform::backoff::nominal;
 use crate::platform::changes;
@@ -323,26 +324,25 @@ impl Dispatcher {
         if any_due.is_none() {
             return Ok(Vec::new());
         }
-        let txn = db.write_txn().await?;
-        let leased_at = Instant::now();
-        let due = lane::Entity::find()
-            .filter(lane::Column::NextDueAt.lte(now))
-            .order_by_asc(lane::Column::NextDueAt)
-            .limit(limit as u64);
-        let lanes = skip_locked(due, db.backend()).all(&*txn).await?;
-        if lanes.is_empty() {
-            txn.commit().await?;
-            return Ok(Vec::new());
-        }
-        let ids: Vec<i64> = lanes.iter().map(|l| l.id).collect();
-        lane::Entity::update_many()
-            .col_expr(lane::Column::NextDueAt, Expr::value(now + self.lease()))
-            .col_expr(lane::Column::LeaseVersion, Expr::col(lane::Column::LeaseVersion).add(1))
-            .filter(lane::Column::Id.is_in(ids))
-            .exec(&*txn)
-            .await?;
-        txn.commit().await?;
-        Ok(lanes.into_iter().map(|l| Claimed { id: l.id, lease_version: l.lease_version + 1, leased_at }).collect())
+        db_write!(db, |txn| {
+            let leased_at = Instant::now();
+            let due = lane::Entity::find()
+                .filter(lane::Column::NextDueAt.lte(now))
+                .order_by_asc(lane::Column::NextDueAt)
+                .limit(limit as u64);
+            let lanes = skip_locked(due, db.backend()).all(&*txn).await?;
+            if lanes.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ids: Vec<i64> = lanes.iter().map(|l| l.id).collect();
+            lane::Entity::update_many()
+                .col_expr(lane::Column::NextDueAt, Expr::value(now + self.lease()))
+                .col_expr(lane::Column::LeaseVersion, Expr::col(lane::Column::LeaseVersion).add(1))
+                .filter(lane::Column::Id.is_in(ids))
+                .exec(&*txn)
+                .await?;
+            Ok(lanes.into_iter().map(|l| Claimed { id: l.id, lease_version: l.lease_version + 1, leased_at }).collect())
+        })
     }
 
     /// Delivers a claimed lane's heads in order until it is empty, waiting on a retry,
@@ -386,7 +386,6 @@ impl Dispatcher {
     }
 
     async fn deliver_heads(&self, claimed: Claimed) -> AppResult<()> {
-        let db = &self.state.db;
         let Some(work) = self.lane_work(claimed).await? else { return Ok(()) };
         let heads = self.heads(work.lane.id, BATCH).await?;
         let mut done: Vec<(Head, Attempted)> = Vec::new();
@@ -400,7 +399,7 @@ impl Dispatcher {
             let must_flush = !due || done.len() >= FLUSH_MAX || renewed.elapsed() >= FLUSH_AFTER;
             if !done.is_empty() && must_flush {
                 let outcomes = std::mem::take(&mut done);
-                if !db.retrying(|| self.record(&work, &outcomes, due)).await? {
+                if !self.record(&work, &outcomes, due).await? {
                     return Ok(());
                 }
                 renewed = Instant::now();
@@ -408,14 +407,14 @@ impl Dispatcher {
             if !due {
                 // Inactive, or the head waits for its retry: release the lease.
                 let at = work.lane.active.then_some(head.next_attempt_at);
-                return db.retrying(|| self.release(&work.claimed, at)).await;
+                return self.release(&work.claimed, at).await;
             }
             let attempted = self.attempt(&work, &head).await;
             let failed = !matches!(attempted.outcome, Outcome::Delivered { .. });
             done.push((head, attempted));
             if failed {
                 // A failure is written at once (with the successes before it) and ends the turn.
-                db.retrying(|| self.record(&work, &done, false)).await?;
+                self.record(&work, &done, false).await?;
                 return Ok(());
             }
             if turn + 1 == total {
@@ -424,10 +423,10 @@ impl Dispatcher {
         }
         if done.is_empty() {
             // Nothing pending: the lane idles.
-            return db.retrying(|| self.release(&work.claimed, None)).await;
+            return self.release(&work.claimed, None).await;
         }
         // The lane's turn is over (or it ran dry); the next claim goes on with what is left.
-        db.retrying(|| self.record(&work, &done, false)).await?;
+        self.record(&work, &done, false).await?;
         Ok(())
     }
 
@@ -520,81 +519,81 @@ impl Dispatcher {
     /// lease is renewed if so.
     async fn record(&self, work: &LaneWork, outcomes: &[(Head, Attempted)], more_turns: bool) -> AppResult<bool> {
         let db = &self.state.db;
-        let txn = db.write_txn().await?;
-        let l = store::lock_lane(&*txn, work.claimed.id).await?;
-        let logs = outcomes.iter().map(|(head, a)| attempt::ActiveModel {
-            delivery_id: Set(head.id),
-            attempt: Set(head.attempts + 1),
-            started_at: Set(a.started_at),
-            duration_ms: Set(a.duration_ms),
-            status_code: Set(a.outcome.status()),
-            error: Set(a.outcome.error()),
-            response_body: Set(a.body.as_deref().map(|b| truncate(b, KEEP_BODY))),
-            worker: Set(self.worker.clone()),
-            ..Default::default()
-        });
-        attempt::Entity::insert_many(logs).exec_without_returning(&*txn).await?;
-        if l.lease_version != work.claimed.lease_version {
-            // Another worker took the lane over; the attempts are logged, nothing else moves.
-            txn.commit().await?;
-            return Ok(false);
-        }
-        let now = now_ms();
-        let rules = self.rules(&work.sub);
-        let (mut pending, mut blocked, mut active) = (l.pending, l.blocked, l.active);
-        // `pending` moves only by rows that really left the pending state: an operator
-        // may have skipped a head while it was in flight.
-        // Successes by status code: one statement each (almost always just 200).
-        let mut delivered: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
-        let (mut last, mut retry_at) = (None, None);
-        for (head, a) in outcomes {
-            let t = transition(&rules, &a.outcome, head.attempts + 1, now, 0.9 + rand::random::<f64>() * 0.2);
-            if t.state == DeliveryState::Delivered {
-                delivered.entry(a.outcome.status().unwrap_or(200)).or_default().push(head.id);
-            } else {
-                if self.write_failure(&txn, work, head, a, &t).await? > 0 {
-                    pending += t.pending_delta;
-                }
-                blocked |= t.blocks;
-                active &= !t.disables;
-                retry_at = t.retry_at;
+        db_write!(db, |txn| {
+            let l = store::lock_lane(&*txn, work.claimed.id).await?;
+            let logs = outcomes.iter().map(|(head, a)| attempt::ActiveModel {
+                delivery_id: Set(head.id),
+                attempt: Set(head.attempts + 1),
+                started_at: Set(a.started_at),
+                duration_ms: Set(a.duration_ms),
+                status_code: Set(a.outcome.status()),
+                error: Set(a.outcome.error()),
+                response_body: Set(a.body.as_deref().map(|b| truncate(b, KEEP_BODY))),
+                worker: Set(self.worker.clone()),
+                ..Default::default()
+            });
+            attempt::Entity::insert_many(logs).exec_without_returning(&*txn).await?;
+            if l.lease_version != work.claimed.lease_version {
+                // Another worker took the lane over; the attempts are logged, nothing else moves.
+                return Ok(false);
             }
-            metrics::counter!("broker_deliveries_total", "outcome" => a.outcome.label()).increment(1);
-            last = Some(t.state);
-        }
-        for (status, ids) in delivered {
-            let finished = delivery::Entity::update_many()
-                .col_expr(delivery::Column::State, Expr::value(DeliveryState::Delivered))
-                .col_expr(delivery::Column::Attempts, Expr::col(delivery::Column::Attempts).add(1))
-                .col_expr(delivery::Column::LastStatus, Expr::value(status))
-                .col_expr(delivery::Column::LastError, Expr::value(Option::<String>::None))
-                .col_expr(delivery::Column::FinishedAt, Expr::value(now))
-                .filter(delivery::Column::Id.is_in(ids))
-                .filter(delivery::Column::State.eq(DeliveryState::Pending))
+            let now = now_ms();
+            let rules = self.rules(&work.sub);
+            let (mut pending, mut blocked, mut active) = (l.pending, l.blocked, l.active);
+            // `pending` moves only by rows that really left the pending state: an operator
+            // may have skipped a head while it was in flight.
+            // Successes by status code: one statement each (almost always just 200).
+            let mut delivered: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+            let (mut last, mut retry_at) = (None, None);
+            for (head, a) in outcomes {
+                let t = transition(&rules, &a.outcome, head.attempts + 1, now, 0.9 + rand::random::<f64>() * 0.2);
+                if t.state == DeliveryState::Delivered {
+                    delivered.entry(a.outcome.status().unwrap_or(200)).or_default().push(head.id);
+                } else {
+                    if self.write_failure(&txn, work, head, a, &t).await? > 0 {
+                        pending += t.pending_delta;
+                    }
+                    blocked |= t.blocks;
+                    active &= !t.disables;
+                    retry_at = t.retry_at;
+                }
+                let outcome = a.outcome.label();
+                txn.after_commit(move || metrics::counter!("broker_deliveries_total", "outcome" => outcome).increment(1));
+                last = Some(t.state);
+            }
+            for (status, ids) in delivered {
+                let finished = delivery::Entity::update_many()
+                    .col_expr(delivery::Column::State, Expr::value(DeliveryState::Delivered))
+                    .col_expr(delivery::Column::Attempts, Expr::col(delivery::Column::Attempts).add(1))
+                    .col_expr(delivery::Column::LastStatus, Expr::value(status))
+                    .col_expr(delivery::Column::LastError, Expr::value(Option::<String>::None))
+                    .col_expr(delivery::Column::FinishedAt, Expr::value(now))
+                    .filter(delivery::Column::Id.is_in(ids))
+                    .filter(delivery::Column::State.eq(DeliveryState::Pending))
+                    .exec(&*txn)
+                    .await?;
+                pending -= finished.rows_affected as i64;
+            }
+            let keep_going = last == Some(DeliveryState::Delivered) && more_turns && pending > 0 && active && !blocked;
+            let next_due = if keep_going {
+                Some(now + self.lease())
+            } else if !active || blocked || pending == 0 {
+                None
+            } else {
+                Some(retry_at.unwrap_or(now))
+            };
+            lane::Entity::update_many()
+                .col_expr(lane::Column::Pending, Expr::value(pending))
+                .col_expr(lane::Column::Blocked, Expr::value(blocked))
+                .col_expr(lane::Column::NextDueAt, Expr::value(next_due))
+                .filter(lane::Column::Id.eq(l.id))
                 .exec(&*txn)
                 .await?;
-            pending -= finished.rows_affected as i64;
-        }
-        let keep_going = last == Some(DeliveryState::Delivered) && more_turns && pending > 0 && active && !blocked;
-        let next_due = if keep_going {
-            Some(now + self.lease())
-        } else if !active || blocked || pending == 0 {
-            None
-        } else {
-            Some(retry_at.unwrap_or(now))
-        };
-        lane::Entity::update_many()
-            .col_expr(lane::Column::Pending, Expr::value(pending))
-            .col_expr(lane::Column::Blocked, Expr::value(blocked))
-            .col_expr(lane::Column::NextDueAt, Expr::value(next_due))
-            .filter(lane::Column::Id.eq(l.id))
-            .exec(&*txn)
-            .await?;
-        let ids: Vec<i64> = outcomes.iter().map(|(h, _)| h.id).collect();
-        let change = serde_json::json!({"deliveries": ids, "state": last.unwrap_or(DeliveryState::Pending)});
-        changes::record(&*txn, &service::channel(work.lane.subscriber_id), &change).await?;
-        txn.commit().await?;
-        Ok(keep_going)
+            let ids: Vec<i64> = outcomes.iter().map(|(h, _)| h.id).collect();
+            let change = serde_json::json!({"deliveries": ids, "state": last.unwrap_or(DeliveryState::Pending)});
+            changes::record(&*txn, &service::channel(work.lane.subscriber_id), &change).await?;
+            Ok(keep_going)
+        })
     }
 
     /// Writes a failed (or gone) attempt's transition to its delivery, and a 410's to the
@@ -626,21 +625,21 @@ impl Dispatcher {
     /// Gives a lane back: due again at `head_due` when it has work, idle otherwise.
     async fn release(&self, claimed: &Claimed, head_due: Option<i64>) -> AppResult<()> {
         let db = &self.state.db;
-        let txn = db.write_txn().await?;
-        let l = store::lock_lane(&*txn, claimed.id).await?;
-        if l.lease_version == claimed.lease_version {
-            let next = match head_due {
-                Some(at) if l.active && !l.blocked && l.pending > 0 => Some(Ord::max(at, now_ms())),
-                _ => None,
-            };
-            lane::Entity::update_many()
-                .col_expr(lane::Column::NextDueAt, Expr::value(next))
-                .filter(lane::Column::Id.eq(l.id))
-                .exec(&*txn)
-                .await?;
-        }
-        txn.commit().await?;
-        Ok(())
+        db_write!(db, |txn| {
+            let l = store::lock_lane(&*txn, claimed.id).await?;
+            if l.lease_version == claimed.lease_version {
+                let next = match head_due {
+                    Some(at) if l.active && !l.blocked && l.pending > 0 => Some(Ord::max(at, now_ms())),
+                    _ => None,
+                };
+                lane::Entity::update_many()
+                    .col_expr(lane::Column::NextDueAt, Expr::value(next))
+                    .filter(lane::Column::Id.eq(l.id))
+                    .exec(&*txn)
+                    .await?;
+            }
+            Ok(())
+        })
     }
 }
 /// `Retry-After`: delay-seconds or an HTTP date.

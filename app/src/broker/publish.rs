@@ -361,7 +361,7 @@ impl Sequencer {
         let (mut total, mut sequenced_any, mut failure) = (0, false, None);
         for topic_id in oldest.into_iter().filter(|t| seen.insert(*t)) {
             // One topic that cannot be sequenced must not hold up the others.
-            match self.db.retrying(|| self.sequence(topic_id)).await {
+            match self.sequence(topic_id).await {
                 Ok(n) => (total, sequenced_any) = (total + n, true),
                 Err(err) => {
                     tracing::error!(topic.id = topic_id, error = %err.message, "sequencing this topic failed; the others go on");
@@ -379,50 +379,51 @@ impl Sequencer {
     #[tracing::instrument(skip(self), err(Display))]
     async fn sequence(&self, topic_id: i64) -> AppResult<usize> {
         let db = &self.db;
-        let txn = db.write_txn().await?;
-        let locked = skip_locked(topic::Entity::find_by_id(topic_id), db.backend()).one(&*txn).await?;
-        let Some(t) = locked else {
-            // Another process is sequencing this topic, and goes on with what follows.
-            // Or the topic is gone (deleted while its messages waited): nobody receives them.
-            let exists = topic::Entity::find_by_id(topic_id).one(&*txn).await?.is_some();
-            if !exists {
-                let dropped = outbox::Entity::delete_many().filter(outbox::Column::TopicId.eq(topic_id)).exec(&*txn).await?.rows_affected;
-                txn.commit().await?;
-                // Accepted (the publisher has its id) and now never delivered: say so.
-                tracing::warn!(topic_id, dropped, "published messages dropped: their topic was deleted before they were sequenced");
-                metrics::counter!("broker_dropped_total", "reason" => "topic_deleted").increment(dropped);
+        db_write!(db, |txn| {
+            let locked = skip_locked(topic::Entity::find_by_id(topic_id), db.backend()).one(&*txn).await?;
+            let Some(t) = locked else {
+                // Another process is sequencing this topic, and goes on with what follows.
+                // Or the topic is gone (deleted while its messages waited): nobody receives them.
+                let exists = topic::Entity::find_by_id(topic_id).one(&*txn).await?.is_some();
+                if !exists {
+                    let dropped = outbox::Entity::delete_many().filter(outbox::Column::TopicId.eq(topic_id)).exec(&*txn).await?.rows_affected;
+                    // Accepted (the publisher has its id) and now never delivered: say so.
+                    txn.after_commit(move || {
+                        tracing::warn!(topic_id, dropped, "published messages dropped: their topic was deleted before they were sequenced");
+                        metrics::counter!("broker_dropped_total", "reason" => "topic_deleted").increment(dropped);
+                    });
+                }
+                return Ok(0);
+            };
+            let waiting: Vec<(i64, Option<String>)> = outbox::Entity::find()
+                .select_only()
+                .column(outbox::Column::Id)
+                .column(outbox::Column::IdempotencyKey)
+                .filter(outbox::Column::TopicId.eq(topic_id))
+                .order_by_asc(outbox::Column::Id)
+                .limit(SEQUENCE_BATCH)
+                .into_tuple()
+                .all(&*txn)
+                .await?;
+            if waiting.is_empty() {
+                return Ok(0);
             }
-            return Ok(0);
-        };
-        let waiting: Vec<(i64, Option<String>)> = outbox::Entity::find()
-            .select_only()
-            .column(outbox::Column::Id)
-            .column(outbox::Column::IdempotencyKey)
-            .filter(outbox::Column::TopicId.eq(topic_id))
-            .order_by_asc(outbox::Column::Id)
-            .limit(SEQUENCE_BATCH)
-            .into_tuple()
-            .all(&*txn)
-            .await?;
-        if waiting.is_empty() {
-            txn.commit().await?;
-            return Ok(0);
-        }
-        let taken: Vec<i64> = waiting.iter().map(|(id, _)| *id).collect();
-        let name = TopicName::parse(&t.name)?;
-        let subs = matching_subscriptions(&*txn, &name).await?;
-        let fresh = if subs.is_empty() { Vec::new() } else { self.not_yet_published(&txn, topic_id, &waiting).await? };
-        if !fresh.is_empty() {
-            self.number(&txn, &t, &fresh).await?;
-            fan_out(&*txn, topic_id, &subs, &fresh, now_ms()).await?;
-            txn.wake_after_commit(DISPATCHER_WAKER);
-        }
-        for chunk in taken.chunks(CHUNK) {
-            outbox::Entity::delete_many().filter(outbox::Column::Id.is_in(chunk.to_vec())).exec(&*txn).await?;
-        }
-        txn.commit().await?;
-        metrics::counter!("broker_sequenced_total").increment(fresh.len() as u64);
-        Ok(taken.len())
+            let taken: Vec<i64> = waiting.iter().map(|(id, _)| *id).collect();
+            let name = TopicName::parse(&t.name)?;
+            let subs = matching_subscriptions(&*txn, &name).await?;
+            let fresh = if subs.is_empty() { Vec::new() } else { self.not_yet_published(&txn, topic_id, &waiting).await? };
+            if !fresh.is_empty() {
+                self.number(&txn, &t, &fresh).await?;
+                fan_out(&*txn, topic_id, &subs, &fresh, now_ms()).await?;
+                txn.wake_after_commit(DISPATCHER_WAKER);
+            }
+            for chunk in taken.chunks(CHUNK) {
+                outbox::Entity::delete_many().filter(outbox::Column::Id.is_in(chunk.to_vec())).exec(&*txn).await?;
+            }
+            let sequenced = fresh.len() as u64;
+            txn.after_commit(move || metrics::counter!("broker_sequenced_total").increment(sequenced));
+            Ok(taken.len())
+        })
     }
 
     /// The rows of `waiting` to sequence: all but those whose idempotency key a message

@@ -279,35 +279,35 @@ impl JobRunner {
     /// Claims up to `limit` due jobs and leases them to this runner. Public so tests can
     /// play a runner that claims and then dies.
     #[tracing::instrument(skip(self), err, fields(worker = %self.worker_id))]
-    pub async fn claim(&self, limit: usize) -> Result<Vec<Claimed>, DbErr> {
+    pub async fn claim(&self, limit: usize) -> crate::error::AppResult<Vec<Claimed>> {
         let db = &self.state.db;
-        let txn = db.write_txn().await?;
-        let now = self.clock.now_ms();
-        let due = JobRow::find()
-            .filter(Column::State.eq(JobState::Queued))
-            .filter(Column::RunAt.lte(now))
-            .filter(Column::Kind.is_in(self.registry.names()))
-            .order_by_asc(Column::RunAt)
-            .limit(limit as u64);
-        let rows = skip_locked(due, db.backend()).all(&*txn).await?;
-        let mut claimed = Vec::with_capacity(rows.len());
-        for row in rows {
-            let kind = self.registry.kinds[row.kind.as_str()].clone();
-            JobRow::update_many()
-                .col_expr(Column::RunAt, Expr::value(now + kind.lease.as_millis() as i64))
-                .col_expr(Column::Attempts, Expr::value(row.attempts + 1))
-                .col_expr(Column::LockedBy, Expr::value(self.worker_id.clone()))
-                .filter(Column::Id.eq(row.id))
-                .exec(&*txn)
-                .await?;
-            let payload = serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null);
-            claimed.push(Claimed {
-                job: Job { id: row.id, kind: row.kind, payload, attempt: row.attempts + 1 },
-                kind,
-            });
-        }
-        txn.commit().await?;
-        Ok(claimed)
+        crate::db_write!(db, |txn| {
+            let now = self.clock.now_ms();
+            let due = JobRow::find()
+                .filter(Column::State.eq(JobState::Queued))
+                .filter(Column::RunAt.lte(now))
+                .filter(Column::Kind.is_in(self.registry.names()))
+                .order_by_asc(Column::RunAt)
+                .limit(limit as u64);
+            let rows = skip_locked(due, db.backend()).all(&*txn).await?;
+            let mut claimed = Vec::with_capacity(rows.len());
+            for row in rows {
+                let kind = self.registry.kinds[row.kind.as_str()].clone();
+                JobRow::update_many()
+                    .col_expr(Column::RunAt, Expr::value(now + kind.lease.as_millis() as i64))
+                    .col_expr(Column::Attempts, Expr::value(row.attempts + 1))
+                    .col_expr(Column::LockedBy, Expr::value(self.worker_id.clone()))
+                    .filter(Column::Id.eq(row.id))
+                    .exec(&*txn)
+                    .await?;
+                let payload = serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null);
+                claimed.push(Claimed {
+                    job: Job { id: row.id, kind: row.kind, payload, attempt: row.attempts + 1 },
+                    kind,
+                });
+            }
+            Ok(claimed)
+        })
     }
 
     /// Runs one claimed job and records its outcome.
@@ -339,7 +339,7 @@ impl JobRunner {
 
     /// Claims and runs everything due now, `workers` at a time; returns how many ran.
     /// Used by tests and one-shot subcommands.
-    pub async fn run_due(&self) -> Result<usize, DbErr> {
+    pub async fn run_due(&self) -> crate::error::AppResult<usize> {
         let mut total = 0;
         loop {
             let batch = self.claim(self.workers).await?;
