@@ -20,6 +20,7 @@ mod m20261127_000006_wages;
 mod m20261201_000007_security;
 mod m20261202_000008_wage_copy;
 mod m20261203_000009_outbox;
+mod m20261204_000010_calendar_spans;
 mod columns;
 
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_security::Migration),
             Box::new(m20261202_000008_wage_copy::Migration),
             Box::new(m20261203_000009_outbox::Migration),
+            Box::new(m20261204_000010_calendar_spans::Migration),
         ]
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::db_write;
 use super::domain::*;
-use super::store::{event, feed, legacy_feed};
+use super::store::{self, event, feed, legacy_feed};
 use crate::accounts::domain::Profile;
 use crate::accounts::service::{profile_by_id, profile_by_name};
 use crate::accounts::Caller;
@@ -15,6 +15,7 @@ use crate::platform::state::AppState;
 use crate::platform::time::{now_ms, to_rfc3339, zones};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 const DAY_MS: i64 = 86_400_000;
@@ -207,7 +208,7 @@ pub async fn overlapping<C: ConnectionTrait>(conn: &C, owner_id: i64, start: i64
         .select_only()
         .column(event::Column::Id)
         .filter(event::Column::OwnerId.eq(owner_id))
-        .filter(event::Column::StartAt.gte(start - MAX_SPAN_MS))
+        .filter(starts_from(owner_id, start))
         .filter(event::Column::StartAt.lt(end))
         .filter(event::Column::EndAt.gt(start));
     if let Some(id) = except {
@@ -243,6 +244,7 @@ pub async fn create(db: &Db, caller: &Caller, owner: &Profile, fields: Fields) -
             ..Default::default()
         };
         let e = event::Entity::insert(row).exec_with_returning(&*txn).await?;
+        store::raise_longest(&*txn, owner.id, e.end_at - e.start_at).await?;
         let conflicts = overlapping(&*txn, owner.id, e.start_at, e.end_at, Some(e.id)).await?;
         announce(&txn, "event:created", &e, &owner.username).await?;
         Ok(view(&e, &owner.username, false, conflicts))
@@ -305,8 +307,9 @@ pub async fn update(db: &Db, caller: &Caller, id: i64, version: i32, change: imp
         row.all_day = Set(f.all_day);
         row.time_zone = Set(f.time_zone);
         row.version = Set(current.version + 1);
-        row.updated_at = Set(now_ms().max(current.updated_at + 1));
+        row.updated_at = Set(Ord::max(now_ms(), current.updated_at + 1));
         let e = event::Entity::update(row).exec(&*txn).await?;
+        store::raise_longest(&*txn, e.owner_id, e.end_at - e.start_at).await?;
         let owner = profile_by_id(&*txn, e.owner_id).await?.ok_or_else(|| AppError::internal_because(format!("event {} has no owner {}", e.id, e.owner_id)))?;
         let conflicts = overlapping(&*txn, e.owner_id, e.start_at, e.end_at, Some(e.id)).await?;
         announce(&txn, "event:updated", &e, &owner.username).await?;
@@ -370,8 +373,14 @@ pub async fn events_for(db: &Db, caller: &Caller, owner: &Profile, from: i64, to
     Ok((events, page.next_cursor))
 }
 
-/// Served by the `(owner_id, start_at)` index: an overlapping event starts within
-/// [`MAX_EVENT_DAYS`] before `from`.
+/// `start_at >= ` the earliest start of an event overlapping a range from `from`: with
+/// `start_at < to`, a range of the `(owner_id, start_at)` index as long as the range
+/// plus the calendar's longest event.
+fn starts_from(owner_id: i64, from: i64) -> sea_orm::Condition {
+    sea_orm::Condition::all().add(Expr::col((event::Entity, event::Column::StartAt)).gte(store::earliest_overlapping_start(owner_id, from)))
+}
+
+/// Served by the `(owner_id, start_at)` index (see [`starts_from`]).
 #[tracing::instrument(skip(db))]
 pub(super) async fn range(db: &Db, owner_id: i64, from: i64, to: i64, cursor: Option<&str>, limit: u64) -> AppResult<Page> {
     if to <= from {
@@ -379,7 +388,7 @@ pub(super) async fn range(db: &Db, owner_id: i64, from: i64, to: i64, cursor: Op
     }
     let mut q = event::Entity::find()
         .filter(event::Column::OwnerId.eq(owner_id))
-        .filter(event::Column::StartAt.gte(from - MAX_SPAN_MS))
+        .filter(starts_from(owner_id, from))
         .filter(event::Column::StartAt.lt(to))
         .filter(event::Column::EndAt.gt(from));
     if let Some(c) = cursor {

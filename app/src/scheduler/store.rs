@@ -69,3 +69,58 @@ pub mod legacy_feed {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod span {
+    use sea_orm::entity::prelude::*;
+
+    /// The longest event a calendar has had (see migration
+    /// `m20261204_000010_calendar_spans`): how far before a range its overlapping events
+    /// can start. Only ever raised.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "calendar_spans")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub owner_id: i64,
+        pub longest_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+use sea_orm::sea_query::{Expr, SimpleExpr};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement};
+
+/// The earliest start an event of `owner_id` overlapping a range from `from` can have:
+/// `from` less the calendar's longest event, read in the same statement as the events —
+/// so an event that statement sees is never longer than the bound it used (the two are
+/// written in one transaction).
+pub fn earliest_overlapping_start(owner_id: i64, from: i64) -> SimpleExpr {
+    Expr::cust_with_values("? - COALESCE((SELECT longest_ms FROM calendar_spans WHERE owner_id = ?), 0)", [from, owner_id])
+}
+
+/// Raises the calendar's longest event to `span_ms` if it is longer, in the transaction
+/// that writes the event. Reads first: the row is written (and locked) only by the rare
+/// event longer than any before it, so events added to one calendar at once do not queue
+/// on it.
+pub async fn raise_longest(conn: &impl ConnectionTrait, owner_id: i64, span_ms: i64) -> Result<(), DbErr> {
+    let longest = span::Entity::find_by_id(owner_id).one(conn).await?.map(|s| s.longest_ms);
+    if longest.is_some_and(|l| l >= span_ms) {
+        return Ok(());
+    }
+    let sql = match conn.get_database_backend() {
+        DbBackend::MySql => {
+            "INSERT INTO calendar_spans (owner_id, longest_ms) VALUES (?, ?) \
+             ON DUPLICATE KEY UPDATE longest_ms = GREATEST(longest_ms, VALUES(longest_ms))"
+        }
+        _ => {
+            "INSERT INTO calendar_spans (owner_id, longest_ms) VALUES (?, ?) \
+             ON CONFLICT (owner_id) DO UPDATE SET longest_ms = MAX(longest_ms, excluded.longest_ms)"
+        }
+    };
+    let backend = conn.get_database_backend();
+    conn.execute_raw(Statement::from_sql_and_values(backend, sql, [owner_id.into(), span_ms.into()])).await?;
+    Ok(())
+}

@@ -81,6 +81,22 @@ async fn events_rest_and_range_boundaries(backend: Backend) {
     assert_eq!(titles, ["e0", "e1", "e2", "e3", "e4"]);
     assert!(third["next_cursor"].is_null());
 
+    // A long event is found from deep inside it, though every event before it was short
+    // (ranges look back as far as the calendar's longest event), whether it was created
+    // long or made long by a change.
+    let conference = ada.create("ada", json!({"title": "Conference", "start": "2030-05-01T08:00:00Z", "end": "2030-05-21T18:00:00Z"})).await;
+    let inside = q("2030-05-15T12:00:00Z", "2030-05-15T13:00:00Z");
+    assert_eq!(ids(&ada.list("ada", &inside).await), [conference["id"].as_i64().unwrap()]);
+    let talk = ada.create("ada", json!({"title": "Talk", "start": "2030-05-10T10:00:00Z", "end": "2030-05-10T11:00:00Z"})).await;
+    assert_eq!(talk["conflicts"], json!([conference["id"]]), "a conflict with an event that began 9 days before");
+    let bob = Client::new(&app, "bob").await;
+    let trip = bob.create("bob", json!({"title": "Trip", "start": "2030-06-01T08:00:00Z", "end": "2030-06-01T09:00:00Z"})).await;
+    let later = q("2030-06-25T00:00:00Z", "2030-06-26T00:00:00Z");
+    assert!(ids(&bob.list("bob", &later).await).is_empty());
+    let res = bob.call(reqwest::Method::PATCH, &format!("/api/v1/events/{}", trip["id"]), Some(json!({"version": 1, "end": "2030-06-30T09:00:00Z"}))).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(ids(&bob.list("bob", &later).await), [trip["id"].as_i64().unwrap()], "made long by a change");
+
     // Optimistic concurrency.
     let path = format!("/api/v1/events/{}", standup["id"]);
     let res = ada.call(reqwest::Method::PATCH, &path, Some(json!({"version": 1, "title": "Daily standup"}))).await;
