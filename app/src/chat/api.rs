@@ -54,7 +54,7 @@ pub async fn send_message(to: String, text: String, timeout: Option<String>) -> 
 pub async fn read_my_inbox() -> Result<InboxPage, AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
-    let read = service::read_inbox(&state.db, &caller, caller.username()).await?;
+    let read = service::read_inbox(&state, &caller, caller.username()).await?;
     // Read means expired now, still in the database until the archiver moves it.
     let now = crate::platform::time::now_ms();
     let messages = read.messages.iter().map(|m| service::message_view(m.into(), StoredIn::Hot, now)).collect();

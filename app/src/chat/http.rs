@@ -81,7 +81,7 @@ async fn get_chat(State(state): State<AppState>, caller: Caller, Path(id): Path<
         (status = 401, body = ErrorEnvelope),
         (status = 403, description = "another member's inbox", body = ErrorEnvelope)))]
 async fn get_chats(State(state): State<AppState>, caller: Caller, uri: axum::http::Uri, Path(username): Path<String>) -> AppResult<impl IntoResponse> {
-    let read = service::read_inbox(&state.db, &caller, &username).await?;
+    let read = service::read_inbox(&state, &caller, &username).await?;
     let mut headers = axum::http::HeaderMap::new();
     if read.has_more {
         // The same address again: each read takes the next page.

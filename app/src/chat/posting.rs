@@ -1,29 +1,26 @@
-//! Group commit for chat posts.
-//!
-//! With one transaction per post, `POST /chat` is bound by commits: every post pays
-//! BEGIN, its statements and a durable COMMIT of its own. Here a post, parsed and
-//! checked by its caller, is queued; a few writers each take whatever is queued (up to
-//! [`POST_BATCH`]) and write it in one transaction — one insert per message, then one
-//! publish and one change-log insert for all of them. Under load a commit carries many
-//! posts; when idle a post waits for no window, since a free writer takes it at once.
-//!
-//! Each post still gets its own answer: its id once the batch committed, or its own
-//! error — a batch that fails for anything but a transient conflict (retried whole) is
-//! written again post by post, so one bad row fails only itself.
+//! Group commit for chat: posts, and inbox reads (a read expires what it returns, so it
+//! writes). With one transaction each, `POST /chat` and `GET /chats/{u}` are bound by
+//! commits; through [`GroupCommit`] concurrent requests share one. A post's batch is one
+//! insert per message, then one publish and one change-log insert for all of them; a
+//! read's batch locks each inbox once, expires what it returns with one update and
+//! records one change per inbox.
 
 use super::store::message;
 use crate::accounts::domain::Username;
-use crate::error::{AppError, AppResult, DB_CONFLICT};
+use crate::error::AppResult;
 use crate::platform::changes;
-use crate::platform::db::{Db, WriteTxn};
-use crate::platform::time::to_rfc3339;
-use sea_orm::{ActiveValue::Set, DbBackend, EntityTrait};
-use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use super::service::{InboxRead, INBOX_PAGE, STATEMENT_CHUNK};
+use crate::platform::db::{for_update, Db, WriteTxn};
+use crate::platform::group_commit::{Batch, GroupCommit};
+use crate::platform::time::{now_ms, to_rfc3339};
+use futures::future::BoxFuture;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::collections::{BTreeMap, HashMap};
 
 /// Most posts one transaction carries.
 const POST_BATCH: usize = 256;
-/// Posts waiting for a writer; beyond this a post is refused with 503 (back-pressure).
+/// Requests waiting for a writer; beyond this one is refused with 503 (back-pressure).
 const QUEUE_DEPTH: usize = 4096;
 
 /// A post ready to be written: every field already checked.
@@ -58,114 +55,24 @@ impl NewPost {
     }
 }
 
-type Queued = (NewPost, oneshot::Sender<AppResult<i64>>);
+/// Chat posts, written in batches (see [`GroupCommit`]).
+pub(super) struct Posts;
 
-/// The queue in front of the chat writers (one per process, in the app state).
-#[derive(Clone)]
-pub struct PostQueue {
-    tx: mpsc::Sender<Queued>,
+/// The queue in front of the chat post writers.
+pub(super) type PostQueue = GroupCommit<Posts>;
+
+/// Starts the post writers on `db`.
+pub(super) fn post_queue(db: &Db) -> PostQueue {
+    GroupCommit::start(db.clone(), Posts, POST_BATCH, QUEUE_DEPTH)
 }
 
-impl PostQueue {
-    /// Starts the writers; they stop when the last handle to the queue is dropped.
-    pub fn start(db: Db) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let rx = Arc::new(Mutex::new(rx));
-        // SQLite has one writer at a time anyway: one writer makes the largest batches.
-        // MySQL commits in parallel: a few writers keep commits overlapping.
-        let writers = if db.backend() == DbBackend::Sqlite { 1 } else { 4 };
-        for _ in 0..writers {
-            tokio::spawn(writer(db.clone(), rx.clone()));
-        }
-        Self { tx }
-    }
+impl Batch for Posts {
+    type Request = NewPost;
+    type Answer = i64;
+    const WHAT: &'static str = "chat posts";
 
-    /// Writes `post` with whatever else is queued; its id once committed.
-    pub(super) async fn post(&self, post: NewPost) -> AppResult<i64> {
-        let (answer, answered) = oneshot::channel();
-        self.tx.try_send((post, answer)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => AppError::unavailable("too many chat posts waiting; retry in a moment"),
-            mpsc::error::TrySendError::Closed(_) => AppError::unavailable("the server is shutting down"),
-        })?;
-        answered.await.map_err(|_| AppError::internal_because("the chat writer stopped before answering"))?
-    }
-}
-
-async fn writer(db: Db, queue: Arc<Mutex<mpsc::Receiver<Queued>>>) {
-    let mut batch = Vec::with_capacity(POST_BATCH);
-    loop {
-        // One writer waits on the queue at a time and takes everything waiting.
-        if queue.lock().await.recv_many(&mut batch, POST_BATCH).await == 0 {
-            return;
-        }
-        // A post whose caller is gone (timed out, hung up) while it waited is not written:
-        // the caller was told it failed.
-        let (posts, answers): (Vec<NewPost>, Vec<_>) = batch.drain(..).filter(|(_, answer)| !answer.is_closed()).unzip();
-        if posts.is_empty() {
-            continue;
-        }
-        match write(&db, &posts).await {
-            Ok(ids) => {
-                for (answer, id) in answers.into_iter().zip(ids) {
-                    let _ = answer.send(Ok(id));
-                }
-            }
-            // A statement failed, so nothing was committed: one post's row may be the
-            // cause, and each post is tried alone to get its own answer. (Not when the
-            // database is away or kept conflicting: that is no row's fault.)
-            Err(Failure::Statement(e)) if posts.len() > 1 && e.status != 503 => {
-                tracing::warn!(error = %e.message, posts = posts.len(), "a batch of chat posts failed; writing them one by one");
-                for (post, answer) in posts.into_iter().zip(answers) {
-                    let alone = write(&db, std::slice::from_ref(&post)).await.map(|ids| ids[0]);
-                    let _ = answer.send(alone.map_err(Failure::into_error));
-                }
-            }
-            // No connection, or the commit itself failed (it may even have succeeded):
-            // writing again could store the posts twice, so every post gets the error.
-            Err(failure) => {
-                let e = failure.into_error();
-                tracing::error!(error = %e.message, posts = posts.len(), "a batch of chat posts could not be written");
-                for answer in answers {
-                    let _ = answer.send(Err(e.clone()));
-                }
-            }
-        }
-    }
-}
-
-/// Why a batch was not written, and so whether trying its posts again is safe.
-enum Failure {
-    /// A statement before the commit failed: the transaction rolled back.
-    Statement(AppError),
-    /// No transaction could start, or its commit failed (its outcome unknown).
-    Transaction(AppError),
-}
-
-impl Failure {
-    fn into_error(self) -> AppError {
-        match self {
-            Failure::Statement(e) | Failure::Transaction(e) => e,
-        }
-    }
-}
-
-/// One transaction for `posts`: their rows, their `chat:message` publications and their
-/// inboxes' change-log entries. Returns their ids in order. A deadlock or lock timeout
-/// is retried whole (it rolled back).
-#[tracing::instrument(skip_all, fields(posts = posts.len()))]
-async fn write(db: &Db, posts: &[NewPost]) -> Result<Vec<i64>, Failure> {
-    let mut attempt = 0;
-    loop {
-        let txn = db.write_txn().await.map_err(|e| Failure::Transaction(e.into()))?;
-        match statements(&txn, posts).await {
-            Ok(ids) => return txn.commit().await.map(|()| ids).map_err(|e| Failure::Transaction(e.into())),
-            Err(e) if e.code == DB_CONFLICT && attempt < 4 => {
-                drop(txn); // rolls back
-                attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
-            }
-            Err(e) => return Err(Failure::Statement(e)),
-        }
+    fn write<'a>(&'a self, txn: &'a WriteTxn, posts: &'a [NewPost]) -> BoxFuture<'a, AppResult<Vec<i64>>> {
+        Box::pin(statements(txn, posts))
     }
 }
 
@@ -180,4 +87,86 @@ async fn statements(txn: &WriteTxn, posts: &[NewPost]) -> AppResult<Vec<i64>> {
         posts.iter().zip(&ids).map(|(p, id)| (super::service::channel(p.recipient.as_str()), serde_json::json!({"posted": id}))).collect();
     changes::record_many(&**txn, &inboxes).await?;
     Ok(ids)
+}
+
+/// Most inbox reads one transaction carries.
+const READ_BATCH: usize = 128;
+
+/// Inbox reads, written in batches (see [`GroupCommit`]): each returns the next page of
+/// its inbox's unexpired messages and expires them.
+pub(super) struct Reads;
+
+/// The queue in front of the inbox read writers.
+pub(super) type ReadQueue = GroupCommit<Reads>;
+
+/// Starts the inbox read writers on `db`.
+pub(super) fn read_queue(db: &Db) -> ReadQueue {
+    GroupCommit::start(db.clone(), Reads, READ_BATCH, QUEUE_DEPTH)
+}
+
+impl Batch for Reads {
+    type Request = Username;
+    type Answer = InboxRead;
+    const WHAT: &'static str = "inbox reads";
+
+    fn write<'a>(&'a self, txn: &'a WriteTxn, inboxes: &'a [Username]) -> BoxFuture<'a, AppResult<Vec<InboxRead>>> {
+        Box::pin(expire_pages(txn, inboxes))
+    }
+}
+
+/// The reads of `inboxes`, in order: each inbox's unexpired messages are locked once,
+/// and its reads get consecutive pages of them, so two reads never return the same
+/// message — in one batch or in two batches at once (which wait on each other's locks).
+async fn expire_pages(txn: &WriteTxn, inboxes: &[Username]) -> AppResult<Vec<InboxRead>> {
+    let page = INBOX_PAGE as usize;
+    // Inboxes are locked in name order, so two batches never wait on each other in a cycle.
+    let mut reads: BTreeMap<&str, usize> = BTreeMap::new();
+    for name in inboxes {
+        *reads.entry(name.as_str()).or_default() += 1;
+    }
+    let now = now_ms();
+    let mut unexpired: HashMap<&str, Vec<message::Model>> = HashMap::with_capacity(reads.len());
+    for (&name, &count) in &reads {
+        let q = message::Entity::find()
+            .filter(message::Column::Username.eq(name))
+            .filter(message::Column::ExpirationDate.gt(now))
+            .order_by_asc(message::Column::Id)
+            .limit((count * page + 1) as u64);
+        unexpired.insert(name, for_update(q, txn.get_database_backend()).all(&**txn).await?);
+    }
+    // The rows are ours now. A reader that held them a moment ago expired them at its own
+    // `now`, which may be later than ours (we waited on its locks): check them again
+    // against the clock as it is once the locks are held.
+    let now = now_ms();
+    for rows in unexpired.values_mut() {
+        rows.retain(|m| m.expiration_date > now);
+    }
+    let mut handed: HashMap<&str, usize> = HashMap::with_capacity(reads.len());
+    let mut answers = Vec::with_capacity(inboxes.len());
+    for name in inboxes {
+        let rows = &unexpired[name.as_str()];
+        let start = handed.get(name.as_str()).copied().unwrap_or(0);
+        let end = Ord::min(start + page, rows.len());
+        handed.insert(name.as_str(), end);
+        let mut messages = rows[start..end].to_vec();
+        messages.iter_mut().for_each(|m| m.expiration_date = now);
+        answers.push(InboxRead { messages, has_more: rows.len() > end });
+    }
+    let read: Vec<(&str, Vec<i64>)> = handed
+        .iter()
+        .filter(|(_, &end)| end > 0)
+        .map(|(&name, &end)| (name, unexpired[name][..end].iter().map(|m| m.id).collect()))
+        .collect();
+    let ids: Vec<i64> = read.iter().flat_map(|(_, ids)| ids.iter().copied()).collect();
+    for chunk in ids.chunks(STATEMENT_CHUNK) {
+        message::Entity::update_many()
+            .col_expr(message::Column::ExpirationDate, Expr::value(now))
+            .filter(message::Column::Id.is_in(chunk.to_vec()))
+            .exec(&**txn)
+            .await?;
+    }
+    let changes: Vec<(String, serde_json::Value)> =
+        read.into_iter().map(|(name, ids)| (super::service::channel(name), serde_json::json!({"read": ids}))).collect();
+    changes::record_many(&**txn, &changes).await?;
+    Ok(answers)
 }

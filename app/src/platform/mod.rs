@@ -6,6 +6,7 @@ pub mod changes;
 pub mod crypto;
 pub mod db;
 pub mod events;
+pub mod group_commit;
 pub mod guards;
 pub mod http;
 pub mod jobs;

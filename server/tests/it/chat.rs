@@ -125,23 +125,29 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_written() {
     app.stop().await;
 }
 
-/// Many parallel readers of one inbox: every message is returned exactly once.
+/// Many parallel readers of two inboxes (their reads share transactions): every message
+/// is returned exactly once, to a reader of its own inbox.
 async fn concurrent_readers_never_share_a_message(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let bob = User::new(&app, "bob").await;
     let ada = std::sync::Arc::new(User::new(&app, "ada").await.token);
-    let mut sent = HashSet::new();
+    let cy = std::sync::Arc::new(User::new(&app, "cy").await.token);
+    let (mut to_ada, mut to_cy) = (HashSet::new(), HashSet::new());
     for n in 0..120 {
-        sent.insert(bob.send("ada", &format!("m{n}"), Some(600)).await);
+        to_ada.insert(bob.send("ada", &format!("m{n}"), Some(600)).await);
+        if n % 2 == 0 {
+            to_cy.insert(bob.send("cy", &format!("c{n}"), Some(600)).await);
+        }
     }
     let mut readers = Vec::new();
-    for _ in 0..16 {
-        let (client, url, token) = (app.client.clone(), app.url("/chats/ada"), ada.clone());
+    for r in 0..16 {
+        let (inbox, token) = if r % 4 == 3 { ("cy", cy.clone()) } else { ("ada", ada.clone()) };
+        let (client, url) = (app.client.clone(), app.url(&format!("/chats/{inbox}")));
         readers.push(tokio::spawn(async move {
             let mut got = Vec::new();
             for _ in 0..4 {
                 let page: Value = client.get(&url).bearer_auth(token.as_str()).send().await.unwrap().json().await.unwrap();
-                got.extend(page.as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()));
+                got.extend(page.as_array().unwrap().iter().map(|m| (inbox.to_owned(), m["id"].as_i64().unwrap())));
             }
             got
         }));
@@ -150,9 +156,11 @@ async fn concurrent_readers_never_share_a_message(backend: Backend) {
     for r in readers {
         all.extend(r.await.unwrap());
     }
-    let unique: HashSet<i64> = all.iter().copied().collect();
+    let unique: HashSet<(String, i64)> = all.iter().cloned().collect();
     assert_eq!(all.len(), unique.len(), "a message was returned twice");
-    assert_eq!(unique, sent, "every message was returned");
+    let read = |inbox: &str| unique.iter().filter(|(u, _)| u == inbox).map(|(_, id)| *id).collect::<HashSet<i64>>();
+    assert_eq!(read("ada"), to_ada, "every message to ada was returned, to ada's readers");
+    assert_eq!(read("cy"), to_cy, "every message to cy was returned, to cy's readers");
     app.stop().await;
 }
 

@@ -1,0 +1,155 @@
+//! Group commit: many requests, one transaction.
+//!
+//! Where one commit per request is the bound (a durable COMMIT on MySQL, the one writer
+//! on SQLite), a request whose input is already checked is queued instead; a few writers
+//! each take whatever is queued (up to the batch size) and write it in one transaction.
+//! Under load a commit carries many requests; when idle a request waits for no window,
+//! since a free writer takes it at once.
+//!
+//! Each request still gets its own answer: its own value once the batch committed, or
+//! its own error — a batch that fails for anything but a transient conflict (retried
+//! whole) is written again request by request, so one bad row fails only itself.
+
+use crate::error::{AppError, AppResult, DB_CONFLICT};
+use crate::platform::db::{Db, WriteTxn};
+use futures::future::BoxFuture;
+use sea_orm::DbBackend;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// What one kind of request writes, for a whole batch at once.
+pub trait Batch: Send + Sync + 'static {
+    type Request: Send + Sync + 'static;
+    type Answer: Send + 'static;
+    /// Names the work in logs and errors ("chat posts").
+    const WHAT: &'static str;
+
+    /// The statements for `requests` in `txn`; one answer per request, in their order.
+    fn write<'a>(&'a self, txn: &'a WriteTxn, requests: &'a [Self::Request]) -> BoxFuture<'a, AppResult<Vec<Self::Answer>>>;
+}
+
+type Queued<B> = (<B as Batch>::Request, oneshot::Sender<AppResult<<B as Batch>::Answer>>);
+
+/// The queue in front of one kind of batch's writers (one per process, in the app state).
+pub struct GroupCommit<B: Batch> {
+    tx: mpsc::Sender<Queued<B>>,
+}
+
+impl<B: Batch> Clone for GroupCommit<B> {
+    fn clone(&self) -> Self {
+        Self { tx: self.tx.clone() }
+    }
+}
+
+impl<B: Batch> GroupCommit<B> {
+    /// Starts the writers; they stop when the last handle to the queue is dropped. At
+    /// most `max_batch` requests share a transaction; beyond `depth` waiting, a request
+    /// is refused with 503 (back-pressure).
+    pub fn start(db: Db, batch: B, max_batch: usize, depth: usize) -> Self {
+        let (tx, rx) = mpsc::channel(depth);
+        let rx = Arc::new(Mutex::new(rx));
+        let batch = Arc::new(batch);
+        // SQLite has one writer at a time anyway: one writer makes the largest batches.
+        // MySQL commits in parallel: a few writers keep commits overlapping.
+        let writers = if db.backend() == DbBackend::Sqlite { 1 } else { 4 };
+        for _ in 0..writers {
+            tokio::spawn(writer(db.clone(), batch.clone(), rx.clone(), max_batch));
+        }
+        Self { tx }
+    }
+
+    /// Writes `request` with whatever else is queued; its answer once committed.
+    pub async fn submit(&self, request: B::Request) -> AppResult<B::Answer> {
+        let (answer, answered) = oneshot::channel();
+        self.tx.try_send((request, answer)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => AppError::unavailable(format!("too many {} waiting; retry in a moment", B::WHAT)),
+            mpsc::error::TrySendError::Closed(_) => AppError::unavailable("the server is shutting down"),
+        })?;
+        answered.await.map_err(|_| AppError::internal_because(format!("the writer of {} stopped before answering", B::WHAT)))?
+    }
+}
+
+async fn writer<B: Batch>(db: Db, batch: Arc<B>, queue: Arc<Mutex<mpsc::Receiver<Queued<B>>>>, max_batch: usize) {
+    let mut taken = Vec::with_capacity(max_batch);
+    loop {
+        // One writer waits on the queue at a time and takes everything waiting.
+        if queue.lock().await.recv_many(&mut taken, max_batch).await == 0 {
+            return;
+        }
+        // A request whose caller is gone (timed out, hung up) while it waited is not
+        // written: the caller was told it failed.
+        let (requests, answers): (Vec<B::Request>, Vec<_>) = taken.drain(..).filter(|(_, answer)| !answer.is_closed()).unzip();
+        if requests.is_empty() {
+            continue;
+        }
+        match write(&db, &*batch, &requests).await {
+            Ok(values) => {
+                for (answer, value) in answers.into_iter().zip(values) {
+                    let _ = answer.send(Ok(value));
+                }
+            }
+            // A statement failed, so nothing was committed: one request may be the cause,
+            // and each is tried alone to get its own answer. (Not when the database is
+            // away or kept conflicting: that is no request's fault.)
+            Err(Failure::Statement(e)) if requests.len() > 1 && e.status != 503 => {
+                tracing::warn!(error = %e.message, requests = requests.len(), what = B::WHAT, "a batch failed; writing it request by request");
+                for (request, answer) in requests.into_iter().zip(answers) {
+                    let alone = write(&db, &*batch, std::slice::from_ref(&request)).await.and_then(|mut values| {
+                        values.pop().ok_or_else(|| Failure::Statement(AppError::internal_because(format!("no answer for one of {}", B::WHAT))))
+                    });
+                    let _ = answer.send(alone.map_err(Failure::into_error));
+                }
+            }
+            // No connection, or the commit itself failed (it may even have succeeded):
+            // writing again could write twice, so every request gets the error.
+            Err(failure) => {
+                let e = failure.into_error();
+                tracing::error!(error = %e.message, requests = requests.len(), what = B::WHAT, "a batch could not be written");
+                for answer in answers {
+                    let _ = answer.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Why a batch was not written, and so whether trying its requests again is safe.
+enum Failure {
+    /// A statement before the commit failed: the transaction rolled back.
+    Statement(AppError),
+    /// No transaction could start, or its commit failed (its outcome unknown).
+    Transaction(AppError),
+}
+
+impl Failure {
+    fn into_error(self) -> AppError {
+        match self {
+            Failure::Statement(e) | Failure::Transaction(e) => e,
+        }
+    }
+}
+
+/// One transaction for `requests`. A deadlock or lock timeout is retried whole (it
+/// rolled back).
+#[tracing::instrument(skip_all, fields(what = B::WHAT, requests = requests.len()))]
+async fn write<B: Batch>(db: &Db, batch: &B, requests: &[B::Request]) -> Result<Vec<B::Answer>, Failure> {
+    let mut attempt = 0;
+    loop {
+        let txn = db.write_txn().await.map_err(|e| Failure::Transaction(e.into()))?;
+        match batch.write(&txn, requests).await {
+            Ok(values) if values.len() == requests.len() => {
+                return txn.commit().await.map(|()| values).map_err(|e| Failure::Transaction(e.into()));
+            }
+            Ok(values) => {
+                let why = format!("{} answers for {} of {}", values.len(), requests.len(), B::WHAT);
+                return Err(Failure::Statement(AppError::internal_because(why)));
+            }
+            Err(e) if e.code == DB_CONFLICT && attempt < 4 => {
+                drop(txn); // rolls back
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+            }
+            Err(e) => return Err(Failure::Statement(e)),
+        }
+    }
+}
