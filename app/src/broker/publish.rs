@@ -66,25 +66,6 @@ impl Published {
     }
 }
 
-/// Publishes `payload` on `topic` in `txn`, the business write's transaction: one read
-/// (the topic and how many subscriptions match it) and one insert. With an idempotency
-/// key, publishing the same key twice returns the first message and delivers once. When
-/// no subscription matches, nothing is stored — the app publishes private data (chat
-/// texts, event details, invitees), which is kept only as long as someone is to receive
-/// it.
-#[tracing::instrument(skip(txn, payload), fields(topic = %topic))]
-pub async fn publish(
-    txn: &WriteTxn,
-    topic: &TopicName,
-    payload: &serde_json::Value,
-    idempotency_key: Option<&str>,
-    published_by: Option<i64>,
-) -> AppResult<Published> {
-    let body = checked_payload(payload, idempotency_key)?;
-    let (topic_id, subscriptions) = audience(&**txn, topic).await?.ok_or_else(|| AppError::not_found("topic"))?;
-    enqueue(txn, topic_id, subscriptions, body, idempotency_key, published_by).await
-}
-
 fn checked_payload(payload: &serde_json::Value, idempotency_key: Option<&str>) -> AppResult<String> {
     let body = serde_json::to_string(payload).map_err(|_| AppError::invalid("payload", "payload is not serializable"))?;
     if body.len() > MAX_PAYLOAD_BYTES {
@@ -96,39 +77,51 @@ fn checked_payload(payload: &serde_json::Value, idempotency_key: Option<&str>) -
     Ok(body)
 }
 
-/// The topic's id and how many subscriptions (not disabled) match it, in one statement;
-/// `None` when there is no such topic.
-async fn audience<C: ConnectionTrait>(conn: &C, topic: &TopicName) -> AppResult<Option<(i64, u64)>> {
+/// A topic as its publishers see it.
+struct Audience {
+    topic_id: i64,
+    members_may_publish: bool,
+    /// How many subscriptions (not disabled) match the topic.
+    subscriptions: u64,
+}
+
+/// The topic and how many subscriptions match it, in one statement; `None` when there
+/// is no such topic.
+async fn audience<C: ConnectionTrait>(conn: &C, topic: &TopicName) -> AppResult<Option<Audience>> {
     let matching = Query::select()
         .expr(Expr::col(subscription::Column::Id).count())
         .from(subscription::Entity)
         .and_where(subscription::Column::Pattern.is_in(topic.matching_patterns()))
         .and_where(subscription::Column::State.ne(SubscriptionState::Disabled))
         .to_owned();
-    let found: Option<(i64, i64)> = topic::Entity::find()
+    let found: Option<(i64, bool, i64)> = topic::Entity::find()
         .select_only()
         .column(topic::Column::Id)
+        .column(topic::Column::MembersMayPublish)
         .expr_as(Expr::SubQuery(None, Box::new(matching.into())), "subscriptions")
         .filter(topic::Column::Name.eq(topic.as_str()))
         .into_tuple()
         .one(conn)
         .await?;
-    Ok(found.map(|(id, n)| (id, Ord::max(n, 0) as u64)))
+    Ok(found.map(|(topic_id, members_may_publish, n)| Audience { topic_id, members_may_publish, subscriptions: Ord::max(n, 0) as u64 }))
 }
 
+/// Inserts one message into the outbox on its own (autocommit: nothing else is written
+/// with it, so it needs no transaction of its own — one round trip), or finds the first
+/// one published under its idempotency key.
 async fn enqueue(
-    txn: &WriteTxn,
-    topic_id: i64,
-    subscriptions: u64,
+    conn: &impl ConnectionTrait,
+    audience: &Audience,
     payload: String,
     idempotency_key: Option<&str>,
     published_by: Option<i64>,
 ) -> AppResult<Published> {
+    let (topic_id, subscriptions) = (audience.topic_id, audience.subscriptions);
     if subscriptions == 0 {
         return Ok(Published::unsent());
     }
     if let Some(key) = idempotency_key {
-        if let Some(first) = first_with_key(&**txn, topic_id, key).await? {
+        if let Some(first) = first_with_key(conn, topic_id, key).await? {
             return Ok(first);
         }
     }
@@ -140,16 +133,12 @@ async fn enqueue(
         created_at: Set(now_ms()),
         ..Default::default()
     };
-    match outbox::Entity::insert(row).exec(&**txn).await {
-        Ok(res) => {
-            txn.wake_after_commit(SEQUENCER_WAKER);
-            txn.after_commit(|| metrics::counter!("broker_published_total").increment(1));
-            Ok(Published { id: Some(res.last_insert_id), seq: None, duplicate: false, subscriptions })
-        }
+    match outbox::Entity::insert(row).exec(conn).await {
+        Ok(res) => Ok(Published { id: Some(res.last_insert_id), seq: None, duplicate: false, subscriptions }),
         // The same key went into the outbox a moment ago (it waited for that commit).
         Err(e) if is_unique_violation(&e) && idempotency_key.is_some() => {
             let key = idempotency_key.unwrap_or_default();
-            first_with_key(&**txn, topic_id, key)
+            first_with_key(conn, topic_id, key)
                 .await?
                 .ok_or_else(|| AppError::new(503, DB_CONFLICT, "an idempotent publish raced its sequencing"))
         }
@@ -182,25 +171,26 @@ async fn first_with_key<C: ConnectionTrait>(conn: &C, topic_id: i64, key: &str) 
 }
 
 /// Publishes for a caller of the REST API or the admin page: admins on any topic,
-/// members where the topic lets them.
+/// members where the topic lets them. With an idempotency key, publishing the same key
+/// twice returns the first message and delivers once. When no subscription matches,
+/// nothing is stored — the app publishes private data (chat texts, event details,
+/// invitees), which is kept only as long as someone is to receive it.
 #[tracing::instrument(skip(db, caller, payload), fields(caller = %caller.username()))]
 pub async fn publish_as(db: &Db, caller: &Caller, topic: &str, payload: &serde_json::Value, idempotency_key: Option<&str>) -> AppResult<Published> {
     let name = TopicName::parse(topic).map_err(|_| AppError::not_found("topic"))?;
-    let may_publish = topic::Entity::find()
-        .select_only()
-        .column(topic::Column::MembersMayPublish)
-        .filter(topic::Column::Name.eq(name.as_str()))
-        .into_tuple::<bool>()
-        .one(&db.conn)
-        .await?
-        .ok_or_else(|| AppError::not_found("topic"))?;
-    if !caller.is_admin() && !may_publish {
+    let body = checked_payload(payload, idempotency_key)?;
+    // One read (the topic, who may publish, its audience) and one insert. A topic deleted
+    // in between leaves the row to the sequencer, which drops it and says so.
+    let audience = audience(&db.conn, &name).await?.ok_or_else(|| AppError::not_found("topic"))?;
+    if !caller.is_admin() && !audience.members_may_publish {
         return Err(AppError::forbidden("only admins may publish to this topic"));
     }
-    db_write!(db, |txn| {
-        let published = publish(&txn, &name, payload, idempotency_key, Some(caller.id())).await?;
-        Ok(published)
-    })
+    let published = db.retrying(|| enqueue(&db.conn, &audience, body.clone(), idempotency_key, Some(caller.id()))).await?;
+    if published.id.is_some() && !published.duplicate {
+        db.waker(SEQUENCER_WAKER).notify_one();
+        metrics::counter!("broker_published_total").increment(1);
+    }
+    Ok(published)
 }
 
 /// "Send test message" on the broker page: a small payload marked as a test, published
@@ -236,7 +226,7 @@ pub fn install(db: &Db) {
 pub async fn publish_events(txn: &WriteTxn, topic: &str, payloads: &[serde_json::Value]) -> AppResult<()> {
     let name = TopicName::parse(topic).map_err(|_| AppError::internal_because(format!("internal producer used the invalid topic name {topic:?}")))?;
     let bodies = payloads.iter().map(|p| checked_payload(p, None)).collect::<AppResult<Vec<String>>>()?;
-    let (topic_id, subscriptions) = match audience(&**txn, &name).await? {
+    let Audience { topic_id, subscriptions, .. } = match audience(&**txn, &name).await? {
         Some(found) => found,
         None => {
             super::admin::ensure_topic(&**txn, &name, "").await?;
