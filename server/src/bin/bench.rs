@@ -496,6 +496,24 @@ async fn measure_inserts(db: Db, ceilings: &mut Ceilings, rows: &mut Vec<Row>) {
         ceilings.inserts.insert(clients, rate);
         rows.push(Row::new(format!("ceiling: the database's single-row INSERT, autocommit, {clients} client{}", if clients == 1 { "" } else { "s" }), rate, "rows/s", db.name()));
     }
+    // What one commit takes, one at a time: the floor under any latency that waits for
+    // a few commits in a row (publish → sequence → claim → record).
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    let mut i = 0i64;
+    while started.elapsed() < WARMUP + measure_for() {
+        let sent = Instant::now();
+        let stmt = Statement::from_sql_and_values(conn.get_database_backend(), "INSERT INTO ceiling (v) VALUES (?)", [i.into()]);
+        conn.execute_raw(stmt).await.unwrap();
+        if started.elapsed() >= WARMUP {
+            latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+        }
+        i += 1;
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    for p in [50.0, 99.0, 99.9] {
+        rows.push(Row::new(format!("ceiling: one single-row INSERT commit, 1 client: p{p}"), percentile(&latencies, p), "ms", db.name()));
+    }
     database.conn.close().await.ok();
 }
 
