@@ -325,7 +325,8 @@ impl Dispatcher {
             return Ok(Vec::new());
         }
         db_write!(db, |txn| {
-            let leased_at = Instant::now();
+            // Taken again on a rerun, so the lease runs from the claim that holds.
+            let (now, leased_at) = (now_ms(), Instant::now());
             let due = lane::Entity::find()
                 .filter(lane::Column::NextDueAt.lte(now))
                 .order_by_asc(lane::Column::NextDueAt)

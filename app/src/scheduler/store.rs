@@ -96,9 +96,11 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement};
 /// The earliest start an event of `owner_id` overlapping a range from `from` can have:
 /// `from` less the calendar's longest event, read in the same statement as the events —
 /// so an event that statement sees is never longer than the bound it used (the two are
-/// written in one transaction).
+/// written in one transaction). A calendar without a row (none of its events was written
+/// by this version yet) gets the longest any event may last.
 pub fn earliest_overlapping_start(owner_id: i64, from: i64) -> SimpleExpr {
-    Expr::cust_with_values("? - COALESCE((SELECT longest_ms FROM calendar_spans WHERE owner_id = ?), 0)", [from, owner_id])
+    let longest_allowed = super::domain::MAX_EVENT_DAYS * 86_400_000;
+    Expr::cust_with_values("? - COALESCE((SELECT longest_ms FROM calendar_spans WHERE owner_id = ?), ?)", [from, owner_id, longest_allowed])
 }
 
 /// Raises the calendar's longest event to `span_ms` if it is longer, in the transaction
