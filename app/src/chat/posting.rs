@@ -1,6 +1,6 @@
 //! Group commit for chat: posts, and inbox reads (a read expires what it returns, so it
 //! writes). With one transaction each, `POST /chat` and `GET /chats/{u}` are bound by
-//! commits; through [`GroupCommit`] concurrent requests share one. A post's batch is one
+//! commits; through [`crate::platform::group_commit`] concurrent requests share one. A post's batch is one
 //! insert per message, then one publish and one change-log insert for all of them; a
 //! read's batch locks each inbox once, expires what it returns with one update and
 //! records one change per inbox.
@@ -11,17 +11,13 @@ use crate::error::AppResult;
 use crate::platform::changes;
 use super::service::{InboxRead, INBOX_PAGE, STATEMENT_CHUNK};
 use crate::platform::db::{for_update, Db, WriteTxn};
-use crate::platform::group_commit::{Batch, GroupCommit};
+use crate::platform::group_commit::Batch;
 use crate::platform::time::{now_ms, to_rfc3339};
 use futures::future::BoxFuture;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::collections::{BTreeMap, HashMap};
 
-/// Most posts one transaction carries.
-const POST_BATCH: usize = 256;
-/// Requests waiting for a writer; beyond this one is refused with 503 (back-pressure).
-const QUEUE_DEPTH: usize = 4096;
 
 /// A post ready to be written: every field already checked.
 pub(super) struct NewPost {
@@ -55,32 +51,25 @@ impl NewPost {
     }
 }
 
-/// Chat posts, written in batches (see [`GroupCommit`]).
-pub(super) struct Posts;
-
-/// The queue in front of the chat post writers.
-pub(super) type PostQueue = GroupCommit<Posts>;
-
-/// Starts the post writers on `db`.
-pub(super) fn post_queue(db: &Db) -> PostQueue {
-    GroupCommit::start(db.clone(), Posts, POST_BATCH, QUEUE_DEPTH)
+/// Chat posts, written in batches (see [`crate::platform::group_commit`]).
+pub(super) struct Posts {
+    /// Whether the batch's rows go in with one `INSERT … RETURNING id`.
+    pub returning: bool,
 }
 
 impl Batch for Posts {
     type Request = NewPost;
     type Answer = i64;
     const WHAT: &'static str = "chat posts";
+    const MAX: usize = 256;
 
     fn write<'a>(&'a self, txn: &'a WriteTxn, posts: &'a [NewPost]) -> BoxFuture<'a, AppResult<Vec<i64>>> {
-        Box::pin(statements(txn, posts))
+        Box::pin(statements(txn, posts, self.returning))
     }
 }
 
-async fn statements(txn: &WriteTxn, posts: &[NewPost]) -> AppResult<Vec<i64>> {
-    let mut ids = Vec::with_capacity(posts.len());
-    for post in posts {
-        ids.push(message::Entity::insert(post.row()).exec(&**txn).await?.last_insert_id);
-    }
+async fn statements(txn: &WriteTxn, posts: &[NewPost], returning: bool) -> AppResult<Vec<i64>> {
+    let ids = if returning { insert_returning(txn, posts).await? } else { insert_one_by_one(txn, posts).await? };
     let events: Vec<serde_json::Value> = posts.iter().zip(&ids).map(|(p, id)| p.event(*id)).collect();
     txn.publish_all("chat:message", &events).await?;
     let inboxes: Vec<(String, serde_json::Value)> =
@@ -89,29 +78,89 @@ async fn statements(txn: &WriteTxn, posts: &[NewPost]) -> AppResult<Vec<i64>> {
     Ok(ids)
 }
 
-/// Most inbox reads one transaction carries.
-const READ_BATCH: usize = 128;
+/// One statement per post: MySQL hands back only the first id of a multi-row insert,
+/// and its ids need not be consecutive (interleaved auto-increment locking).
+async fn insert_one_by_one(txn: &WriteTxn, posts: &[NewPost]) -> AppResult<Vec<i64>> {
+    let mut ids = Vec::with_capacity(posts.len());
+    for post in posts {
+        ids.push(message::Entity::insert(post.row()).exec(&**txn).await?.last_insert_id);
+    }
+    Ok(ids)
+}
 
-/// Inbox reads, written in batches (see [`GroupCommit`]): each returns the next page of
+/// Rows one `INSERT … RETURNING` carries (six values each, well under SQLite's 32,766).
+const ROWS_PER_INSERT: usize = 256;
+
+/// The whole batch in one `INSERT … VALUES (…), (…) RETURNING id` (SQLite, MariaDB).
+/// Each row takes the next auto-increment value as it is inserted, in `VALUES` order,
+/// so the returned ids in ascending order are the posts' ids in order, whatever order
+/// the rows come back in.
+async fn insert_returning(txn: &WriteTxn, posts: &[NewPost]) -> AppResult<Vec<i64>> {
+    use sea_orm::{Statement, Value};
+    let mut ids = Vec::with_capacity(posts.len());
+    for chunk in posts.chunks(ROWS_PER_INSERT) {
+        let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!("INSERT INTO chat_messages (username, sender_id, sender, text, created_at, expiration_date) VALUES {rows} RETURNING id");
+        let values: Vec<Value> = chunk
+            .iter()
+            .flat_map(|p| {
+                [p.recipient.to_string().into(), Some(p.sender_id).into(), Some(p.sender.clone()).into(), p.text.clone().into(), p.created_at.into(), p.expiration_date.into()]
+            })
+            .collect();
+        let returned = txn.query_all_raw(Statement::from_sql_and_values(txn.get_database_backend(), sql, values)).await?;
+        let mut got = returned.iter().map(|r| r.try_get_by_index::<i64>(0)).collect::<Result<Vec<i64>, _>>()?;
+        if got.len() != chunk.len() {
+            return Err(crate::error::AppError::internal_because(format!("{} ids back from inserting {} chat posts", got.len(), chunk.len())));
+        }
+        got.sort_unstable();
+        ids.extend(got);
+    }
+    Ok(ids)
+}
+
+/// Inbox reads, written in batches (see [`crate::platform::group_commit`]): each returns the next page of
 /// its inbox's unexpired messages and expires them.
 pub(super) struct Reads;
-
-/// The queue in front of the inbox read writers.
-pub(super) type ReadQueue = GroupCommit<Reads>;
-
-/// Starts the inbox read writers on `db`.
-pub(super) fn read_queue(db: &Db) -> ReadQueue {
-    GroupCommit::start(db.clone(), Reads, READ_BATCH, QUEUE_DEPTH)
-}
 
 impl Batch for Reads {
     type Request = Username;
     type Answer = InboxRead;
     const WHAT: &'static str = "inbox reads";
+    const MAX: usize = 128;
 
     fn write<'a>(&'a self, txn: &'a WriteTxn, inboxes: &'a [Username]) -> BoxFuture<'a, AppResult<Vec<InboxRead>>> {
         Box::pin(expire_pages(txn, inboxes))
     }
+
+    /// A reader gone before its page reached it: the page's messages wait again, as if
+    /// the read had never happened (unless something changed them since).
+    fn unanswered<'a>(&'a self, db: &'a Db, read: InboxRead) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(e) = restore(db, &read).await {
+                tracing::error!(error = %e.message, messages = read.messages.len(), "could not put back an inbox page its reader never got");
+            }
+        })
+    }
+}
+
+async fn restore(db: &Db, read: &InboxRead) -> AppResult<()> {
+    let Some(first) = read.messages.first() else { return Ok(()) };
+    let (username, read_at) = (first.username.clone(), first.expiration_date);
+    crate::db_write!(db, |txn| {
+        for (id, was) in &read.expired_from {
+            message::Entity::update_many()
+                .col_expr(message::Column::ExpirationDate, Expr::value(*was))
+                .filter(message::Column::Id.eq(*id))
+                .filter(message::Column::ExpirationDate.eq(read_at))
+                .exec(&*txn)
+                .await?;
+        }
+        let ids: Vec<i64> = read.expired_from.iter().map(|(id, _)| *id).collect();
+        changes::record(&*txn, &super::service::channel(&username), &serde_json::json!({"unread": ids})).await?;
+        Ok(())
+    })?;
+    tracing::warn!(messages = read.expired_from.len(), "an inbox reader left before its page reached it; the page waits again");
+    Ok(())
 }
 
 /// The reads of `inboxes`, in order: each inbox's unexpired messages are locked once,
@@ -138,7 +187,10 @@ async fn expire_pages(txn: &WriteTxn, inboxes: &[Username]) -> AppResult<Vec<Inb
     // `now`, which may be later than ours (we waited on its locks): check them again
     // against the clock as it is once the locks are held.
     let now = now_ms();
-    for rows in unexpired.values_mut() {
+    // An inbox whose fetch came back full has more waiting, whatever the check drops.
+    let mut full: HashMap<&str, bool> = HashMap::with_capacity(reads.len());
+    for (name, rows) in unexpired.iter_mut() {
+        full.insert(*name, rows.len() > reads[name] * page);
         rows.retain(|m| m.expiration_date > now);
     }
     let mut handed: HashMap<&str, usize> = HashMap::with_capacity(reads.len());
@@ -149,8 +201,9 @@ async fn expire_pages(txn: &WriteTxn, inboxes: &[Username]) -> AppResult<Vec<Inb
         let end = Ord::min(start + page, rows.len());
         handed.insert(name.as_str(), end);
         let mut messages = rows[start..end].to_vec();
+        let expired_from = messages.iter().map(|m| (m.id, m.expiration_date)).collect();
         messages.iter_mut().for_each(|m| m.expiration_date = now);
-        answers.push(InboxRead { messages, has_more: rows.len() > end });
+        answers.push(InboxRead { messages, has_more: rows.len() > end || full[name.as_str()], expired_from });
     }
     let read: Vec<(&str, Vec<i64>)> = handed
         .iter()

@@ -8,6 +8,7 @@ use super::store::{archived, batch, message};
 use crate::accounts::domain::{Caller, Username};
 use crate::error::{AppError, AppResult, OrInternal};
 use crate::platform::db::{is_unique_violation, Db};
+use crate::platform::group_commit::GroupCommit;
 use crate::platform::state::AppState;
 use crate::platform::time::now_ms;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -46,11 +47,15 @@ pub async fn post_message(state: &AppState, sender: &Caller, recipient: &str, te
 }
 
 /// What one inbox read returned.
+#[derive(Default)]
 pub struct InboxRead {
     /// At most [`INBOX_PAGE`] messages, oldest first, now expired.
     pub messages: Vec<message::Model>,
     /// More unexpired messages are waiting for the next read.
     pub has_more: bool,
+    /// Each message's expiration before this read (to put back if the reader is gone
+    /// before it got them).
+    pub(super) expired_from: Vec<(i64, i64)>,
 }
 
 /// A message as the pages show it; `now` decides whether it has expired.
@@ -97,7 +102,7 @@ pub async fn read_inbox(state: &AppState, caller: &Caller, username: &str) -> Ap
         .one(&state.db.conn)
         .await?;
     if any.is_none() {
-        return Ok(InboxRead { messages: Vec::new(), has_more: false });
+        return Ok(InboxRead::default());
     }
     state.part::<ChatState>().reads.submit(username).await
 }
@@ -126,15 +131,19 @@ pub fn inbox_channel(caller: &Caller, username: &str) -> AppResult<String> {
 /// and the cold batches read lately.
 #[derive(Clone)]
 pub struct ChatState {
-    posts: super::posting::PostQueue,
-    reads: super::posting::ReadQueue,
+    posts: GroupCommit<super::posting::Posts>,
+    reads: GroupCommit<super::posting::Reads>,
     cache: super::cold::BatchCache,
 }
 
 impl ChatState {
     /// Starts the post queue's writer on `db`.
     pub fn start(db: &Db) -> Self {
-        Self { posts: super::posting::post_queue(db), reads: super::posting::read_queue(db), cache: super::cold::BatchCache::new(64) }
+        Self {
+            posts: GroupCommit::start(db.clone(), super::posting::Posts { returning: db.insert_returns_ids() }),
+            reads: GroupCommit::start(db.clone(), super::posting::Reads),
+            cache: super::cold::BatchCache::new(64),
+        }
     }
 }
 

@@ -21,6 +21,9 @@ pub struct Db {
     wakers: Arc<Wakers>,
     /// Where transactions publish their domain events (the broker, once installed).
     outlet: Arc<std::sync::OnceLock<Arc<dyn EventOutlet>>>,
+    /// Whether `INSERT … RETURNING` works: SQLite (≥ 3.35, bundled) and MariaDB ≥ 10.5,
+    /// not MySQL.
+    returning: bool,
 }
 
 /// Named in-process signals that a transaction fires when it commits: a background
@@ -157,13 +160,24 @@ impl Db {
         let span = tracing::Span::current();
         span.record("backend", format!("{:?}", conn.get_database_backend()));
         span.record("connections", max);
-        Ok(Self::from_connection(conn))
+        let mut db = Self::from_connection(conn);
+        if db.is_mysql() {
+            db.returning = is_mariadb_with_returning(&db.conn).await?;
+        }
+        Ok(db)
     }
 
+    /// A handle on an open pool. On MySQL it assumes no `INSERT … RETURNING` (what
+    /// [`Db::connect_with`] finds out instead).
     pub fn from_connection(conn: DatabaseConnection) -> Self {
-        let write_gate =
-            (conn.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Self { conn, write_gate, wakers: Arc::default(), outlet: Arc::default() }
+        let sqlite = conn.get_database_backend() == DbBackend::Sqlite;
+        let write_gate = sqlite.then(|| Arc::new(Mutex::new(())));
+        Self { conn, write_gate, wakers: Arc::default(), outlet: Arc::default(), returning: sqlite }
+    }
+
+    /// Whether a multi-row `INSERT … RETURNING id` can hand back the new rows' ids.
+    pub fn insert_returns_ids(&self) -> bool {
+        self.returning
     }
 
     /// Makes `outlet` receive the events every transaction of this database (and its
@@ -332,6 +346,24 @@ pub fn is_retryable(err: &DbErr) -> bool {
 }
 
 /// True when the error is a unique-key violation, on either engine.
+/// MariaDB has had `INSERT … RETURNING` since 10.5 (`VERSION()` reads like
+/// `10.11.19-MariaDB-0+deb12u1`); MySQL has none.
+async fn is_mariadb_with_returning(conn: &DatabaseConnection) -> Result<bool, DbErr> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let row = conn.query_one_raw(Statement::from_string(DbBackend::MySql, "SELECT VERSION()")).await?;
+    let version: String = match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => return Ok(false),
+    };
+    Ok(mariadb_returns(&version))
+}
+
+fn mariadb_returns(version: &str) -> bool {
+    let mut parts = version.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    version.contains("MariaDB") && (major, minor) >= (10, 5)
+}
+
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
@@ -374,5 +406,20 @@ impl From<DbErr> for crate::error::AppError {
             }
         };
         answer.caused_by(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mariadb_returns;
+
+    #[test]
+    fn insert_returning_is_told_from_the_server_version() {
+        assert!(mariadb_returns("10.11.19-MariaDB-0+deb12u1"));
+        assert!(mariadb_returns("11.4.2-MariaDB"));
+        assert!(mariadb_returns("10.5.0-MariaDB-log"));
+        assert!(!mariadb_returns("10.4.34-MariaDB"));
+        assert!(!mariadb_returns("8.0.36"), "MySQL has no INSERT … RETURNING");
+        assert!(!mariadb_returns("8.4.0-0ubuntu0.24.04.1"));
     }
 }

@@ -23,10 +23,22 @@ pub trait Batch: Send + Sync + 'static {
     type Answer: Send + 'static;
     /// Names the work in logs and errors ("chat posts").
     const WHAT: &'static str;
+    /// Most requests one transaction carries.
+    const MAX: usize;
 
     /// The statements for `requests` in `txn`; one answer per request, in their order.
     fn write<'a>(&'a self, txn: &'a WriteTxn, requests: &'a [Self::Request]) -> BoxFuture<'a, AppResult<Vec<Self::Answer>>>;
+
+    /// Undoes, after the commit, what the batch wrote for one request whose caller left
+    /// (hung up, timed out) while the batch was being written — what rolling back that
+    /// request's own transaction would have undone. Nothing, unless a kind says otherwise.
+    fn unanswered<'a>(&'a self, _db: &'a Db, _answer: Self::Answer) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
+
+/// Requests waiting for a writer; beyond this one is refused with 503 (back-pressure).
+const QUEUE_DEPTH: usize = 4096;
 
 type Queued<B> = (<B as Batch>::Request, oneshot::Sender<AppResult<<B as Batch>::Answer>>);
 
@@ -42,18 +54,16 @@ impl<B: Batch> Clone for GroupCommit<B> {
 }
 
 impl<B: Batch> GroupCommit<B> {
-    /// Starts the writers; they stop when the last handle to the queue is dropped. At
-    /// most `max_batch` requests share a transaction; beyond `depth` waiting, a request
-    /// is refused with 503 (back-pressure).
-    pub fn start(db: Db, batch: B, max_batch: usize, depth: usize) -> Self {
-        let (tx, rx) = mpsc::channel(depth);
+    /// Starts the writers; they stop when the last handle to the queue is dropped.
+    pub fn start(db: Db, batch: B) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let rx = Arc::new(Mutex::new(rx));
         let batch = Arc::new(batch);
         // SQLite has one writer at a time anyway: one writer makes the largest batches.
         // MySQL commits in parallel: a few writers keep commits overlapping.
         let writers = if db.backend() == DbBackend::Sqlite { 1 } else { 4 };
         for _ in 0..writers {
-            tokio::spawn(writer(db.clone(), batch.clone(), rx.clone(), max_batch));
+            tokio::spawn(writer(db.clone(), batch.clone(), rx.clone()));
         }
         Self { tx }
     }
@@ -69,11 +79,11 @@ impl<B: Batch> GroupCommit<B> {
     }
 }
 
-async fn writer<B: Batch>(db: Db, batch: Arc<B>, queue: Arc<Mutex<mpsc::Receiver<Queued<B>>>>, max_batch: usize) {
-    let mut taken = Vec::with_capacity(max_batch);
+async fn writer<B: Batch>(db: Db, batch: Arc<B>, queue: Arc<Mutex<mpsc::Receiver<Queued<B>>>>) {
+    let mut taken = Vec::with_capacity(B::MAX);
     loop {
         // One writer waits on the queue at a time and takes everything waiting.
-        if queue.lock().await.recv_many(&mut taken, max_batch).await == 0 {
+        if queue.lock().await.recv_many(&mut taken, B::MAX).await == 0 {
             return;
         }
         // A request whose caller is gone (timed out, hung up) while it waited is not
@@ -85,7 +95,9 @@ async fn writer<B: Batch>(db: Db, batch: Arc<B>, queue: Arc<Mutex<mpsc::Receiver
         match write(&db, &*batch, &requests).await {
             Ok(values) => {
                 for (answer, value) in answers.into_iter().zip(values) {
-                    let _ = answer.send(Ok(value));
+                    if let Err(Ok(value)) = answer.send(Ok(value)) {
+                        batch.unanswered(&db, value).await;
+                    }
                 }
             }
             // A statement failed, so nothing was committed: one request may be the cause,

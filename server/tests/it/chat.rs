@@ -131,17 +131,17 @@ async fn concurrent_readers_never_share_a_message(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let bob = User::new(&app, "bob").await;
     let ada = std::sync::Arc::new(User::new(&app, "ada").await.token);
-    let cy = std::sync::Arc::new(User::new(&app, "cy").await.token);
+    let cy = std::sync::Arc::new(User::new(&app, "cyd").await.token);
     let (mut to_ada, mut to_cy) = (HashSet::new(), HashSet::new());
     for n in 0..120 {
         to_ada.insert(bob.send("ada", &format!("m{n}"), Some(600)).await);
         if n % 2 == 0 {
-            to_cy.insert(bob.send("cy", &format!("c{n}"), Some(600)).await);
+            to_cy.insert(bob.send("cyd", &format!("c{n}"), Some(600)).await);
         }
     }
     let mut readers = Vec::new();
     for r in 0..16 {
-        let (inbox, token) = if r % 4 == 3 { ("cy", cy.clone()) } else { ("ada", ada.clone()) };
+        let (inbox, token) = if r % 4 == 3 { ("cyd", cy.clone()) } else { ("ada", ada.clone()) };
         let (client, url) = (app.client.clone(), app.url(&format!("/chats/{inbox}")));
         readers.push(tokio::spawn(async move {
             let mut got = Vec::new();
@@ -160,11 +160,38 @@ async fn concurrent_readers_never_share_a_message(backend: Backend) {
     assert_eq!(all.len(), unique.len(), "a message was returned twice");
     let read = |inbox: &str| unique.iter().filter(|(u, _)| u == inbox).map(|(_, id)| *id).collect::<HashSet<i64>>();
     assert_eq!(read("ada"), to_ada, "every message to ada was returned, to ada's readers");
-    assert_eq!(read("cy"), to_cy, "every message to cy was returned, to cy's readers");
+    assert_eq!(read("cyd"), to_cy, "every message to cyd was returned, to cyd's readers");
     app.stop().await;
 }
 
 both_backends!(concurrent_readers_never_share_a_message);
+
+/// A reader who hangs up while its read is being written (here: while the writer waits
+/// for the database) loses nothing: its page is put back and the next read returns it.
+#[tokio::test]
+async fn a_reader_gone_before_its_page_arrives_loses_nothing() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let bob = User::new(&app, "bob").await;
+    let ada = User::new(&app, "ada").await;
+    let mut sent = HashSet::new();
+    for n in 0..3 {
+        sent.insert(bob.send("ada", &format!("m{n}"), Some(600)).await);
+    }
+    // Hold the database's write lock, so the read's batch waits while its reader gives up.
+    let hold = app.state.db.write_txn().await.unwrap();
+    let operator = app::accounts::Caller::operator();
+    let impatient = tokio::time::timeout(Duration::from_millis(300), app::chat::service::read_inbox(&app.state, &operator, "ada")).await;
+    assert!(impatient.is_err(), "the reader gave up");
+    drop(hold); // rolls back; the batch goes on, commits, and finds nobody to answer
+    let got = eventually(Duration::from_secs(10), "the page put back", || async {
+        let page: Value = ada.get("/chats/ada").await.json().await.unwrap();
+        let ids: HashSet<i64> = page.as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect();
+        (!ids.is_empty()).then_some(ids)
+    })
+    .await;
+    assert_eq!(got, sent, "every message of the abandoned page is read again, once");
+    app.stop().await;
+}
 
 /// Posts that share a transaction (group commit) still each get their own answer: 200
 /// concurrent posts from two senders to four inboxes come back with distinct ids, each id
