@@ -166,7 +166,7 @@ async fn restore(db: &Db, read: &InboxRead) -> AppResult<()> {
 /// The reads of `inboxes`, in order: each inbox's unexpired messages are locked once,
 /// and its reads get consecutive pages of them, so two reads never return the same
 /// message — in one batch or in two batches at once (which wait on each other's locks).
-async fn expire_pages(txn: &WriteTxn, inboxes: &[Username]) -> AppResult<Vec<InboxRead>> {
+pub(super) async fn expire_pages(txn: &WriteTxn, inboxes: &[Username]) -> AppResult<Vec<InboxRead>> {
     let page = INBOX_PAGE as usize;
     // Inboxes are locked in name order, so two batches never wait on each other in a cycle.
     let mut reads: BTreeMap<&str, usize> = BTreeMap::new();

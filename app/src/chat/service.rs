@@ -86,8 +86,8 @@ fn parse_inbox(caller: &Caller, username: &str) -> AppResult<Username> {
 }
 
 /// Returns up to [`INBOX_PAGE`] unexpired messages of `username`, oldest first, and
-/// expires them (their expiration becomes now) in the same transaction, shared with
-/// concurrent reads (group commit, [`super::posting::Reads`]). Rows are locked while
+/// expires them (their expiration becomes now) in the same transaction — on SQLite one
+/// shared with concurrent reads (group commit, [`super::posting::Reads`]). Rows are locked while
 /// read, so two reads never return the same message. An empty inbox — what most polls
 /// find — is answered from one indexed read, with no transaction.
 #[tracing::instrument(skip(state, caller), fields(caller = %caller.username()))]
@@ -104,7 +104,11 @@ pub async fn read_inbox(state: &AppState, caller: &Caller, username: &str) -> Ap
     if any.is_none() {
         return Ok(InboxRead::default());
     }
-    state.part::<ChatState>().reads.submit(username).await
+    if let Some(reads) = &state.part::<ChatState>().reads {
+        return reads.submit(username).await;
+    }
+    let pages = crate::db_write!(state.db, |txn| { super::posting::expire_pages(&txn, std::slice::from_ref(&username)).await })?;
+    pages.into_iter().next().ok_or_else(|| AppError::internal_because("an inbox read returned no page"))
 }
 
 /// Unexpired messages waiting for `username`, without reading (expiring) them.
@@ -132,7 +136,11 @@ pub fn inbox_channel(caller: &Caller, username: &str) -> AppResult<String> {
 #[derive(Clone)]
 pub struct ChatState {
     posts: GroupCommit<super::posting::Posts>,
-    reads: GroupCommit<super::posting::Reads>,
+    /// SQLite only. MySQL runs many read transactions at once and already shares their
+    /// commits; funnelled through a few batch writers its reads were measured slower
+    /// (1,372 against 2,281 reads/s at 64 connections). SQLite's one writer is what
+    /// batching is for.
+    reads: Option<GroupCommit<super::posting::Reads>>,
     cache: super::cold::BatchCache,
 }
 
@@ -141,7 +149,7 @@ impl ChatState {
     pub fn start(db: &Db) -> Self {
         Self {
             posts: GroupCommit::start(db.clone(), super::posting::Posts { returning: db.insert_returns_ids() }),
-            reads: GroupCommit::start(db.clone(), super::posting::Reads),
+            reads: (!db.is_mysql()).then(|| GroupCommit::start(db.clone(), super::posting::Reads)),
             cache: super::cold::BatchCache::new(64),
         }
     }
