@@ -319,11 +319,11 @@ pub async fn in_transaction<T>(block: impl std::future::Future<Output = Result<T
 }
 
 /// How many times a conflicting transaction is run again.
-const RETRIES: u32 = 4;
+pub(crate) const RETRIES: u32 = 4;
 
 /// The pause before the `attempt`-th rerun: short, growing, jittered so that two
 /// transactions that deadlocked each other do not collide again in step.
-fn retry_pause(attempt: u32) -> Duration {
+pub(crate) fn retry_pause(attempt: u32) -> Duration {
     Duration::from_millis(5 * (1 << attempt) + rand::random::<u64>() % 10)
 }
 

@@ -11,7 +11,7 @@
 //! whole) is written again request by request, so one bad row fails only itself.
 
 use crate::error::{AppError, AppResult, DB_CONFLICT};
-use crate::platform::db::{Db, WriteTxn};
+use crate::platform::db::{retry_pause, Db, WriteTxn, RETRIES};
 use futures::future::BoxFuture;
 use sea_orm::DbBackend;
 use std::sync::Arc;
@@ -156,10 +156,12 @@ async fn write<B: Batch>(db: &Db, batch: &B, requests: &[B::Request]) -> Result<
                 let why = format!("{} answers for {} of {}", values.len(), requests.len(), B::WHAT);
                 return Err(Failure::Statement(AppError::internal_because(why)));
             }
-            Err(e) if e.code == DB_CONFLICT && attempt < 4 => {
+            // Db::retrying's policy, but only for what is known to have rolled back: a
+            // failed commit may have committed, and is never run again.
+            Err(e) if e.code == DB_CONFLICT && attempt < RETRIES => {
                 drop(txn); // rolls back
                 attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+                tokio::time::sleep(retry_pause(attempt)).await;
             }
             Err(e) => return Err(Failure::Statement(e)),
         }
