@@ -85,14 +85,15 @@ ensure_e2e_packages() {
 
 # Python test tools, from PyPI in their own venv: moto's S3 server (speaks the real S3
 # wire protocol), the official Standard Webhooks library (an independent verifier of the
-# broker's signatures), icalendar (an independent parser of the iCal feeds) and
-# schemathesis (fuzzes the REST API from its OpenAPI document).
+# broker's signatures), icalendar and recurring-ical-events (an independent parser of the
+# iCal feeds, and an independent expander of their series) and schemathesis (fuzzes the
+# REST API from its OpenAPI document).
 ensure_python_tools() {
     local py="$SB_TOOLS/venv/bin/python"
-    if ! "$py" -c 'import moto, standardwebhooks, icalendar, schemathesis' >/dev/null 2>&1; then
-        sb_log "installing moto[server], standardwebhooks, icalendar and schemathesis into $SB_TOOLS/venv"
+    if ! "$py" -c 'import moto, standardwebhooks, icalendar, recurring_ical_events, schemathesis' >/dev/null 2>&1; then
+        sb_log "installing moto[server], standardwebhooks, icalendar, recurring-ical-events and schemathesis into $SB_TOOLS/venv"
         [ -x "$py" ] || sb_quietly "creating the Python venv" python3 -m venv "$SB_TOOLS/venv"
-        sb_quietly "installing the Python test tools" "$SB_TOOLS/venv/bin/pip" install 'moto[server]==5.*' 'standardwebhooks==1.1.0' 'icalendar==7.*' 'schemathesis==4.32.*'
+        sb_quietly "installing the Python test tools" "$SB_TOOLS/venv/bin/pip" install 'moto[server]==5.*' 'standardwebhooks==1.1.0' 'icalendar==7.*' 'recurring-ical-events==3.*' 'schemathesis==4.32.*'
     fi
     export SB_TEST_PYTHON="$py"
 }

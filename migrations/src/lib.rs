@@ -21,6 +21,7 @@ mod m20261201_000007_security;
 mod m20261202_000008_wage_copy;
 mod m20261203_000009_outbox;
 mod m20261204_000010_calendar_spans;
+mod m20261206_000011_recurrence;
 mod columns;
 
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_wage_copy::Migration),
             Box::new(m20261203_000009_outbox::Migration),
             Box::new(m20261204_000010_calendar_spans::Migration),
+            Box::new(m20261206_000011_recurrence::Migration),
         ]
     }
 }

@@ -116,7 +116,7 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
 /// Secrets earlier versions stored in clear are sealed (a no-op once done).
 async fn seal_legacy_secrets(state: &AppState) -> anyhow::Result<()> {
     let secrets = app::broker::service::seal_legacy_secrets(&state.db, &state.sealer).await.map_err(AppError::into_failure)?;
-    let feeds = app::scheduler::service::seal_legacy_feeds(state).await.map_err(AppError::into_failure)?;
+    let feeds = app::scheduler::feeds::seal_legacy_feeds(state).await.map_err(AppError::into_failure)?;
     if secrets + feeds > 0 {
         tracing::info!(secrets, feeds, "sealed secrets an earlier version stored in clear");
     }

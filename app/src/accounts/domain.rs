@@ -241,6 +241,17 @@ impl Caller {
         self.viewer.is_admin()
     }
 
+    /// The zone the caller sees times in. Profiles are written with a checked zone; one
+    /// that no longer reads (a hand-edited row, a zone dropped from the tz database)
+    /// shows UTC rather than failing every page.
+    #[cfg(feature = "ssr")]
+    pub fn zone(&self) -> chrono_tz::Tz {
+        self.viewer.time_zone.parse().unwrap_or_else(|_| {
+            tracing::warn!(user = %self.viewer.username, zone = %self.viewer.time_zone, "a profile's time zone does not read; showing UTC");
+            chrono_tz::Tz::UTC
+        })
+    }
+
     pub fn require_admin(&self) -> Result<(), AppError> {
         if self.is_admin() {
             Ok(())

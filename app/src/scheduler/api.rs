@@ -2,8 +2,6 @@
 //! and maps the result; the REST handlers in `http.rs` call the same services.
 
 use super::*;
-#[cfg(feature = "ssr")]
-use crate::platform::time::zones;
 
 use crate::error::AppError;
 use leptos::prelude::*;
@@ -15,13 +13,48 @@ pub async fn load_calendar(user: Option<String>, view: Option<String>, date: Opt
     super::layout::build(&state, &caller, user, CalendarView::from_query(view.as_deref()), date.as_deref()).await
 }
 
-/// Creates (no `id`) or changes (with `id` and `version`) an event from the calendar's
-/// form; times are local to the viewer's zone.
+/// What a save from the calendar is: a new event on a calendar, or a change of an event
+/// or of part of a series.
+#[cfg(feature = "ssr")]
+enum Save {
+    New { owner: Option<String> },
+    Change { id: i64, version: i32, target: service::Target },
+}
+
+#[cfg(feature = "ssr")]
+impl Save {
+    fn parse(id: Option<i64>, version: Option<i32>, owner: &str, scope: Option<&str>, occurrence: Option<&str>) -> Result<Save, AppError> {
+        match (id, version) {
+            (Some(id), Some(version)) => Ok(Save::Change { id, version, target: service::Target::parse(scope, occurrence)? }),
+            (Some(_), None) => Err(AppError::invalid("version", "version is required to change an event")),
+            // The form's owner field is blank for the viewer's own calendar.
+            (None, _) => Ok(Save::New { owner: Some(owner.trim().to_owned()).filter(|o| !o.is_empty()) }),
+        }
+    }
+
+    /// Creates or changes, with `fill` setting the form's fields. A change is judged by
+    /// the stored event's owner (the service's to decide); `owner` only says whose
+    /// calendar a *new* event goes on.
+    async fn run(self, db: &crate::platform::db::Db, caller: &crate::accounts::Caller, fill: impl Fn(service::Fields) -> Result<service::Fields, AppError> + Sync) -> Result<EventView, AppError> {
+        match self {
+            Save::New { owner } => service::create_on(db, caller, owner.as_deref(), fill).await,
+            Save::Change { id, version, target } => service::update(db, caller, id, version, target, fill).await,
+        }
+    }
+}
+
+/// Creates (no `id`) or changes (with `id` and `version`; for a series with `scope` and
+/// `occurrence`) an event from the calendar's form; times are local to the viewer's zone.
+/// `recurrence` is the rule the form's repeat controls make; `rule_read` the one it was
+/// opened with, so an unchanged rule leaves the series' own (with what is left of its
+/// `COUNT` for "this and following").
 #[server(prefix = "/_fn", endpoint = "calendar_save")]
 #[allow(clippy::too_many_arguments)]
 pub async fn save_event(
     id: Option<i64>,
     version: Option<i32>,
+    scope: Option<String>,
+    occurrence: Option<String>,
     owner: String,
     title: String,
     start_local: String,
@@ -29,12 +62,17 @@ pub async fn save_event(
     all_day: Option<String>,
     location: Option<String>,
     description: Option<String>,
+    recurrence: Option<String>,
+    rule_read: Option<String>,
 ) -> Result<i64, AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
-    let zone = zones::parse_zone("time_zone", &caller.viewer.time_zone)?;
+    let zone = caller.zone();
     let all_day = all_day.is_some();
     let (start_at, end_at) = super::layout::local_fields(zone, &start_local, &end_local, all_day)?;
+    let save = Save::parse(id, version, &owner, scope.as_deref(), occurrence.as_deref())?;
+    let rule = recurrence.unwrap_or_default().trim().to_owned();
+    let rule_changed = rule != rule_read.unwrap_or_default().trim();
     let fill = move |mut f: service::Fields| -> Result<service::Fields, AppError> {
         f.title = title.trim().to_owned();
         f.location = location.clone().unwrap_or_default().trim().to_owned();
@@ -43,23 +81,35 @@ pub async fn save_event(
         f.end_at = end_at;
         f.all_day = all_day;
         f.time_zone = zone.to_string();
+        if rule_changed {
+            f.recurrence = Some(rule.clone()).filter(|r| !r.is_empty());
+        }
         Ok(f)
     };
-    // A change is judged by the stored event's owner (the service's to decide); `owner`
-    // only says whose calendar a *new* event goes on — none: the caller's own.
-    match (id, version) {
-        (Some(id), Some(version)) => Ok(service::update(&state.db, &caller, id, version, fill).await?.id),
-        (Some(_), None) => Err(AppError::invalid("version", "version is required to change an event")),
-        // The form's owner field is blank for the viewer's own calendar.
-        (None, _) => Ok(service::create_on(&state.db, &caller, Some(owner.trim()).filter(|o| !o.is_empty()), fill).await?.id),
-    }
+    Ok(save.run(&state.db, &caller, fill).await?.id)
+}
+
+/// Moves or resizes an event (or part of a series) by drag and drop or the keyboard: new
+/// local start and end, everything else as it is.
+#[server(prefix = "/_fn", endpoint = "calendar_move")]
+pub async fn move_event(id: i64, version: i32, scope: Option<String>, occurrence: Option<String>, start_local: String, end_local: String) -> Result<i64, AppError> {
+    let caller = crate::accounts::require_caller().await?;
+    let state = crate::platform::state::AppState::from_context()?;
+    let zone = caller.zone();
+    let target = service::Target::parse(scope.as_deref(), occurrence.as_deref())?;
+    let moved = move |mut f: service::Fields| -> Result<service::Fields, AppError> {
+        (f.start_at, f.end_at) = super::layout::local_fields(zone, &start_local, &end_local, f.all_day)?;
+        Ok(f)
+    };
+    Ok(service::update(&state.db, &caller, id, version, target, moved).await?.id)
 }
 
 #[server(prefix = "/_fn", endpoint = "calendar_delete")]
-pub async fn remove_event(id: i64, version: i32) -> Result<(), AppError> {
+pub async fn remove_event(id: i64, version: i32, scope: Option<String>, occurrence: Option<String>) -> Result<(), AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
-    service::delete(&state.db, &caller, id, Some(version)).await
+    let target = service::Target::parse(scope.as_deref(), occurrence.as_deref())?;
+    service::delete(&state.db, &caller, id, Some(version), target).await
 }
 
 /// The caller's secret iCal feed address (made on first use).
@@ -67,14 +117,13 @@ pub async fn remove_event(id: i64, version: i32) -> Result<(), AppError> {
 pub async fn load_feed() -> Result<String, AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
-    service::feed_url(&state, &caller, false).await
+    feeds::feed_url(&state, &caller, false).await
 }
 
 #[server(prefix = "/_fn", endpoint = "settings_rotate_feed")]
 pub async fn rotate_feed() -> Result<(), AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
-    service::feed_url(&state, &caller, true).await?;
+    feeds::feed_url(&state, &caller, true).await?;
     Ok(())
 }
-

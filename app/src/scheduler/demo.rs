@@ -1,6 +1,6 @@
 //! The calendar's demo on the embedded run (`SB_DEMO_DATA`): a shared calendar of the
-//! account `demo`, which no one can sign in to, with a few events around today, each
-//! titled "(demo)". Any signed-in member sees it at `/calendar?user=demo`.
+//! account `demo`, which no one can sign in to, with a few events around today — one of
+//! them a series every weekday — each titled "(demo)". Any signed-in member sees it at `/calendar?user=demo`.
 
 use super::service::{self, Fields};
 use crate::accounts::Caller;
@@ -14,14 +14,13 @@ pub const SEED_JOB: &str = "scheduler.seed_demo";
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
-/// (day from today, start hour UTC, hours, title, location)
-const EVENTS: &[(i64, i64, i64, &str, &str)] = &[
-    (-1, 15, 1, "Sprint review (demo)", "Room 2"),
-    (0, 9, 1, "Team stand-up (demo)", "Video call"),
-    (0, 13, 2, "Customer workshop (demo)", "Office, 3rd floor"),
-    (1, 10, 1, "Interview: backend engineer (demo)", "Room 1"),
-    (2, 9, 1, "Team stand-up (demo)", "Video call"),
-    (3, 14, 1, "Budget planning (demo)", "Room 2"),
+/// (day from today, start hour UTC, hours, title, location, rule)
+const EVENTS: &[(i64, i64, i64, &str, &str, Option<&str>)] = &[
+    (-1, 15, 1, "Sprint review (demo)", "Room 2", None),
+    (-14, 9, 1, "Team stand-up (demo)", "Video call", Some("FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR")),
+    (0, 13, 2, "Customer workshop (demo)", "Office, 3rd floor", None),
+    (1, 10, 1, "Interview: backend engineer (demo)", "Room 1", None),
+    (3, 14, 1, "Budget planning (demo)", "Room 2", None),
 ];
 
 pub fn register(jobs: &mut crate::platform::jobs::JobRegistry) {
@@ -44,7 +43,7 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
         return Ok(());
     }
     let today = now_ms().div_euclid(DAY_MS) * DAY_MS;
-    for (day, hour, hours, title, location) in EVENTS {
+    for (day, hour, hours, title, location, rule) in EVENTS {
         let start_at = today + day * DAY_MS + hour * HOUR_MS;
         let fields = Fields {
             title: (*title).into(),
@@ -54,6 +53,7 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
             end_at: start_at + hours * HOUR_MS,
             all_day: false,
             time_zone: "UTC".into(),
+            recurrence: rule.map(str::to_owned),
         };
         service::create(&state.db, &operator, &owner, fields).await?;
     }

@@ -36,6 +36,27 @@ pub struct EventView {
     pub conflicts: Vec<i64>,
     pub created_at: String,
     pub updated_at: String,
+    /// The series' rule (RFC 5545 `RRULE`, e.g. `FREQ=WEEKLY;BYDAY=MO,WE`) on a series
+    /// and its occurrences.
+    pub recurrence: Option<String>,
+    /// The series this is, or is an occurrence of.
+    pub series_id: Option<i64>,
+    /// On an occurrence: the start it has in its series (iCalendar's RECURRENCE-ID). Send
+    /// it back as `occurrence` to change or delete this occurrence, or it and the
+    /// following ones.
+    pub occurrence_start: Option<String>,
+}
+
+crate::named_enum! {
+    /// Which part of a series a change or deletion is for.
+    pub enum EditScope {
+        /// This occurrence only.
+        This = "this",
+        /// This occurrence and every one after it.
+        Following = "following",
+        /// The whole series (for a single event: the event).
+        All = "all",
+    }
 }
 
 /// A user as the scheduler shows them.
@@ -69,6 +90,24 @@ pub struct Placed {
     /// Minutes after midnight on its first / last day (for the week grid).
     pub start_minute: i32,
     pub end_minute: i32,
+    /// Part of a series: the series, its rule and its version (what a change of the
+    /// following occurrences or of all of them is checked against).
+    pub series: Option<SeriesRef>,
+    /// The subscribed calendar it comes from (read-only), if not this calendar's own.
+    pub source: Option<String>,
+}
+
+/// The series an occurrence on the calendar page belongs to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesRef {
+    pub id: i64,
+    pub version: i32,
+    /// `FREQ=WEEKLY;BYDAY=MO`.
+    pub rule: String,
+    /// The start this occurrence has in the series, ISO-8601 UTC.
+    pub occurrence: String,
+    /// Changed on its own (a row of its own, with `Placed::id` and `Placed::version`).
+    pub changed: bool,
 }
 
 crate::named_enum! {

@@ -1,7 +1,8 @@
 //! Scheduler REST routes and the iCal feed.
 
 use super::domain::{CalendarUser, EventView};
-use super::service::{self, Input};
+use super::service::{self, Input, Target};
+use super::feeds;
 use super::ical;
 use crate::platform::time::zones;
 use crate::accounts::Caller;
@@ -44,8 +45,9 @@ pub struct EventPage {
     next_cursor: Option<String>,
 }
 
-/// A user's events overlapping a time range, by start. Others than the owner see only
-/// free/busy unless the owner shares the calendar.
+/// A user's events overlapping a time range, by start: single events and each
+/// occurrence of a series (with its `series_id` and `occurrence_start`). Others than the
+/// owner see only free/busy unless the owner shares the calendar.
 #[utoipa::path(get, path = "/users/{username}/events", tag = "scheduler", security(("bearer" = [])),
     params(("username" = String, Path), RangeParams),
     responses((status = 200, body = EventPage), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
@@ -75,13 +77,28 @@ pub struct EventBody {
     /// (default: one day).
     end: Option<String>,
     all_day: Option<bool>,
-    /// IANA zone the event belongs to (default the owner's).
+    /// IANA zone the event belongs to (default the owner's). A series repeats in it: a
+    /// weekly 09:00 stays at 09:00 there across daylight-saving changes.
     time_zone: Option<String>,
+    /// Makes it a series: an RFC 5545 rule, e.g. `FREQ=WEEKLY;BYDAY=MO,WE;UNTIL=20271231`
+    /// (daily, weekly, monthly or yearly; `INTERVAL`, `BYDAY` such as `2TU`, `BYMONTHDAY`,
+    /// `BYMONTH`, `BYSETPOS`, `WKST`; `COUNT` ≤ 1000 or `UNTIL`). An empty rule makes a
+    /// series a single event again.
+    recurrence: Option<String>,
 }
 
 impl EventBody {
     fn input(self) -> Input {
-        Input { title: self.title, description: self.description, location: self.location, start: self.start, end: self.end, all_day: self.all_day, time_zone: self.time_zone }
+        Input {
+            title: self.title,
+            description: self.description,
+            location: self.location,
+            start: self.start,
+            end: self.end,
+            all_day: self.all_day,
+            time_zone: self.time_zone,
+            recurrence: self.recurrence,
+        }
     }
 }
 
@@ -117,33 +134,46 @@ async fn get_event(State(state): State<AppState>, caller: Caller, Path(id): Path
 
 #[derive(Deserialize, ToSchema)]
 pub struct PatchBody {
-    /// The version you read: a stale one gets 409.
+    /// The version you read (of the series, for its occurrences): a stale one gets 409.
     version: i32,
+    /// For a series: `this` occurrence, it and the `following` ones, or `all` (default,
+    /// or `this` when `occurrence` is given).
+    scope: Option<String>,
+    /// The occurrence's `occurrence_start`, with scope `this` or `following`.
+    occurrence: Option<String>,
     #[serde(flatten)]
     change: EventBody,
 }
 
-/// Change an event. `version` must be the current one (optimistic concurrency).
+/// Change an event or a series (all of it, one occurrence, or an occurrence and the
+/// following ones). `version` must be the current one (optimistic concurrency).
 #[utoipa::path(patch, path = "/events/{id}", tag = "scheduler", security(("bearer" = [])), params(("id" = i64, Path)),
     request_body = PatchBody,
-    responses((status = 200, body = EventView), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+    responses((status = 200, description = "what was written: the event, the changed occurrence, or the series from the occurrence on", body = EventView),
+        (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope), (status = 409, description = "stale version", body = ErrorEnvelope)))]
 async fn patch_event(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiJson(body): ApiJson<PatchBody>) -> AppResult<Json<EventView>> {
+    let target = Target::parse(body.scope.as_deref(), body.occurrence.as_deref())?;
     let input = body.change.input();
-    Ok(Json(service::update(&state.db, &caller, id, body.version, |f| service::resolve(f, &input)).await?))
+    Ok(Json(service::update(&state.db, &caller, id, body.version, target, |f| service::resolve(f, &input)).await?))
 }
 
 #[derive(Deserialize, IntoParams)]
 pub struct DeleteParams {
     /// When given, delete only if it is still this version.
     version: Option<i32>,
+    /// For a series: `this`, `following` or `all` (as for PATCH).
+    scope: Option<String>,
+    /// The occurrence's `occurrence_start`, with scope `this` or `following`.
+    occurrence: Option<String>,
 }
 
-/// Delete an event.
+/// Delete an event, a series, one occurrence, or an occurrence and the following ones.
 #[utoipa::path(delete, path = "/events/{id}", tag = "scheduler", security(("bearer" = [])), params(("id" = i64, Path), DeleteParams),
-    responses((status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
+    responses((status = 204), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
 async fn delete_event(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiQuery(q): ApiQuery<DeleteParams>) -> AppResult<StatusCode> {
-    service::delete(&state.db, &caller, id, q.version).await?;
+    let target = Target::parse(q.scope.as_deref(), q.occurrence.as_deref())?;
+    service::delete(&state.db, &caller, id, q.version, target).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -176,14 +206,14 @@ pub struct FeedUrl {
 #[utoipa::path(get, path = "/me/ical", tag = "scheduler", security(("bearer" = [])),
     responses((status = 200, body = FeedUrl), (status = 401, body = ErrorEnvelope)))]
 async fn my_feed(State(state): State<AppState>, caller: Caller) -> AppResult<Json<FeedUrl>> {
-    Ok(Json(FeedUrl { url: service::feed_url(&state, &caller, false).await? }))
+    Ok(Json(FeedUrl { url: feeds::feed_url(&state, &caller, false).await? }))
 }
 
 /// Replace your feed address; the old one stops working at once.
 #[utoipa::path(post, path = "/me/ical/rotate", tag = "scheduler", security(("bearer" = [])),
     responses((status = 200, body = FeedUrl), (status = 401, body = ErrorEnvelope)))]
 async fn rotate_feed(State(state): State<AppState>, caller: Caller) -> AppResult<Json<FeedUrl>> {
-    Ok(Json(FeedUrl { url: service::feed_url(&state, &caller, true).await? }))
+    Ok(Json(FeedUrl { url: feeds::feed_url(&state, &caller, true).await? }))
 }
 
 /// A user's calendar in iCal format, by its secret address (`/ical/<token>.ics`).
@@ -191,12 +221,30 @@ async fn rotate_feed(State(state): State<AppState>, caller: Caller) -> AppResult
     responses((status = 200, description = "text/calendar", content_type = "text/calendar", body = String), (status = 404, body = ErrorEnvelope)))]
 async fn ical_feed(State(state): State<AppState>, Path(file): Path<String>, _headers: HeaderMap) -> AppResult<Response> {
     let token = file.strip_suffix(".ics").ok_or_else(|| AppError::not_found("calendar"))?;
-    let (owner, events) = service::feed(&state.db, token).await?;
+    let (owner, events) = feeds::feed(&state.db, token).await?;
     Ok(ics(ical::calendar(&owner.display_name, &owner.time_zone, &events), &format!("{}.ics", owner.username)))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct CalendarStreamParams {
+    /// Whose calendar (default your own).
+    user: Option<String>,
+}
+
+/// Changes to a calendar (Server-Sent Events; resumable with Last-Event-ID): which event
+/// changed, so a page can reload what its viewer may see.
+#[utoipa::path(get, path = "/calendar/events", tag = "scheduler", security(("bearer" = [])), params(CalendarStreamParams),
+    responses((status = 200, description = "text/event-stream of calendar changes", content_type = "text/event-stream", body = crate::platform::changes::ChangeEvent),
+        (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+async fn calendar_events(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<CalendarStreamParams>, headers: HeaderMap) -> AppResult<Response> {
+    let channel = service::calendar_events_channel(&state.db, &caller, q.user.as_deref()).await?;
+    let last = crate::platform::changes::last_event_id(&headers);
+    Ok(crate::platform::changes::sse(state.db.clone(), state.changes.clone(), channel, last).into_response())
 }
 
 pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(calendar_events))
         .routes(routes!(get_user))
         .routes(routes!(list_events, create_event))
         .routes(routes!(get_event, patch_event, delete_event))

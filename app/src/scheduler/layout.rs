@@ -1,7 +1,8 @@
 //! Lays a week or month of a calendar out for the page: which day column and which
 //! minutes each event covers in the viewer's zone, free/busy for calendars not shared.
 
-use super::domain::{CalendarLayout, CalendarView, Placed};
+use super::domain::{CalendarLayout, CalendarView, Placed, SeriesRef};
+use super::occurrences;
 use super::service;
 use crate::platform::time::zones;
 use crate::error::AppResult;
@@ -15,7 +16,7 @@ pub async fn build(
     view: CalendarView,
     date: Option<&str>,
 ) -> AppResult<CalendarLayout> {
-    let viewer_zone = zones::parse_zone("time_zone", &caller.viewer.time_zone).unwrap_or(chrono_tz::Tz::UTC);
+    let viewer_zone = caller.zone();
     let owner = match owner.as_deref().filter(|o| !o.is_empty()) {
         Some(name) => service::find_user(&state.db, name).await?,
         None => service::find_user(&state.db, &caller.viewer.username).await?,
@@ -40,9 +41,9 @@ pub async fn build(
     let days: Vec<NaiveDate> = (0..count).map(|i| first + chrono::Duration::days(i as i64)).collect();
     let from = zones::start_of_day(viewer_zone, first);
     let to = zones::start_of_day(viewer_zone, first + chrono::Duration::days(count as i64));
-    let fetched = service::range(&state.db, owner.id, from, to, None, 500).await?;
+    let (items, _) = occurrences::window(&state.db.conn, owner.id, from, to, None, occurrences::MAX_PAGE).await?;
     let busy_only = !service::sees_details(caller, &owner);
-    let conflicts = service::conflicts_within(&fetched.events);
+    let conflicts = occurrences::conflicts_within(&items);
     let day_index = |ms: i64| -> usize {
         let d = zones::to_local(viewer_zone, ms).date_naive();
         ((d - first).num_days().clamp(0, count as i64 - 1)) as usize
@@ -52,13 +53,13 @@ pub async fn build(
         (t.hour() * 60 + t.minute()) as i32
     };
     use chrono::Timelike;
-    let events = fetched
-        .events
+    let events = items
         .iter()
-        .map(|e| {
+        .map(|item| {
+            let e = &item.row;
             let local = |ms: i64| zones::to_local(viewer_zone, ms).format("%Y-%m-%dT%H:%M").to_string();
             // An event ending at midnight ends on the previous day.
-            let last_ms = (e.end_at - 1).max(e.start_at);
+            let last_ms = (item.end - 1).max(item.start);
             Placed {
                 id: e.id,
                 title: if busy_only { "Busy".into() } else { e.title.clone() },
@@ -66,14 +67,16 @@ pub async fn build(
                 description: if busy_only { String::new() } else { e.description.clone() },
                 all_day: e.all_day,
                 busy_only,
-                conflict: !busy_only && conflicts.contains_key(&e.id),
+                conflict: !busy_only && conflicts.contains_key(&item.key()),
                 version: e.version,
-                local_start: local(e.start_at),
-                local_end: local(e.end_at),
-                first_day: if e.start_at < from { 0 } else { day_index(e.start_at) },
-                last_day: if e.end_at > to { count - 1 } else { day_index(last_ms) },
-                start_minute: if e.start_at < from { 0 } else { minute(e.start_at) },
-                end_minute: if e.end_at >= to { 1440 } else { minute(last_ms) + 1 },
+                local_start: local(item.start),
+                local_end: local(item.end),
+                first_day: if item.start < from { 0 } else { day_index(item.start) },
+                last_day: if item.end > to { count - 1 } else { day_index(last_ms) },
+                start_minute: if item.start < from { 0 } else { minute(item.start) },
+                end_minute: if item.end >= to { 1440 } else { minute(last_ms) + 1 },
+                series: series_ref(item, busy_only),
+                source: None,
             }
         })
         .collect();
@@ -94,6 +97,22 @@ pub async fn build(
         today: today.format("%Y-%m-%d").to_string(),
         title,
         events,
+    })
+}
+
+/// The series an item belongs to, as the page needs it to offer "this", "following" and
+/// "all" (an occurrence changed on its own is changed alone).
+fn series_ref(item: &occurrences::Item, busy_only: bool) -> Option<SeriesRef> {
+    let (id, occurrence) = (item.series_id()?, item.occurrence?);
+    Some(SeriesRef {
+        id,
+        version: item.row.version,
+        rule: match (&item.row.rrule, busy_only) {
+            (Some(rule), false) => super::recurrence::with_local_until(rule, occurrences::anchor(&item.row).zone),
+            _ => String::new(),
+        },
+        occurrence: crate::platform::time::to_rfc3339(occurrence),
+        changed: !item.row.recurring,
     })
 }
 

@@ -2,14 +2,19 @@
 //! viewer's time zone, and iCal feeds. Every change is published to the broker.
 
 pub mod domain;
+pub mod repeat;
 mod api;
 mod views;
 
 ssr_modules! {
     pub mod demo;
+    pub mod feeds;
     pub mod http;
     pub mod ical;
     mod layout;
+    pub mod occurrences;
+    pub mod recurrence;
+    mod series;
     pub mod service;
     pub mod store;
 }

@@ -1,22 +1,24 @@
-//! Scheduler use cases: events on a user's calendar (create, change with optimistic
-//! concurrency, delete, range queries), who sees what, profiles, and iCal feeds. Every
-//! change is published to the broker (`event:created|updated|deleted`) in its transaction.
+//! Scheduler use cases: events and series on a user's calendar — create; change or
+//! delete an event, one occurrence of a series, an occurrence and the following ones, or
+//! a whole series, each checked against the version the caller read; range queries —
+//! and who sees what. Every change is published to the broker
+//! (`event:created|updated|deleted`) in its transaction.
 
-use crate::db_write;
 use super::domain::*;
-use super::store::{self, event, feed, legacy_feed};
+use super::occurrences::{self, Item};
+use super::recurrence::{self, Rule};
+use super::series;
+use super::store::{self, event};
 use crate::accounts::domain::Profile;
 use crate::accounts::service::{profile_by_id, profile_by_name};
 use crate::accounts::Caller;
+use crate::db_write;
 use crate::error::{AppError, AppResult};
-use crate::platform::db::{for_update, is_unique_violation, Db, WriteTxn};
-use crate::platform::secrets::{random_token, sha256_hex};
-use crate::platform::state::AppState;
+use crate::platform::changes;
+use crate::platform::db::{for_update, Db, WriteTxn};
+use crate::platform::secrets::random_token;
 use crate::platform::time::{now_ms, to_rfc3339, zones};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 
 const DAY_MS: i64 = 86_400_000;
 const MAX_SPAN_MS: i64 = MAX_EVENT_DAYS * DAY_MS;
@@ -63,6 +65,8 @@ pub struct Fields {
     pub end_at: i64,
     pub all_day: bool,
     pub time_zone: String,
+    /// A series' rule as given (`FREQ=WEEKLY;BYDAY=MO`); none for a single event.
+    pub recurrence: Option<String>,
 }
 
 impl From<&event::Model> for Fields {
@@ -75,11 +79,40 @@ impl From<&event::Model> for Fields {
             end_at: e.end_at,
             all_day: e.all_day,
             time_zone: e.time_zone.clone(),
+            recurrence: e.rrule.clone().filter(|_| e.recurring),
         }
     }
 }
 
-fn validate(f: &Fields) -> AppResult<()> {
+/// Fields checked, with the rule read against them: what is written.
+pub(super) struct Settled {
+    pub f: Fields,
+    pub rule: Option<Rule>,
+}
+
+impl Settled {
+    /// Where the series' last occurrence ends (the event's end for a single event).
+    fn series_end(&self) -> i64 {
+        match &self.rule {
+            Some(rule) => rule.bound(&self.anchor()),
+            None => self.f.end_at,
+        }
+    }
+
+    fn anchor(&self) -> recurrence::Anchor {
+        recurrence::Anchor {
+            zone: self.f.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC),
+            start: self.f.start_at,
+            end: self.f.end_at,
+            all_day: self.f.all_day,
+        }
+    }
+}
+
+/// Checks `f` and reads its rule. A series whose start is not on its rule (a Tuesday
+/// start repeating on Mondays) starts at its rule's first occurrence instead, as
+/// calendar apps move it.
+pub(super) fn settle(mut f: Fields) -> AppResult<Settled> {
     let title = f.title.trim();
     if title.is_empty() {
         return Err(AppError::invalid("title", "title is required"));
@@ -87,6 +120,7 @@ fn validate(f: &Fields) -> AppResult<()> {
     if title.chars().count() > TITLE_MAX {
         return Err(AppError::invalid("title", format!("title must be at most {TITLE_MAX} characters")));
     }
+    f.title = title.to_owned();
     if f.description.chars().count() > DESCRIPTION_MAX {
         return Err(AppError::invalid("description", format!("description must be at most {DESCRIPTION_MAX} characters")));
     }
@@ -103,7 +137,21 @@ fn validate(f: &Fields) -> AppResult<()> {
     if f.end_at - f.start_at > MAX_SPAN_MS {
         return Err(AppError::invalid("end", format!("an event may last at most {MAX_EVENT_DAYS} days")));
     }
-    Ok(())
+    let Some(text) = f.recurrence.clone() else {
+        return Ok(Settled { f, rule: None });
+    };
+    let mut settled = Settled { rule: None, f };
+    let rule = Rule::parse(&text, &settled.anchor())?;
+    let first = rule
+        .first_start(&settled.anchor())
+        .ok_or_else(|| AppError::invalid(recurrence::FIELD, "the rule gives no occurrence from the start on"))?;
+    if first != settled.f.start_at {
+        settled.f.end_at = settled.anchor().end_of(first);
+        settled.f.start_at = first;
+    }
+    settled.f.recurrence = Some(rule.text());
+    settled.rule = Some(rule);
+    Ok(settled)
 }
 
 /// What a client sends (REST): instants as ISO-8601 with an offset, or for all-day
@@ -117,6 +165,8 @@ pub struct Input {
     pub end: Option<String>,
     pub all_day: Option<bool>,
     pub time_zone: Option<String>,
+    /// A rule makes it a series; an empty one makes a series a single event again.
+    pub recurrence: Option<String>,
 }
 
 /// Applies `input` over `base` (an existing event, or defaults for a new one).
@@ -137,6 +187,9 @@ pub fn resolve(base: Fields, input: &Input) -> AppResult<Fields> {
     }
     if let Some(a) = input.all_day {
         f.all_day = a;
+    }
+    if let Some(r) = &input.recurrence {
+        f.recurrence = Some(r.trim().to_owned()).filter(|r| !r.is_empty());
     }
     let zone = zones::parse_zone("time_zone", &f.time_zone)?;
     if f.all_day {
@@ -179,10 +232,46 @@ pub fn new_fields(owner: &Profile) -> Fields {
         end_at: 0,
         all_day: false,
         time_zone: owner.time_zone.clone(),
+        recurrence: None,
     }
 }
 
-pub fn view(e: &event::Model, owner: &str, busy_only: bool, conflicts: Vec<i64>) -> EventView {
+/// Which occurrences of a series a change or deletion is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The event, or the whole series (a change in the terms of its first occurrence).
+    Whole,
+    /// The whole series, a change in the terms of the occurrence starting at this
+    /// instant (moving that one from 09:00 to 10:00 moves every one to 10:00).
+    All(i64),
+    /// The occurrence starting (in its series) at this instant.
+    Occurrence(i64),
+    /// That occurrence and every one after it.
+    Following(i64),
+}
+
+impl Target {
+    /// From a request's `scope` (`this`, `following`, `all`) and `occurrence` (ISO-8601):
+    /// an occurrence alone means that occurrence; no scope, the whole event or series.
+    pub fn parse(scope: Option<&str>, occurrence: Option<&str>) -> AppResult<Target> {
+        let scope = match scope.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => Some(EditScope::parse(s).ok_or_else(|| AppError::invalid("scope", "scope is this, following or all"))?),
+            None => None,
+        };
+        let occurrence = occurrence.map(str::trim).filter(|s| !s.is_empty()).map(|o| zones::parse_instant("occurrence", o)).transpose()?;
+        match (scope, occurrence) {
+            (Some(EditScope::All), Some(t)) => Ok(Target::All(t)),
+            (Some(EditScope::All), None) | (None, None) => Ok(Target::Whole),
+            (Some(EditScope::This) | None, Some(t)) => Ok(Target::Occurrence(t)),
+            (Some(EditScope::Following), Some(t)) => Ok(Target::Following(t)),
+            (Some(_), None) => Err(AppError::invalid("occurrence", "give the occurrence's start (occurrence_start) with scope this or following")),
+        }
+    }
+}
+
+/// An item as the API shows it to someone who sees only free/busy (`busy_only`) or all.
+pub fn view(item: &Item, owner: &str, busy_only: bool, conflicts: Vec<i64>) -> EventView {
+    let e = &item.row;
     EventView {
         id: e.id,
         uid: e.uid.clone(),
@@ -190,8 +279,8 @@ pub fn view(e: &event::Model, owner: &str, busy_only: bool, conflicts: Vec<i64>)
         title: if busy_only { "Busy".into() } else { e.title.clone() },
         description: if busy_only { String::new() } else { e.description.clone() },
         location: if busy_only { String::new() } else { e.location.clone() },
-        start: to_rfc3339(e.start_at),
-        end: to_rfc3339(e.end_at),
+        start: to_rfc3339(item.start),
+        end: to_rfc3339(item.end),
         all_day: e.all_day,
         time_zone: e.time_zone.clone(),
         version: e.version,
@@ -199,55 +288,83 @@ pub fn view(e: &event::Model, owner: &str, busy_only: bool, conflicts: Vec<i64>)
         conflicts: if busy_only { Vec::new() } else { conflicts },
         created_at: to_rfc3339(e.created_at),
         updated_at: to_rfc3339(e.updated_at),
+        recurrence: e.rrule.clone().filter(|_| e.recurring && !busy_only),
+        series_id: item.series_id(),
+        occurrence_start: item.occurrence.map(to_rfc3339),
     }
 }
 
-/// Events of `owner_id` overlapping `[start, end)`, other than `except`.
-pub async fn overlapping<C: ConnectionTrait>(conn: &C, owner_id: i64, start: i64, end: i64, except: Option<i64>) -> AppResult<Vec<i64>> {
-    let mut q = event::Entity::find()
-        .select_only()
-        .column(event::Column::Id)
-        .filter(event::Column::OwnerId.eq(owner_id))
-        .filter(starts_from(owner_id, start))
-        .filter(event::Column::StartAt.lt(end))
-        .filter(event::Column::EndAt.gt(start));
-    if let Some(id) = except {
-        q = q.filter(event::Column::Id.ne(id));
-    }
-    Ok(q.order_by_asc(event::Column::StartAt).limit(50).into_tuple().all(conn).await?)
+/// Publishes a change to the broker and tells the pages showing the calendar (only
+/// which row changed: a page reloads what its viewer may see).
+pub(super) async fn announce(txn: &WriteTxn, topic: &str, item: &Item, owner: &str) -> AppResult<()> {
+    changes::record(&**txn, &calendar_channel(item.row.owner_id), &serde_json::json!({"event": item.row.id})).await?;
+    txn.publish(topic, &view(item, owner, false, Vec::new())).await
 }
 
-async fn announce(txn: &WriteTxn, topic: &str, e: &event::Model, owner: &str) -> AppResult<()> {
-    txn.publish(topic, &view(e, owner, false, Vec::new())).await
+/// The live channel of one calendar.
+pub fn calendar_channel(owner_id: i64) -> String {
+    format!("calendar/{owner_id}")
 }
 
-/// Adds an event to `owner`'s calendar, if `caller` manages it.
+/// The channel a page showing `username`'s calendar (none: the caller's own) follows:
+/// any member may, as any member sees at least when its owner is busy.
+pub async fn calendar_events_channel(db: &Db, caller: &Caller, username: Option<&str>) -> AppResult<String> {
+    let owner = find_user(db, username.filter(|u| !u.is_empty()).unwrap_or(caller.username())).await?;
+    Ok(calendar_channel(owner.id))
+}
+
+/// Writes `s` into a new row on `owner_id`'s calendar: a single event, a series, or
+/// (`occurrence_of`) an occurrence of a series changed on its own.
+pub(super) async fn insert(txn: &WriteTxn, owner_id: i64, s: &Settled, occurrence_of: Option<(i64, i64)>, exceptions: Option<String>) -> AppResult<event::Model> {
+    let now = now_ms();
+    let mut row = event::ActiveModel {
+        uid: Set(format!("{}@switchboard", random_token(18))),
+        owner_id: Set(owner_id),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+        exceptions: Set(exceptions),
+        series_id: Set(occurrence_of.map(|o| o.0)),
+        recurrence_at: Set(occurrence_of.map(|o| o.1)),
+        ..Default::default()
+    };
+    write_fields(&mut row, s);
+    let e = event::Entity::insert(row).exec_with_returning(&**txn).await?;
+    store::raise_longest(&**txn, owner_id, e.end_at - e.start_at).await?;
+    Ok(e)
+}
+
+/// Sets what `s` says on a row being written (not its exceptions or links).
+pub(super) fn write_fields(row: &mut event::ActiveModel, s: &Settled) {
+    row.title = Set(s.f.title.clone());
+    row.description = Set(s.f.description.clone());
+    row.location = Set(s.f.location.clone());
+    row.start_at = Set(s.f.start_at);
+    row.end_at = Set(s.f.end_at);
+    row.all_day = Set(s.f.all_day);
+    row.time_zone = Set(s.f.time_zone.clone());
+    row.recurring = Set(s.rule.is_some());
+    row.rrule = Set(s.rule.as_ref().map(Rule::text));
+    row.series_end = Set(s.series_end());
+}
+
+/// Marks a row being written as a new version of `current`.
+pub(super) fn next_version(row: &mut event::ActiveModel, current: &event::Model) {
+    row.version = Set(current.version + 1);
+    row.updated_at = Set(Ord::max(now_ms(), current.updated_at + 1));
+}
+
+/// Adds an event or a series to `owner`'s calendar, if `caller` manages it.
 #[tracing::instrument(skip(db, caller, fields), fields(owner = %owner.username, caller = %caller.username()))]
 pub async fn create(db: &Db, caller: &Caller, owner: &Profile, fields: Fields) -> AppResult<EventView> {
     require_edit(caller, owner.id)?;
-    validate(&fields)?;
+    let settled = settle(fields)?;
     db_write!(db, |txn| {
-        let now = now_ms();
-        let row = event::ActiveModel {
-            uid: Set(format!("{}@switchboard", random_token(18))),
-            owner_id: Set(owner.id),
-            title: Set(fields.title.trim().to_owned()),
-            description: Set(fields.description.clone()),
-            location: Set(fields.location.clone()),
-            start_at: Set(fields.start_at),
-            end_at: Set(fields.end_at),
-            all_day: Set(fields.all_day),
-            time_zone: Set(fields.time_zone.clone()),
-            version: Set(1),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        };
-        let e = event::Entity::insert(row).exec_with_returning(&*txn).await?;
-        store::raise_longest(&*txn, owner.id, e.end_at - e.start_at).await?;
-        let conflicts = overlapping(&*txn, owner.id, e.start_at, e.end_at, Some(e.id)).await?;
-        announce(&txn, "event:created", &e, &owner.username).await?;
-        Ok(view(&e, &owner.username, false, conflicts))
+        let e = insert(&txn, owner.id, &settled, None, None).await?;
+        let conflicts = occurrences::overlapping(&*txn, owner.id, e.start_at, e.end_at, Some(e.id)).await?;
+        let item = Item::single(e);
+        announce(&txn, "event:created", &item, &owner.username).await?;
+        Ok(view(&item, &owner.username, false, conflicts))
     })
 }
 
@@ -266,257 +383,126 @@ async fn find_event(db: &Db, id: i64) -> AppResult<(event::Model, Profile)> {
     Ok((e, owner))
 }
 
-/// One event as `caller` may see it (only free/busy of others' unshared calendars).
+/// One event (a series: its first occurrence and its rule) as `caller` may see it (only
+/// free/busy of others' unshared calendars).
 pub async fn event_for(db: &Db, caller: &Caller, id: i64) -> AppResult<EventView> {
     let (e, owner) = find_event(db, id).await?;
     let busy_only = !sees_details(caller, &owner);
-    let conflicts = overlapping(&db.conn, owner.id, e.start_at, e.end_at, Some(e.id)).await?;
-    Ok(view(&e, &owner.username, busy_only, conflicts))
+    let conflicts = occurrences::overlapping(&db.conn, owner.id, e.start_at, e.end_at, Some(e.id)).await?;
+    Ok(view(&Item::single(e), &owner.username, busy_only, conflicts))
 }
 
-/// One event as an iCalendar file, for callers who see its details.
+/// One event as an iCalendar file (a series with its changed occurrences), for callers
+/// who see its details.
 pub async fn event_ics(db: &Db, caller: &Caller, id: i64) -> AppResult<String> {
     let (e, owner) = find_event(db, id).await?;
     if !sees_details(caller, &owner) {
         return Err(AppError::forbidden("this calendar is not shared with you"));
     }
-    Ok(super::ical::calendar(&owner.display_name, &owner.time_zone, std::slice::from_ref(&e)))
+    let mut rows = vec![e.clone()];
+    if e.recurring {
+        rows.extend(series::changed_occurrences(&db.conn, e.id, None).await?);
+    }
+    Ok(super::ical::calendar(&owner.display_name, &owner.time_zone, &rows))
 }
 
-/// Changes an event if `caller` manages its calendar — judged by the stored row's owner,
-/// whatever the request says — and `version` is still its version (else 409).
-#[tracing::instrument(skip(db, caller, change), fields(caller = %caller.username()))]
-pub async fn update(db: &Db, caller: &Caller, id: i64, version: i32, change: impl Fn(Fields) -> AppResult<Fields>) -> AppResult<EventView> {
-    db_write!(db, |txn| {
-        let current = for_update(event::Entity::find_by_id(id), db.backend())
-            .one(&*txn)
-            .await?
-            .ok_or_else(|| AppError::not_found("event"))?;
-        require_edit(caller, current.owner_id)?;
-        if current.version != version {
-            return Err(stale(current.version));
-        }
-        let f = change(Fields::from(&current))?;
-        validate(&f)?;
-        let mut row: event::ActiveModel = current.clone().into();
-        row.title = Set(f.title.trim().to_owned());
-        row.description = Set(f.description);
-        row.location = Set(f.location);
-        row.start_at = Set(f.start_at);
-        row.end_at = Set(f.end_at);
-        row.all_day = Set(f.all_day);
-        row.time_zone = Set(f.time_zone);
-        row.version = Set(current.version + 1);
-        row.updated_at = Set(Ord::max(now_ms(), current.updated_at + 1));
-        let e = event::Entity::update(row).exec(&*txn).await?;
-        store::raise_longest(&*txn, e.owner_id, e.end_at - e.start_at).await?;
-        let owner = profile_by_id(&*txn, e.owner_id).await?.ok_or_else(|| AppError::internal_because(format!("event {} has no owner {}", e.id, e.owner_id)))?;
-        let conflicts = overlapping(&*txn, e.owner_id, e.start_at, e.end_at, Some(e.id)).await?;
-        announce(&txn, "event:updated", &e, &owner.username).await?;
-        Ok(view(&e, &owner.username, false, conflicts))
-    })
+async fn lock(txn: &WriteTxn, db: &Db, id: i64) -> AppResult<event::Model> {
+    for_update(event::Entity::find_by_id(id), db.backend()).one(&**txn).await?.ok_or_else(|| AppError::not_found("event"))
 }
 
-fn stale(current: i32) -> AppError {
+async fn owner_of(conn: &impl ConnectionTrait, e: &event::Model) -> AppResult<Profile> {
+    profile_by_id(conn, e.owner_id).await?.ok_or_else(|| AppError::internal_because(format!("event {} has no owner {}", e.id, e.owner_id)))
+}
+
+pub(super) fn stale(current: i32) -> AppError {
     AppError::conflict("version_conflict", format!("the event was changed meanwhile (now version {current}); reload and retry"))
         .on_field("version")
 }
 
-/// Deletes an event if `caller` manages its calendar (judged by the stored row) and, when
-/// `version` is given, it is still that version.
-#[tracing::instrument(skip(db, caller), fields(caller = %caller.username()))]
-pub async fn delete(db: &Db, caller: &Caller, id: i64, version: Option<i32>) -> AppResult<()> {
+/// An occurrence changed on its own is changed alone; the following ones are its series'.
+fn changed_on_its_own(e: &event::Model) -> AppError {
+    AppError::invalid(
+        "scope",
+        format!("this occurrence was changed on its own; change its series (event {}) for the following occurrences", e.series_id.unwrap_or(e.id)),
+    )
+}
+
+/// Changes an event, or the part of a series `target` names, if `caller` manages its
+/// calendar — judged by the stored row's owner, whatever the request says — and
+/// `version` is still its version (else 409). For an occurrence of a series, `version`
+/// is the series'.
+#[tracing::instrument(skip(db, caller, change), fields(caller = %caller.username()))]
+pub async fn update(db: &Db, caller: &Caller, id: i64, version: i32, target: Target, change: impl Fn(Fields) -> AppResult<Fields> + Sync) -> AppResult<EventView> {
     db_write!(db, |txn| {
-        let current = for_update(event::Entity::find_by_id(id), db.backend())
-            .one(&*txn)
-            .await?
-            .ok_or_else(|| AppError::not_found("event"))?;
+        let current = lock(&txn, db, id).await?;
+        require_edit(caller, current.owner_id)?;
+        if current.version != version {
+            return Err(stale(current.version));
+        }
+        let owner = owner_of(&*txn, &current).await?;
+        let item = match (current.recurring, target) {
+            (true, Target::Occurrence(t)) => series::change_occurrence(&txn, &current, t, &change, &owner.username).await?,
+            (true, Target::Following(t)) if t != current.start_at => series::split(&txn, &current, t, &change, &owner.username).await?,
+            (true, Target::All(t)) => series::change_all(&txn, &current, Some(t), &change, &owner.username).await?,
+            (true, _) => series::change_all(&txn, &current, None, &change, &owner.username).await?,
+            (false, Target::Following(_)) if current.series_id.is_some() => return Err(changed_on_its_own(&current)),
+            (false, _) => change_single(&txn, &current, &change, &owner.username).await?,
+        };
+        let conflicts = occurrences::overlapping(&*txn, item.row.owner_id, item.start, item.end, Some(item.row.id)).await?;
+        Ok(view(&item, &owner.username, false, conflicts))
+    })
+}
+
+async fn change_single(txn: &WriteTxn, current: &event::Model, change: &(dyn Fn(Fields) -> AppResult<Fields> + Sync), owner: &str) -> AppResult<Item> {
+    let f = change(Fields::from(current))?;
+    if current.series_id.is_some() && f.recurrence.is_some() {
+        return Err(AppError::invalid(recurrence::FIELD, "an occurrence changed on its own cannot repeat; change its series"));
+    }
+    let settled = settle(f)?;
+    let mut row: event::ActiveModel = current.clone().into();
+    write_fields(&mut row, &settled);
+    next_version(&mut row, current);
+    let e = event::Entity::update(row).exec(&**txn).await?;
+    store::raise_longest(&**txn, e.owner_id, e.end_at - e.start_at).await?;
+    let item = Item::single(e);
+    announce(txn, "event:updated", &item, owner).await?;
+    Ok(item)
+}
+
+/// Deletes an event, or the part of a series `target` names, if `caller` manages its
+/// calendar (judged by the stored row) and, when `version` is given, it is still that
+/// version.
+#[tracing::instrument(skip(db, caller), fields(caller = %caller.username()))]
+pub async fn delete(db: &Db, caller: &Caller, id: i64, version: Option<i32>, target: Target) -> AppResult<()> {
+    db_write!(db, |txn| {
+        let current = lock(&txn, db, id).await?;
         require_edit(caller, current.owner_id)?;
         if version.is_some_and(|v| v != current.version) {
             return Err(stale(current.version));
         }
-        let owner = profile_by_id(&*txn, current.owner_id).await?.ok_or_else(|| AppError::internal_because(format!("event {id} has no owner {}", current.owner_id)))?;
-        event::Entity::delete_by_id(id).exec(&*txn).await?;
-        announce(&txn, "event:deleted", &current, &owner.username).await?;
-        Ok(())
+        let owner = owner_of(&*txn, &current).await?;
+        match (current.recurring, target) {
+            (true, Target::Occurrence(t)) => series::skip_occurrence(&txn, &current, t, &owner.username).await,
+            (true, Target::Following(t)) if t != current.start_at => series::end_before(&txn, &current, t, &owner.username).await,
+            (true, _) => series::delete_all(&txn, &current, &owner.username).await,
+            (false, Target::Following(_)) if current.series_id.is_some() => Err(changed_on_its_own(&current)),
+            (false, _) => {
+                event::Entity::delete_by_id(id).exec(&*txn).await?;
+                announce(&txn, "event:deleted", &Item::single(current), &owner.username).await
+            }
+        }
     })
 }
 
-/// A page of `owner_id`'s events overlapping `[from, to)`, by start.
-pub struct Page {
-    pub events: Vec<event::Model>,
-    pub next_cursor: Option<String>,
-}
-
-fn decode_cursor(raw: &str) -> AppResult<(i64, i64)> {
-    let bad = || AppError::invalid("cursor", "cursor is not one this API handed out");
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?).map_err(|_| bad())?;
-    let (a, b) = text.split_once('.').ok_or_else(bad)?;
-    Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
-}
-
-fn encode_cursor(e: &event::Model) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}.{}", e.start_at, e.id))
-}
-
-/// A page of `owner`'s events overlapping `[from, to)` as `caller` may see them: in full
-/// for owners, admins and shared calendars, else as free/busy.
+/// A page of `owner`'s calendar overlapping `[from, to)` — single events and occurrences
+/// of series, by start — as `caller` may see it: in full for owners, admins and shared
+/// calendars, else as free/busy.
 pub async fn events_for(db: &Db, caller: &Caller, owner: &Profile, from: i64, to: i64, cursor: Option<&str>, limit: u64) -> AppResult<(Vec<EventView>, Option<String>)> {
-    let page = range(db, owner.id, from, to, cursor, limit).await?;
+    let after = cursor.map(occurrences::decode_cursor).transpose()?;
+    let (items, more) = occurrences::window(&db.conn, owner.id, from, to, after, limit).await?;
     let busy_only = !sees_details(caller, owner);
-    let conflicts = conflicts_within(&page.events);
-    let events = page
-        .events
-        .iter()
-        .map(|e| view(e, &owner.username, busy_only, conflicts.get(&e.id).cloned().unwrap_or_default()))
-        .collect();
-    Ok((events, page.next_cursor))
-}
-
-/// `start_at >= ` the earliest start of an event overlapping a range from `from`: with
-/// `start_at < to`, a range of the `(owner_id, start_at)` index as long as the range
-/// plus the calendar's longest event.
-fn starts_from(owner_id: i64, from: i64) -> sea_orm::Condition {
-    sea_orm::Condition::all().add(Expr::col((event::Entity, event::Column::StartAt)).gte(store::earliest_overlapping_start(owner_id, from)))
-}
-
-/// Served by the `(owner_id, start_at)` index (see [`starts_from`]).
-#[tracing::instrument(skip(db))]
-pub(super) async fn range(db: &Db, owner_id: i64, from: i64, to: i64, cursor: Option<&str>, limit: u64) -> AppResult<Page> {
-    if to <= from {
-        return Err(AppError::invalid("to", "to must be after from"));
-    }
-    let mut q = event::Entity::find()
-        .filter(event::Column::OwnerId.eq(owner_id))
-        .filter(starts_from(owner_id, from))
-        .filter(event::Column::StartAt.lt(to))
-        .filter(event::Column::EndAt.gt(from));
-    if let Some(c) = cursor {
-        let (start, id) = decode_cursor(c)?;
-        q = q.filter(
-            sea_orm::Condition::any()
-                .add(event::Column::StartAt.gt(start))
-                .add(sea_orm::Condition::all().add(event::Column::StartAt.eq(start)).add(event::Column::Id.gt(id))),
-        );
-    }
-    let limit = limit.clamp(1, 500);
-    let mut events = q
-        .order_by_asc(event::Column::StartAt)
-        .order_by_asc(event::Column::Id)
-        .limit(limit + 1)
-        .all(&db.conn)
-        .await?;
-    let next_cursor = (events.len() as u64 > limit).then(|| {
-        events.truncate(limit as usize);
-        encode_cursor(events.last().expect("limit is at least 1"))
-    });
-    Ok(Page { events, next_cursor })
-}
-
-/// For each event, the others in `events` it overlaps.
-pub fn conflicts_within(events: &[event::Model]) -> std::collections::HashMap<i64, Vec<i64>> {
-    let mut out: std::collections::HashMap<i64, Vec<i64>> = std::collections::HashMap::new();
-    let mut sorted: Vec<&event::Model> = events.iter().collect();
-    sorted.sort_by_key(|e| (e.start_at, e.id));
-    for (i, a) in sorted.iter().enumerate() {
-        for b in sorted.iter().skip(i + 1) {
-            if b.start_at >= a.end_at {
-                break;
-            }
-            out.entry(a.id).or_default().push(b.id);
-            out.entry(b.id).or_default().push(a.id);
-        }
-    }
-    out
-}
-
-/// What a sealed feed address is bound to (see `platform::crypto`).
-const FEED_CONTEXT: &str = "calendar_feed_tokens.token_sealed";
-
-/// The caller's secret feed address: the existing one, a new one on first call, or
-/// (rotate) a replacement that revokes the old address at once. The token is stored as
-/// its digest (what the feed is looked up by) and sealed (so its owner can see the
-/// address again): a copy of the database alone opens no calendar.
-pub async fn feed_url(state: &AppState, caller: &Caller, rotate: bool) -> AppResult<String> {
-    let token = feed_token(state, caller.id(), rotate).await?;
-    Ok(format!("{}/ical/{token}.ics", state.settings.public_url.trim_end_matches('/')))
-}
-
-async fn feed_token(state: &AppState, user_id: i64, rotate: bool) -> AppResult<String> {
-    let db = &state.db;
-    if !rotate {
-        if let Some(f) = feed::Entity::find_by_id(user_id).one(&db.conn).await? {
-            return state.sealer.open(FEED_CONTEXT, &f.token_sealed).map_err(AppError::internal_because);
-        }
-    }
-    let token = random_token(24);
-    let txn = db.write_txn().await?;
-    feed::Entity::delete_many().filter(feed::Column::UserId.eq(user_id)).exec(&*txn).await?;
-    let row = feed::ActiveModel {
-        user_id: Set(user_id),
-        token_hash: Set(sha256_hex(&token)),
-        token_sealed: Set(state.sealer.seal(FEED_CONTEXT, &token)),
-        created_at: Set(now_ms()),
-    };
-    match feed::Entity::insert(row).exec_without_returning(&*txn).await {
-        Ok(_) => {}
-        // Two first calls at once (the settings page and the API, on MySQL where nothing
-        // serialises them): the other one's token stands, and both callers get it.
-        Err(e) if is_unique_violation(&e) => {
-            drop(txn);
-            let f = feed::Entity::find_by_id(user_id).one(&db.conn).await?.ok_or_else(|| AppError::internal_because(e))?;
-            return state.sealer.open(FEED_CONTEXT, &f.token_sealed).map_err(AppError::internal_because);
-        }
-        Err(e) => return Err(e.into()),
-    }
-    txn.commit().await?;
-    Ok(token)
-}
-
-/// Moves feed tokens stored in clear by earlier versions (`calendar_feeds`) into the
-/// hashed and sealed table, a batch at a time, at start-up. Their addresses keep working.
-pub async fn seal_legacy_feeds(state: &AppState) -> AppResult<u64> {
-    let mut moved = 0;
-    loop {
-        let batch = legacy_feed::Entity::find().limit(500).all(&state.db.conn).await?;
-        if batch.is_empty() {
-            return Ok(moved);
-        }
-        db_write!(state.db, |txn| {
-            for old in &batch {
-                // A user who has a new-style token already keeps it.
-                if feed::Entity::find_by_id(old.user_id).one(&*txn).await?.is_some() {
-                    continue;
-                }
-                let row = feed::ActiveModel {
-                    user_id: Set(old.user_id),
-                    token_hash: Set(sha256_hex(&old.token)),
-                    token_sealed: Set(state.sealer.seal(FEED_CONTEXT, &old.token)),
-                    created_at: Set(old.created_at),
-                };
-                feed::Entity::insert(row).exec_without_returning(&*txn).await?;
-            }
-            let ids: Vec<i64> = batch.iter().map(|f| f.user_id).collect();
-            legacy_feed::Entity::delete_many().filter(legacy_feed::Column::UserId.is_in(ids)).exec(&*txn).await?;
-            Ok(())
-        })?;
-        moved += batch.len() as u64;
-    }
-}
-
-/// The calendar behind a feed token: its owner and their events from 180 days ago to two
-/// years ahead (at most 5,000).
-pub async fn feed(db: &Db, token: &str) -> AppResult<(Profile, Vec<event::Model>)> {
-    let f = feed::Entity::find().filter(feed::Column::TokenHash.eq(sha256_hex(token))).one(&db.conn).await?.ok_or_else(|| AppError::not_found("calendar"))?;
-    let owner = profile_by_id(&db.conn, f.user_id).await?.ok_or_else(|| AppError::not_found("calendar"))?;
-    let now = now_ms();
-    let events = event::Entity::find()
-        .filter(event::Column::OwnerId.eq(owner.id))
-        .filter(event::Column::StartAt.gte(now - 180 * DAY_MS))
-        .filter(event::Column::StartAt.lt(now + 730 * DAY_MS))
-        .order_by_asc(event::Column::StartAt)
-        .limit(5000)
-        .all(&db.conn)
-        .await?;
-    Ok((owner, events))
+    let conflicts = occurrences::conflicts_within(&items);
+    let next_cursor = items.last().filter(|_| more).map(occurrences::encode_cursor);
+    let events = items.iter().map(|i| view(i, &owner.username, busy_only, conflicts.get(&i.key()).cloned().unwrap_or_default())).collect();
+    Ok((events, next_cursor))
 }

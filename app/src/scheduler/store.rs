@@ -20,6 +20,16 @@ pub mod event {
         pub version: i32,
         pub created_at: i64,
         pub updated_at: i64,
+        /// A series (see migration `m20261206_000011_recurrence`): `rrule` is its rule.
+        pub recurring: bool,
+        pub rrule: Option<String>,
+        /// Starts of the occurrences a series skips, comma-separated milliseconds.
+        pub exceptions: Option<String>,
+        /// Where the last occurrence ends (`end_at` for a single event).
+        pub series_end: i64,
+        /// An occurrence changed on its own: its series, and the start it replaces.
+        pub series_id: Option<i64>,
+        pub recurrence_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -131,6 +131,7 @@ const RULES: &[Rule] = &[
     rule("POST", "/api/v1/me/ical/rotate", Empty, MEMBERS),
     // The feed's secret address is its credential (calendar apps send no other).
     rule("GET", "/ical/{feed}", Empty, PUBLIC),
+    rule("GET", "/api/v1/calendar/events?user=alice", Empty, MEMBERS),
     // ---- REST: wages (every member reads, admins import)
     rule("GET", "/api/v1/wages", Empty, MEMBERS),
     rule("GET", "/api/v1/wages/stats", Empty, MEMBERS),
@@ -168,6 +169,7 @@ const RULES: &[Rule] = &[
     server_fn("/_fn/calendar_save", "id={new_event}&version=1&owner=bob&title=moved&start_local=2031-02-01T09:00&end_local=2031-02-01T10:00", OWNER),
     server_fn("/_fn/calendar_save", "owner=alice&title=new&start_local=2031-02-02T09:00&end_local=2031-02-02T10:00", OWNER),
     server_fn("/_fn/calendar_delete", "id={new_event}&version=1", OWNER),
+    server_fn("/_fn/calendar_move", "id={new_event}&version=1&start_local=2031-02-01T11:00&end_local=2031-02-01T12:00", OWNER),
     server_fn("/_fn/settings_load", "", MEMBERS),
     server_fn("/_fn/settings_save", "display_name=Renamed&time_zone=UTC", MEMBERS),
     server_fn("/_fn/settings_feed", "", MEMBERS),

@@ -130,10 +130,16 @@ async fn the_demo_calendar_and_meetings_are_seeded_once_and_a_test_booking_arriv
     app::meetings::demo::seed(&app.state).await.unwrap();
 
     // The calendar: shared, so any member sees its events in full; nobody signs in as it.
-    let events = get(&app, &alice, "/api/v1/users/demo/events?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z").await;
-    let titles: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["title"].as_str().unwrap_or_default()).collect();
-    assert_eq!(titles.len(), 6, "{events}");
+    let around = |days: i64| app::platform::time::to_rfc3339(app::platform::time::now_ms() + days * 86_400_000);
+    let events = get(&app, &alice, &format!("/api/v1/users/demo/events?from={}&to={}&limit=500", around(-20), around(20))).await;
+    let events = events["events"].as_array().unwrap();
+    let mut titles: Vec<&str> = events.iter().map(|e| e["title"].as_str().unwrap_or_default()).collect();
+    titles.sort();
+    titles.dedup();
+    assert_eq!(titles.len(), 5, "{titles:?}");
     assert!(titles.iter().all(|t| t.ends_with("(demo)")), "{titles:?}");
+    assert_eq!(events.iter().filter(|e| e["series_id"].is_null()).count(), 4, "four single events, seeded once");
+    assert!(events.iter().any(|e| e["recurrence"] == "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"), "and a stand-up every weekday");
     let res = app.post_json("/api/v1/auth/tokens", &json!({"username": "demo", "password": "!"})).await;
     assert_eq!(res.status(), 401);
     let res = app.post_json("/api/v1/auth/signup", &json!({"username": "demo", "password": "correct horse battery staple"})).await;

@@ -9,6 +9,7 @@ mod accounts;
 mod broker;
 mod broker_processes;
 mod receiver;
+mod recurrence;
 mod scheduler;
 mod security;
 mod changes;

@@ -6,17 +6,17 @@ use crate::support::{assert_error, eventually, Backend, TestApp};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-struct Client<'a> {
-    app: &'a TestApp,
-    token: String,
+pub struct Client<'a> {
+    pub app: &'a TestApp,
+    pub token: String,
 }
 
 impl<'a> Client<'a> {
-    async fn new(app: &'a TestApp, name: &str) -> Self {
+    pub async fn new(app: &'a TestApp, name: &str) -> Self {
         Self { app, token: app.user_with_token(name).await }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {
         let mut req = self.app.client.request(method, self.app.url(path)).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
@@ -24,13 +24,13 @@ impl<'a> Client<'a> {
         req.send().await.unwrap()
     }
 
-    async fn create(&self, user: &str, body: Value) -> Value {
+    pub async fn create(&self, user: &str, body: Value) -> Value {
         let res = self.call(reqwest::Method::POST, &format!("/api/v1/users/{user}/events"), Some(body)).await;
         assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
         res.json().await.unwrap()
     }
 
-    async fn list(&self, user: &str, query: &str) -> Value {
+    pub async fn list(&self, user: &str, query: &str) -> Value {
         let res = self.call(reqwest::Method::GET, &format!("/api/v1/users/{user}/events?{query}"), None).await;
         assert_eq!(res.status(), 200);
         res.json().await.unwrap()
