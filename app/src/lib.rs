@@ -86,6 +86,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/broker") view=broker::BrokerPage ssr=SSR/>
                 <Route path=path!("/system") view=system::SystemPage ssr=SSR/>
                 <Route path=path!("/broker/subscribers/:id") view=broker::SubscriberPage ssr=SSR/>
+                <Route path=path!("/book/cancel/:token") view=scheduler::CancelBookingScreen ssr=SSR/>
+                <Route path=path!("/book/:username") view=scheduler::BookingScreen ssr=SSR/>
             </Routes>
         </Router>
     }
@@ -117,8 +119,8 @@ fn NavLinks() -> impl IntoView {
     }
 }
 
-/// Settings: the profile (accounts) and the calendar's feed address (scheduler), side by
-/// side; composed here so neither capability needs the other.
+/// Settings: the profile (accounts), the calendar's feed address and booking page
+/// (scheduler), side by side; composed here so neither capability needs the other.
 #[component]
 fn SettingsPage() -> impl IntoView {
     view! {
@@ -126,6 +128,7 @@ fn SettingsPage() -> impl IntoView {
             <h1>"Settings"</h1>
             <accounts::ProfileCard/>
             <scheduler::FeedCard/>
+            <scheduler::BookingCard/>
         </main>
     }
 }

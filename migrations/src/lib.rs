@@ -22,6 +22,7 @@ mod m20261202_000008_wage_copy;
 mod m20261203_000009_outbox;
 mod m20261204_000010_calendar_spans;
 mod m20261206_000011_recurrence;
+mod m20261206_000012_booking_pages;
 mod columns;
 
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000009_outbox::Migration),
             Box::new(m20261204_000010_calendar_spans::Migration),
             Box::new(m20261206_000011_recurrence::Migration),
+            Box::new(m20261206_000012_booking_pages::Migration),
         ]
     }
 }

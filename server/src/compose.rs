@@ -20,6 +20,7 @@ pub fn settings_from_vars(lookup: &dyn Fn(&str) -> Option<String>) -> Settings {
     settings.parts.insert(app::broker::settings::BrokerSettings::from_vars(&env));
     settings.parts.insert(app::chat::settings::ChatSettings::from_vars(&env));
     settings.parts.insert(app::meetings::settings::MeetingsSettings::from_vars(&env));
+    settings.parts.insert(app::scheduler::settings::SchedulerSettings::from_vars(&env));
     settings.parts.insert(app::wages::settings::WagesSettings::from_vars(&env));
     settings
 }
@@ -50,4 +51,47 @@ pub fn parts(settings: &Settings, db: &Db) -> Parts {
         .with(app::meetings::demo::TestBookingLimiter::default())
         .with(app::system::sampling::History::default())
         .with(app::system::sampling::MetricsText(std::sync::Arc::new(|| crate::ops::recorder().render())))
+        .with(app::scheduler::booking::BookingParts {
+            limiter: RateLimiter::new(settings.part::<app::scheduler::settings::SchedulerSettings>().booking_rate_per_min, Duration::from_secs(60)),
+            meetings: std::sync::Arc::new(BookingsIntoMeetings),
+        })
+}
+
+/// Bookings made on the scheduler's booking pages go into the meetings feed, as the
+/// Calendly bookings there do (host: the page's owner).
+struct BookingsIntoMeetings;
+
+impl BookingsIntoMeetings {
+    fn facts(m: &app::scheduler::booking::BookedMeeting, canceled: bool) -> app::meetings::calendly::InviteeFacts {
+        app::meetings::calendly::InviteeFacts {
+            canceled,
+            invitee_uri: format!("{}/invitee", m.event_uri),
+            event_uri: m.event_uri.clone(),
+            event_name: m.name.clone(),
+            name: m.invitee_name.clone(),
+            email: m.invitee_email.clone(),
+            timezone: m.invitee_zone.clone(),
+            start_time: m.start,
+            end_time: m.end,
+            location: String::new(),
+            host_email: m.host.clone(),
+            rescheduled: false,
+            old_invitee: None,
+            new_invitee: None,
+            canceled_by: canceled.then(|| m.invitee_name.clone()),
+            cancel_reason: canceled.then(|| "Canceled with the booking's link".to_owned()),
+            canceler_type: canceled.then(|| "invitee".to_owned()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl app::scheduler::booking::MeetingsOutlet for BookingsIntoMeetings {
+    async fn booked(&self, txn: &app::platform::db::WriteTxn, m: &app::scheduler::booking::BookedMeeting) -> app::error::AppResult<()> {
+        app::meetings::service::record_booking(txn, &Self::facts(m, false)).await
+    }
+
+    async fn canceled(&self, txn: &app::platform::db::WriteTxn, m: &app::scheduler::booking::BookedMeeting) -> app::error::AppResult<()> {
+        app::meetings::service::record_booking(txn, &Self::facts(m, true)).await
+    }
 }

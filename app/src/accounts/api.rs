@@ -76,7 +76,7 @@ mod ssr {
 }
 
 #[cfg(feature = "ssr")]
-pub use ssr::{caller, require_caller};
+pub use ssr::{caller, client, require_caller};
 
 /// Only local paths are followed after log-in, so a crafted link cannot bounce a user
 /// to another site. Browsers drop tabs and newlines from URLs and read `\` as `/`, so

@@ -305,6 +305,13 @@ async fn apply(txn: &WriteTxn, row: &inbox::Model) -> AppResult<()> {
     Ok(())
 }
 
+/// A booking made on this app's own booking pages, taken into the feed as a Calendly
+/// booking is folded — the same row, live change and `meeting:*` publication — in the
+/// booking's own transaction (start-up connects the scheduler's bookings here).
+pub async fn record_booking(txn: &WriteTxn, facts: &InviteeFacts) -> AppResult<()> {
+    apply_invitee(txn, facts).await.map(|_| ())
+}
+
 fn status_of(f: &InviteeFacts) -> MeetingStatus {
     match (f.canceled, f.rescheduled) {
         (false, _) => MeetingStatus::Scheduled,

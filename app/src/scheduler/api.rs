@@ -127,3 +127,69 @@ pub async fn rotate_feed() -> Result<(), AppError> {
     feeds::feed_url(&state, &caller, true).await?;
     Ok(())
 }
+
+/// A booking page as a visitor sees it (anyone may).
+#[server(prefix = "/_fn", endpoint = "booking_page")]
+pub async fn load_booking_page(username: String, time_zone: Option<String>, from: Option<String>) -> Result<BookingPageView, AppError> {
+    let state = crate::platform::state::AppState::from_context()?;
+    booking::page(&state.db, &username, time_zone.as_deref(), from.as_deref()).await
+}
+
+/// Books a slot from the booking page (anyone may, a few times a minute per address).
+#[server(prefix = "/_fn", endpoint = "booking_book")]
+pub async fn book_slot(username: String, start: String, name: String, email: String, time_zone: Option<String>) -> Result<Booked, AppError> {
+    let state = crate::platform::state::AppState::from_context()?;
+    booking::book(&state, crate::accounts::client()?, &username, &start, &name, &email, time_zone.as_deref()).await
+}
+
+/// Cancels a booking from its secret link.
+#[server(prefix = "/_fn", endpoint = "booking_cancel")]
+pub async fn cancel_booking(token: String) -> Result<(), AppError> {
+    let state = crate::platform::state::AppState::from_context()?;
+    booking::cancel(&state, crate::accounts::client()?, &token).await
+}
+
+/// The caller's booking page settings.
+#[server(prefix = "/_fn", endpoint = "settings_booking")]
+pub async fn load_booking_settings() -> Result<BookingSettings, AppError> {
+    let caller = crate::accounts::require_caller().await?;
+    let state = crate::platform::state::AppState::from_context()?;
+    booking::settings(&state, &caller).await
+}
+
+/// Saves the caller's booking page from the settings form (weekly hours per weekday).
+#[server(prefix = "/_fn", endpoint = "settings_save_booking")]
+#[allow(clippy::too_many_arguments)]
+pub async fn save_booking_settings(
+    enabled: Option<String>,
+    title: String,
+    hours_mo: Option<String>,
+    hours_tu: Option<String>,
+    hours_we: Option<String>,
+    hours_th: Option<String>,
+    hours_fr: Option<String>,
+    hours_sa: Option<String>,
+    hours_su: Option<String>,
+    slot_minutes: u32,
+    buffer_before_minutes: u32,
+    buffer_after_minutes: u32,
+    min_notice_minutes: u32,
+    horizon_days: u32,
+) -> Result<BookingSettings, AppError> {
+    let caller = crate::accounts::require_caller().await?;
+    let state = crate::platform::state::AppState::from_context()?;
+    let days = [("MO", hours_mo), ("TU", hours_tu), ("WE", hours_we), ("TH", hours_th), ("FR", hours_fr), ("SA", hours_sa), ("SU", hours_su)];
+    let settings = BookingSettings {
+        enabled: enabled.is_some(),
+        title,
+        hours: days.into_iter().map(|(d, h)| (d.to_owned(), h.unwrap_or_default())).collect(),
+        time_zone: caller.zone().to_string(),
+        slot_minutes,
+        buffer_before_minutes,
+        buffer_after_minutes,
+        min_notice_minutes,
+        horizon_days,
+        url: String::new(),
+    };
+    booking::save_settings(&state, &caller, &settings).await
+}

@@ -144,3 +144,88 @@ pub struct CalendarLayout {
     pub title: String,
     pub events: Vec<Placed>,
 }
+
+crate::named_enum! {
+    /// Where a booking made on a booking page stands.
+    pub enum BookingStatus {
+        Booked = "booked",
+        Canceled = "canceled",
+    }
+}
+
+/// A user's booking page as its owner sets it up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct BookingSettings {
+    pub enabled: bool,
+    /// What a booking is called (`30 minute meeting`).
+    pub title: String,
+    /// Hours open for booking per weekday (`MO` … `SU`), in `time_zone`:
+    /// `09:00-12:00, 13:00-17:00`; none or empty for a day with none.
+    pub hours: std::collections::BTreeMap<String, String>,
+    /// The owner's zone: the weekly hours are read in it.
+    pub time_zone: String,
+    pub slot_minutes: u32,
+    /// Kept free before and after every booking.
+    pub buffer_before_minutes: u32,
+    pub buffer_after_minutes: u32,
+    /// How long before a slot it may still be booked.
+    pub min_notice_minutes: u32,
+    /// How far ahead slots are offered.
+    pub horizon_days: u32,
+    /// The public page (set by the server; ignored when sent).
+    #[serde(default)]
+    pub url: String,
+}
+
+/// A bookable slot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Slot {
+    /// ISO-8601 UTC.
+    pub start: String,
+    pub end: String,
+    /// `09:30`, in the visitor's zone.
+    pub label: String,
+}
+
+/// One day of a booking page, in the visitor's zone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SlotDay {
+    /// `2026-12-07`.
+    pub date: String,
+    /// `Mon 7 Dec`.
+    pub label: String,
+    pub slots: Vec<Slot>,
+}
+
+/// A booking page as a visitor sees it: whose, and the free slots of a week.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct BookingPageView {
+    pub username: String,
+    pub owner_name: String,
+    pub title: String,
+    pub slot_minutes: u32,
+    /// The zone the slots are shown in (the visitor's).
+    pub time_zone: String,
+    pub days: Vec<SlotDay>,
+    /// First days of the previous and next weeks offered, if any.
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+/// What a visitor gets for a booking.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Booked {
+    pub id: i64,
+    pub title: String,
+    pub start: String,
+    pub end: String,
+    /// In the visitor's zone, for the confirmation: `Mon 7 Dec 2026, 09:30–10:00 (Europe/Paris)`.
+    pub when: String,
+    /// The secret address that cancels it.
+    pub cancel_url: String,
+}

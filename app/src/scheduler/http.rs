@@ -1,13 +1,14 @@
 //! Scheduler REST routes and the iCal feed.
 
-use super::domain::{CalendarUser, EventView};
+use super::booking;
+use super::domain::{Booked, BookingPageView, BookingSettings, CalendarUser, EventView};
 use super::service::{self, Input, Target};
 use super::feeds;
 use super::ical;
 use crate::platform::time::zones;
 use crate::accounts::Caller;
 use crate::error::{AppError, AppResult, ErrorEnvelope, OrInternal};
-use crate::platform::http::{ApiJson, ApiQuery};
+use crate::platform::http::{ApiJson, ApiQuery, ClientAddr};
 use crate::platform::state::AppState;
 use crate::platform::time::now_ms;
 use axum::extract::{Path, State};
@@ -242,8 +243,71 @@ async fn calendar_events(State(state): State<AppState>, caller: Caller, ApiQuery
     Ok(crate::platform::changes::sse(state.db.clone(), state.changes.clone(), channel, last).into_response())
 }
 
+/// Your booking page: weekly hours, slot length, buffers, notice and horizon (defaults
+/// until you save it; off until you enable it).
+#[utoipa::path(get, path = "/me/booking-page", tag = "scheduler", security(("bearer" = [])),
+    responses((status = 200, body = BookingSettings), (status = 401, body = ErrorEnvelope)))]
+async fn my_booking_page(State(state): State<AppState>, caller: Caller) -> AppResult<Json<BookingSettings>> {
+    Ok(Json(booking::settings(&state, &caller).await?))
+}
+
+/// Set up your booking page.
+#[utoipa::path(put, path = "/me/booking-page", tag = "scheduler", security(("bearer" = [])), request_body = BookingSettings,
+    responses((status = 200, body = BookingSettings), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+async fn set_booking_page(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<BookingSettings>) -> AppResult<Json<BookingSettings>> {
+    Ok(Json(booking::save_settings(&state, &caller, &body).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct SlotParams {
+    /// First day of the week shown (a date in `time_zone`); default today.
+    from: Option<String>,
+    /// The visitor's IANA zone the slots are shown in; default the owner's.
+    time_zone: Option<String>,
+}
+
+/// A user's booking page: the free slots of a week. Public.
+#[utoipa::path(get, path = "/booking/{username}", tag = "scheduler", params(("username" = String, Path), SlotParams),
+    responses((status = 200, body = BookingPageView), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+async fn booking_slots(State(state): State<AppState>, Path(username): Path<String>, ApiQuery(q): ApiQuery<SlotParams>) -> AppResult<Json<BookingPageView>> {
+    Ok(Json(booking::page(&state.db, &username, q.time_zone.as_deref(), q.from.as_deref()).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct BookingRequest {
+    /// The slot's `start` as the page lists it.
+    start: String,
+    /// 1–100 characters.
+    name: String,
+    email: String,
+    /// The visitor's IANA zone (for the confirmation and the owner); default the owner's.
+    time_zone: Option<String>,
+}
+
+/// Book a slot on a user's booking page. Public and limited per client address; a slot
+/// taken meanwhile is a 409.
+#[utoipa::path(post, path = "/booking/{username}", tag = "scheduler", params(("username" = String, Path)), request_body = BookingRequest,
+    responses((status = 201, body = Booked), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "the slot was taken meanwhile", body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)))]
+async fn book_slot(State(state): State<AppState>, ClientAddr(client): ClientAddr, Path(username): Path<String>, ApiJson(req): ApiJson<BookingRequest>) -> AppResult<(StatusCode, Json<Booked>)> {
+    let booked = booking::book(&state, client, &username, &req.start, &req.name, &req.email, req.time_zone.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(booked)))
+}
+
+/// Cancel a booking with the secret from its cancel link. Public (the secret is the
+/// credential); cancelling twice is fine.
+#[utoipa::path(delete, path = "/bookings/{token}", tag = "scheduler", params(("token" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)))]
+async fn cancel_booking(State(state): State<AppState>, ClientAddr(client): ClientAddr, Path(token): Path<String>) -> AppResult<StatusCode> {
+    booking::cancel(&state, client, &token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(my_booking_page, set_booking_page))
+        .routes(routes!(booking_slots, book_slot))
+        .routes(routes!(cancel_booking))
         .routes(routes!(calendar_events))
         .routes(routes!(get_user))
         .routes(routes!(list_events, create_event))

@@ -4,9 +4,11 @@
 pub mod domain;
 pub mod repeat;
 mod api;
+mod booking_views;
 mod views;
 
 ssr_modules! {
+    pub mod booking;
     pub mod demo;
     pub mod feeds;
     pub mod http;
@@ -16,9 +18,11 @@ ssr_modules! {
     pub mod recurrence;
     mod series;
     pub mod service;
+    pub mod settings;
     pub mod store;
 }
 
 pub use domain::*;
+pub use booking_views::{BookingCard, BookingScreen, CancelBookingScreen};
 pub use views::{CalendarScreen, FeedCard};
 pub use api::*;

@@ -100,6 +100,61 @@ pub mod span {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod booking_page {
+    use sea_orm::entity::prelude::*;
+
+    /// A user's booking page (see migration `m20261206_000012_booking_pages`).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "booking_pages")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub owner_id: i64,
+        pub enabled: bool,
+        pub title: String,
+        pub weekly_hours: String,
+        pub time_zone: String,
+        pub slot_minutes: i32,
+        pub buffer_before_minutes: i32,
+        pub buffer_after_minutes: i32,
+        pub min_notice_minutes: i32,
+        pub horizon_days: i32,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod booking {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "bookings")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub owner_id: i64,
+        /// The event on the owner's calendar (none once canceled).
+        pub event_id: Option<i64>,
+        pub start_at: i64,
+        pub end_at: i64,
+        pub invitee_name: String,
+        pub invitee_email: String,
+        pub invitee_zone: String,
+        pub cancel_hash: String,
+        pub status: crate::scheduler::domain::BookingStatus,
+        pub created_at: i64,
+        pub canceled_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement};
 

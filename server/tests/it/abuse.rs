@@ -65,6 +65,9 @@ const fn server_fn(name_and_args: &'static str, body: &'static str, expect: Expe
     rule("POST", name_and_args, Form(body), expect)
 }
 
+/// alice's booking page: open around the clock, so every booking finds a slot.
+const BOOKING_PAGE: &str = r#"{"enabled": true, "title": "Matrix", "hours": {"MO": "00:00-24:00", "TU": "00:00-24:00", "WE": "00:00-24:00", "TH": "00:00-24:00", "FR": "00:00-24:00", "SA": "00:00-24:00", "SU": "00:00-24:00"}, "time_zone": "UTC", "slot_minutes": 15, "buffer_before_minutes": 0, "buffer_after_minutes": 0, "min_notice_minutes": 0, "horizon_days": 180}"#;
+
 /// alice's private event is on 2031-02-01 (see `World::new_event`).
 const RULES: &[Rule] = &[
     // ---- REST: accounts
@@ -132,6 +135,12 @@ const RULES: &[Rule] = &[
     // The feed's secret address is its credential (calendar apps send no other).
     rule("GET", "/ical/{feed}", Empty, PUBLIC),
     rule("GET", "/api/v1/calendar/events?user=alice", Empty, MEMBERS),
+    // ---- REST: booking pages (anyone books; a cancel link's secret is its credential)
+    rule("GET", "/api/v1/me/booking-page", Empty, MEMBERS),
+    rule("PUT", "/api/v1/me/booking-page", Json(BOOKING_PAGE), MEMBERS),
+    rule("GET", "/api/v1/booking/{alice}", Empty, PUBLIC),
+    rule("POST", "/api/v1/booking/{alice}", Json(r#"{"start": "{new_slot}", "name": "Visitor", "email": "visitor@example.com"}"#), PUBLIC),
+    rule("DELETE", "/api/v1/bookings/{new_booking}", Empty, PUBLIC),
     // ---- REST: wages (every member reads, admins import)
     rule("GET", "/api/v1/wages", Empty, MEMBERS),
     rule("GET", "/api/v1/wages/stats", Empty, MEMBERS),
@@ -173,6 +182,11 @@ const RULES: &[Rule] = &[
     server_fn("/_fn/settings_load", "", MEMBERS),
     server_fn("/_fn/settings_save", "display_name=Renamed&time_zone=UTC", MEMBERS),
     server_fn("/_fn/settings_feed", "", MEMBERS),
+    server_fn("/_fn/settings_booking", "", MEMBERS),
+    server_fn("/_fn/settings_save_booking", "enabled=on&title=Matrix&hours_mo=00%3A00-24%3A00&hours_tu=00%3A00-24%3A00&hours_we=00%3A00-24%3A00&hours_th=00%3A00-24%3A00&hours_fr=00%3A00-24%3A00&hours_sa=00%3A00-24%3A00&hours_su=00%3A00-24%3A00&slot_minutes=15&buffer_before_minutes=0&buffer_after_minutes=0&min_notice_minutes=0&horizon_days=180", MEMBERS),
+    server_fn("/_fn/booking_page", "username=alice", PUBLIC),
+    server_fn("/_fn/booking_book", "username=alice&start={new_slot}&name=Visitor&email=visitor%40example.com", PUBLIC),
+    server_fn("/_fn/booking_cancel", "token={new_booking}", PUBLIC),
     server_fn("/_fn/settings_rotate_feed", "", MEMBERS),
     server_fn("/_fn/meetings_list", "", MEMBERS),
     server_fn("/_fn/wages_view", "query=", MEMBERS),
@@ -201,6 +215,8 @@ const RULES: &[Rule] = &[
     page("/account"),
     hiding("GET", "/calendar?user=alice&date=2031-02-01", Empty, PUBLIC, "private", SEEN_BY_OWNER),
     page("/settings"),
+    page("/book/{alice}"),
+    page("/book/cancel/{new_booking}"),
     page("/meetings"),
     page("/inbox"),
     hiding("GET", "/inbox/message?id={chat}", Empty, PUBLIC, "for alice", SEEN_BY_OWNER),
@@ -228,6 +244,7 @@ impl World {
             s.part_mut::<app::broker::settings::BrokerSettings>().allowed_targets = vec!["127.0.0.1".into()];
             s.metrics_token = Some(METRICS_TOKEN.into());
             crate::meetings::meetings_app_settings(s);
+            s.part_mut::<app::scheduler::settings::SchedulerSettings>().booking_rate_per_min = 100_000;
         })
         .await;
         let admin = app.user_with_token("root").await; // the first account is the admin
@@ -273,6 +290,7 @@ impl World {
         let open = self.ok(2, "POST", "/api/v1/topics", json!({"name": "matrix:open", "members_may_publish": true})).await;
         let (subscriber, subscription, delivery) = self.subscribed_delivery("matrix:closed", "matrix-subscriber").await;
         let event = self.new_event().await;
+        self.ok(0, "PUT", "/api/v1/me/booking-page", serde_json::from_str(BOOKING_PAGE).unwrap()).await;
         let chat = self.ok(2, "POST", "/chat", json!({"username": "alice", "text": "for alice"})).await;
         let csv = Payload::Csv("CASE_NUMBER\n");
         let res = self.send(Some(2), "POST", "/api/v1/wages/imports", &csv, None).await;
@@ -335,6 +353,19 @@ impl World {
                 self.subscribed_delivery(&topic, &self.fresh()).await.2
             }
             "new_event" => self.new_event().await,
+            // A free slot of alice's page (each booking takes one); not the first, which
+            // may be about to start.
+            "new_slot" => {
+                let page = self.ok(1, "GET", "/api/v1/booking/alice?time_zone=UTC", Value::Null).await;
+                let slots = page["days"].as_array().unwrap().iter().flat_map(|d| d["slots"].as_array().unwrap().iter());
+                slots.map(|s| s["start"].as_str().unwrap().to_owned()).nth(1).expect("a free slot")
+            }
+            "new_booking" => {
+                let start = self.resolve_boxed("new_slot").await;
+                let body = json!({"start": start, "name": "Fixture", "email": "fixture@example.com"});
+                let booked = self.ok(1, "POST", "/api/v1/booking/alice", body).await;
+                booked["cancel_url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned()
+            }
             "new_token" => {
                 let body = json!({"username": "alice", "password": PASSWORD, "name": self.fresh()});
                 self.ok(0, "POST", "/api/v1/auth/tokens", body).await["id"].to_string()

@@ -6,6 +6,7 @@ mod support;
 
 mod abuse;
 mod accounts;
+mod booking;
 mod broker;
 mod broker_processes;
 mod receiver;
