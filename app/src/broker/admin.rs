@@ -361,11 +361,11 @@ fn check_options(o: &SubscriptionOptions) -> AppResult<()> {
 }
 
 #[tracing::instrument(skip(db, caller, options))]
-pub async fn subscribe(db: &Db, caller: &Caller, subscriber_id: i64, pattern: &str, options: SubscriptionOptions, default_max_attempts: i32) -> AppResult<subscription::Model> {
+pub async fn subscribe(db: &Db, caller: &Caller, subscriber_id: i64, pattern: &str, options: SubscriptionOptions, default_max_attempts: i32) -> AppResult<SubscriptionSummary> {
     subscriber(db, caller, subscriber_id).await?;
     let pattern = TopicPattern::parse(pattern.trim())?;
     check_options(&options)?;
-    db_write!(db, |txn| {
+    let created = db_write!(db, |txn| {
         let existing = subscription::Entity::find().filter(subscription::Column::SubscriberId.eq(subscriber_id)).all(&*txn).await?;
         if let Some(clash) = existing.iter().find(|s| TopicPattern::parse(&s.pattern).is_ok_and(|p| p.overlaps(&pattern))) {
             return Err(AppError::conflict(
@@ -391,14 +391,15 @@ pub async fn subscribe(db: &Db, caller: &Caller, subscriber_id: i64, pattern: &s
             ensure_lanes(&*txn, topic_id, std::slice::from_ref(&created), now_ms()).await?;
         }
         Ok(created)
-    })
+    })?;
+    summary_of(db, subscriber_id, created.id).await
 }
 
 async fn find_subscription(db: &Db, id: i64) -> AppResult<subscription::Model> {
     subscription::Entity::find_by_id(id).one(&db.conn).await?.ok_or_else(|| AppError::not_found("subscription"))
 }
 
-pub async fn update_subscription(db: &Db, caller: &Caller, id: i64, options: SubscriptionOptions) -> AppResult<subscription::Model> {
+pub async fn update_subscription(db: &Db, caller: &Caller, id: i64, options: SubscriptionOptions) -> AppResult<SubscriptionSummary> {
     caller.require_admin()?;
     check_options(&options)?;
     let mut row: subscription::ActiveModel = find_subscription(db, id).await?.into();
@@ -414,14 +415,13 @@ pub async fn update_subscription(db: &Db, caller: &Caller, id: i64, options: Sub
     if options.retry_max_ms.is_some() {
         row.retry_max_ms = Set(options.retry_max_ms);
     }
-    Ok(subscription::Entity::update(row).exec(&db.conn).await?)
+    let sub = subscription::Entity::update(row).exec(&db.conn).await?;
+    summary_of(db, sub.subscriber_id, sub.id).await
 }
 
-/// One subscription with its lag and blocked state (admins).
-pub async fn subscription_summary(db: &Db, caller: &Caller, id: i64) -> AppResult<SubscriptionSummary> {
-    caller.require_admin()?;
-    let sub = find_subscription(db, id).await?;
-    summaries(db, sub.subscriber_id).await?.into_iter().find(|s| s.id == id).ok_or_else(|| AppError::not_found("subscription"))
+/// What the API answers about a subscription after a change: it with its lag.
+async fn summary_of(db: &Db, subscriber_id: i64, id: i64) -> AppResult<SubscriptionSummary> {
+    summaries(db, subscriber_id).await?.into_iter().find(|s| s.id == id).ok_or_else(|| AppError::not_found("subscription"))
 }
 
 /// Subscriptions of a subscriber with their lag (messages waiting) and blocked state.
@@ -460,7 +460,7 @@ async fn summaries(db: &Db, subscriber_id: i64) -> AppResult<Vec<SubscriptionSum
 /// Pauses (nothing is delivered, messages keep queueing) or resumes a subscription.
 /// Resuming also re-enables one the broker disabled after a 410.
 #[tracing::instrument(skip(db, caller))]
-pub async fn set_paused(db: &Db, caller: &Caller, id: i64, paused: bool) -> AppResult<subscription::Model> {
+pub async fn set_paused(db: &Db, caller: &Caller, id: i64, paused: bool) -> AppResult<SubscriptionSummary> {
     caller.require_admin()?;
     let sub = find_subscription(db, id).await?;
     db_write!(db, |txn| {
@@ -475,7 +475,7 @@ pub async fn set_paused(db: &Db, caller: &Caller, id: i64, paused: bool) -> AppR
         changes::record(&*txn, &channel(sub.subscriber_id), &serde_json::json!({"subscription": id, "state": state})).await?;
         Ok(())
     })?;
-    find_subscription(db, id).await
+    summary_of(db, sub.subscriber_id, id).await
 }
 
 

@@ -238,8 +238,7 @@ async fn list_subscriptions(State(state): State<AppState>, caller: Caller, Path(
     responses((status = 201, body = SubscriptionSummary), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
 async fn create_subscription(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiJson(req): ApiJson<CreateSubscription>) -> AppResult<(StatusCode, Json<SubscriptionSummary>)> {
     let opts = options(req.policy, req.max_attempts, req.retry_base_ms, req.retry_max_ms)?;
-    let sub = service::subscribe(&state.db, &caller, id, &req.topic, opts, state.settings.part::<BrokerSettings>().max_attempts).await?;
-    Ok((StatusCode::CREATED, Json(service::subscription_summary(&state.db, &caller, sub.id).await?)))
+    Ok((StatusCode::CREATED, Json(service::subscribe(&state.db, &caller, id, &req.topic, opts, state.settings.part::<BrokerSettings>().max_attempts).await?)))
 }
 
 /// Change a subscription's failure policy or retry schedule.
@@ -247,8 +246,7 @@ async fn create_subscription(State(state): State<AppState>, caller: Caller, Path
     request_body = UpdateSubscription,
     responses((status = 200, body = SubscriptionSummary), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 async fn update_subscription(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiJson(req): ApiJson<UpdateSubscription>) -> AppResult<Json<SubscriptionSummary>> {
-    service::update_subscription(&state.db, &caller, id, options(req.policy, req.max_attempts, req.retry_base_ms, req.retry_max_ms)?).await?;
-    Ok(Json(service::subscription_summary(&state.db, &caller, id).await?))
+    Ok(Json(service::update_subscription(&state.db, &caller, id, options(req.policy, req.max_attempts, req.retry_base_ms, req.retry_max_ms)?).await?))
 }
 
 /// Delete a subscription (its pending deliveries are dropped).
@@ -263,16 +261,14 @@ async fn delete_subscription(State(state): State<AppState>, caller: Caller, Path
 #[utoipa::path(post, path = "/subscriptions/{id}/pause", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 200, body = SubscriptionSummary), (status = 404, body = ErrorEnvelope)))]
 async fn pause(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Json<SubscriptionSummary>> {
-    service::set_paused(&state.db, &caller, id, true).await?;
-    Ok(Json(service::subscription_summary(&state.db, &caller, id).await?))
+    Ok(Json(service::set_paused(&state.db, &caller, id, true).await?))
 }
 
 /// Resume delivery (also re-enables a subscription disabled by a 410).
 #[utoipa::path(post, path = "/subscriptions/{id}/resume", tag = "broker", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 200, body = SubscriptionSummary), (status = 404, body = ErrorEnvelope)))]
 async fn resume(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Json<SubscriptionSummary>> {
-    service::set_paused(&state.db, &caller, id, false).await?;
-    Ok(Json(service::subscription_summary(&state.db, &caller, id).await?))
+    Ok(Json(service::set_paused(&state.db, &caller, id, false).await?))
 }
 
 // ---- deliveries ------------------------------------------------------------------------
