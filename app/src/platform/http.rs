@@ -133,10 +133,24 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
         .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
     let value = HeaderValue::from_str(&id).expect("request ids are ASCII");
     req.headers_mut().insert(REQUEST_ID, value.clone());
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %loggable_path(req.uri().path()));
     let mut res = tracing::Instrument::instrument(next.run(req), span).await;
     res.headers_mut().insert(REQUEST_ID, value);
     res
+}
+
+/// A request path as the logs may keep it: a segment that looks like a secret token (32
+/// or more URL-safe base64 characters, as the capability URLs of feeds and booking
+/// cancellations carry) is cut to its first four, so a log reader cannot replay it.
+pub fn loggable_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            let stem = segment.split('.').next().unwrap_or_default();
+            let token = stem.len() >= 32 && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if token { format!("{}…", &stem[..4]) } else { segment.to_owned() }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The content security policy of every response. The WASM app needs
@@ -213,6 +227,14 @@ impl FromRequestParts<super::state::AppState> for ClientAddr {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn secret_tokens_in_paths_are_not_logged() {
+        let token = "Ab3_-xYz0123456789abcdefghijklmnopq";
+        assert_eq!(super::loggable_path(&format!("/ical/{token}.ics")), "/ical/Ab3_…");
+        assert_eq!(super::loggable_path(&format!("/book/cancel/{token}")), "/book/cancel/Ab3_…");
+        assert_eq!(super::loggable_path("/api/v1/users/ada/events"), "/api/v1/users/ada/events");
+    }
+
     use super::*;
 
     #[derive(Debug, serde::Deserialize)]
