@@ -71,6 +71,10 @@ pub async fn save_event(
     let all_day = all_day.is_some();
     let (start_at, end_at) = super::layout::local_fields(zone, &start_local, &end_local, all_day)?;
     let save = Save::parse(id, version, &owner, scope.as_deref(), occurrence.as_deref())?;
+    // A new event belongs to the viewer's zone; a change keeps the event's (the form's
+    // times are read in the viewer's zone either way), or its series would repeat
+    // somewhere else. All-day days are the viewer's days, as the form shows them.
+    let new = matches!(save, Save::New { .. }) || all_day;
     let rule = recurrence.unwrap_or_default().trim().to_owned();
     let rule_changed = rule != rule_read.unwrap_or_default().trim();
     let fill = move |mut f: service::Fields| -> Result<service::Fields, AppError> {
@@ -80,7 +84,9 @@ pub async fn save_event(
         f.start_at = start_at;
         f.end_at = end_at;
         f.all_day = all_day;
-        f.time_zone = zone.to_string();
+        if new {
+            f.time_zone = zone.to_string();
+        }
         if rule_changed {
             f.recurrence = Some(rule.clone()).filter(|r| !r.is_empty());
         }

@@ -21,7 +21,7 @@ use crate::platform::state::AppState;
 use crate::platform::time::{now_ms, to_rfc3339, zones};
 use chrono::{Datelike, NaiveTime, Timelike};
 use chrono_tz::Tz;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -30,6 +30,10 @@ const DAY_MS: i64 = 86_400_000;
 const NAME_MAX: usize = 100;
 const EMAIL_MAX: usize = 254;
 const DAYS: [&str; 7] = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"];
+/// Ranges of open hours a day (what fits the stored weekly hours).
+const MAX_RANGES: usize = 8;
+/// Upcoming bookings one e-mail address may hold on one page.
+const PER_EMAIL: u64 = 3;
 
 /// A booking as the meetings feed takes it (same shape as a Calendly booking).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,7 +83,11 @@ struct Availability {
 /// `09:00-12:00, 13:00-17:00` → minutes, checked.
 fn parse_hours(field: &str, text: &str) -> AppResult<Vec<(u32, u32)>> {
     let mut out = Vec::new();
-    for range in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+    let ranges: Vec<&str> = text.split(',').map(str::trim).filter(|r| !r.is_empty()).collect();
+    if ranges.len() > MAX_RANGES {
+        return Err(AppError::invalid(field, format!("at most {MAX_RANGES} ranges a day")));
+    }
+    for range in ranges {
         let bad = || AppError::invalid(field, format!("{range:?} is not a range like 09:00-17:00"));
         let (a, b) = range.split_once('-').ok_or_else(bad)?;
         let minute = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").map(|t| t.hour() * 60 + t.minute()).map_err(|_| bad());
@@ -302,8 +310,10 @@ pub async fn page(db: &Db, username: &str, zone: Option<&str>, from: Option<&str
     let zone = visitor_zone(zone, &a)?;
     let now = now_ms();
     let today = zones::to_local(zone, now).date_naive();
+    let last_day = zones::to_local(zone, now + a.horizon).date_naive();
+    // Nothing is offered past the horizon: a week asked for beyond it is its last week.
     let first = match from.map(str::trim).filter(|f| !f.is_empty()) {
-        Some(f) => zones::parse_date("from", f)?.max(today),
+        Some(f) => zones::parse_date("from", f)?.clamp(today, last_day.max(today)),
         None => today,
     };
     let (start, end) = (zones::start_of_day(zone, first), zones::start_of_day(zone, first + chrono::Duration::days(7)));
@@ -321,7 +331,6 @@ pub async fn page(db: &Db, username: &str, zone: Option<&str>, from: Option<&str
                 .collect(),
         })
         .collect();
-    let last_day = zones::to_local(zone, now + a.horizon).date_naive();
     let week = chrono::Duration::days(7);
     Ok(BookingPageView {
         username: owner.username.clone(),
@@ -346,6 +355,12 @@ fn invitee(name: &str, email: &str, zone: Tz) -> AppResult<Invitee> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > NAME_MAX {
         return Err(AppError::invalid("name", format!("your name is 1 to {NAME_MAX} characters")));
+    }
+    // It goes into someone's calendar and meetings list: no control characters, and no
+    // direction overrides that would make it read as something else there.
+    let hidden = |c: char| c.is_control() || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if name.chars().any(hidden) {
+        return Err(AppError::invalid("name", "your name has characters that are not shown"));
     }
     let email = email.trim();
     let plausible = email.len() <= EMAIL_MAX
@@ -400,6 +415,16 @@ pub async fn book(state: &AppState, client: Option<std::net::IpAddr>, username: 
         if a.slots(&busy, now, start, start + 1).is_empty() {
             return Err(AppError::conflict("slot_taken", "that time was just taken; pick another").on_field("start"));
         }
+        let held = booking::Entity::find()
+            .filter(booking::Column::OwnerId.eq(owner.id))
+            .filter(booking::Column::StartAt.gt(now))
+            .filter(booking::Column::Status.eq(BookingStatus::Booked))
+            .filter(booking::Column::InviteeEmail.eq(who.email.as_str()))
+            .count(&*txn)
+            .await?;
+        if held >= PER_EMAIL {
+            return Err(AppError::conflict("too_many_bookings", format!("{} already holds {PER_EMAIL} upcoming bookings here", who.email)).on_field("email"));
+        }
         let fields = Fields {
             title: format!("{}: {}", a.title, who.name).chars().take(TITLE_MAX).collect(),
             description: format!("Booked on the booking page by {} <{}> ({}).", who.name, who.email, who.zone),
@@ -410,7 +435,7 @@ pub async fn book(state: &AppState, client: Option<std::net::IpAddr>, username: 
             time_zone: a.zone.to_string(),
             recurrence: None,
         };
-        let e = insert(&txn, owner.id, &settle(fields)?, None, None).await?;
+        let e = insert(&txn, owner.id, &settle(fields, false)?, None, None).await?;
         let b = booking::Entity::insert(booking::ActiveModel {
             owner_id: Set(owner.id),
             event_id: Set(Some(e.id)),
@@ -458,10 +483,13 @@ pub async fn cancel(state: &AppState, client: Option<std::net::IpAddr>, token: &
         }
         let owner = crate::accounts::service::profile_by_id(&*txn, b.owner_id).await?.ok_or_else(|| AppError::not_found("booking"))?;
         let title = booking_page::Entity::find_by_id(b.owner_id).one(&*txn).await?.map(|p| p.title).unwrap_or_default();
-        if let Some(e) = match b.event_id {
-            Some(id) => event::Entity::find_by_id(id).one(&*txn).await?,
+        // The booking's own event, unless its owner has since made it something else
+        // (a series): that is theirs to keep.
+        let event = match b.event_id {
+            Some(id) => event::Entity::find_by_id(id).one(&*txn).await?.filter(|e| !e.recurring && e.series_id.is_none()),
             None => None,
-        } {
+        };
+        if let Some(e) = event {
             event::Entity::delete_by_id(e.id).exec(&*txn).await?;
             announce(&txn, "event:deleted", &occurrences::Item::single(e), &owner.username).await?;
         }

@@ -93,8 +93,6 @@ pub struct Placed {
     /// Part of a series: the series, its rule and its version (what a change of the
     /// following occurrences or of all of them is checked against).
     pub series: Option<SeriesRef>,
-    /// The subscribed calendar it comes from (read-only), if not this calendar's own.
-    pub source: Option<String>,
 }
 
 /// The series an occurrence on the calendar page belongs to.

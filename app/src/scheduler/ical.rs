@@ -91,9 +91,9 @@ fn vtimezone(out: &mut String, zone: Tz, from: i64, to: i64) {
     while at < to {
         let next = at + DAY;
         if offset_at(zone, next).0 != current {
-            // The change is within (at, next]: narrow it to the minute.
+            // The change is within (at, next]: narrow it to the second.
             let (mut lo, mut hi) = (at, next);
-            while hi - lo > 60_000 {
+            while hi - lo > 1000 {
                 let mid = lo + (hi - lo) / 2;
                 if offset_at(zone, mid).0 == current {
                     lo = mid;
@@ -186,8 +186,10 @@ pub fn calendar(name: &str, zone: &str, rows: &[event::Model]) -> String {
             changed.entry(s).or_default().push(at);
         }
     }
-    // Zones of the timed series, each from the earliest time it is used to ten years on.
-    let horizon = crate::platform::time::now_ms() + 3653 * 86_400_000;
+    // Zones of the timed series, each from the earliest time it is used (but at most
+    // twenty years back: the walk is day by day) to ten years on.
+    let now = crate::platform::time::now_ms();
+    let (horizon, oldest) = (now + 3653 * 86_400_000, now - 7305 * 86_400_000);
     let mut zones: BTreeMap<String, (Tz, i64)> = BTreeMap::new();
     for s in series.values().filter(|s| !s.all_day) {
         let z = zone_of(s);
@@ -203,7 +205,7 @@ pub fn calendar(name: &str, zone: &str, rows: &[event::Model]) -> String {
     push(&mut out, format!("X-WR-CALNAME:{}", escape(name)));
     push(&mut out, format!("X-WR-TIMEZONE:{zone}"));
     for (z, from) in zones.values() {
-        vtimezone(&mut out, *z, *from, horizon.max(*from));
+        vtimezone(&mut out, *z, (*from).max(oldest), horizon);
     }
     for e in rows {
         let of = e.series_id.and_then(|s| series.get(&s).copied());

@@ -76,7 +76,6 @@ pub async fn build(
                 start_minute: if item.start < from { 0 } else { minute(item.start) },
                 end_minute: if item.end >= to { 1440 } else { minute(last_ms) + 1 },
                 series: series_ref(item, busy_only),
-                source: None,
             }
         })
         .collect();

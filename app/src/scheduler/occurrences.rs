@@ -5,6 +5,7 @@
 //! this calendar still running at the range's start — and are expanded in memory.
 
 use super::recurrence::{self, Anchor, Rule};
+use super::domain::MAX_EVENT_DAYS;
 use super::store::{self, event};
 use crate::error::{AppError, AppResult};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -76,7 +77,11 @@ pub fn expand(e: &event::Model, from: i64, to: i64, after: Option<(i64, i64)>, c
         return (e.start_at < to && e.end_at > from).then(|| Item::single(e.clone())).into_iter().collect();
     };
     let skipped = recurrence::decode_exceptions(e.exceptions.as_deref());
-    rule.occurrences(&anchor(e), &skipped, from, to, PER_SERIES)
+    // A page after the cursor walks from the cursor: the occurrences before it that still
+    // overlap it (at most one a day, 62 days long) are all it reads more than it keeps.
+    let from = after.map_or(from, |(start, _)| Ord::max(from, start));
+    let wanted = cap.min(PER_SERIES) + MAX_EVENT_DAYS as usize + 1;
+    rule.occurrences(&anchor(e), &skipped, from, to, wanted)
         .into_iter()
         .filter(|s| after.is_none_or(|a| (s.start, e.id) > a))
         .take(cap)

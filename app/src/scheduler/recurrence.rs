@@ -14,6 +14,8 @@ use rrule::{RRule, RRuleSet, Unvalidated};
 pub const FIELD: &str = "recurrence";
 pub const MAX_COUNT: u32 = 1000;
 pub const MAX_INTERVAL: u32 = 1000;
+/// The longest rule text kept.
+const MAX_TEXT: usize = 400;
 /// Occurrences one series may skip or change on their own.
 pub const MAX_EXCEPTIONS: usize = 1000;
 /// Where a series without an end ends as far as the index is concerned (9999-12-31).
@@ -21,6 +23,10 @@ pub const FOREVER: i64 = 253_402_300_799_000;
 /// Occurrences walked to find where a series with `UNTIL` ends before settling for a
 /// bound computed from `UNTIL` itself.
 const WALK_FOR_BOUND: usize = 20_000;
+/// Starts one expansion walks at most (a daily series, 270 years): the rule is walked
+/// from the series' first start, so an old series costs its whole past, and a read must
+/// stay bounded whatever is stored.
+const MAX_WALK: usize = 100_000;
 
 /// The rule parts accepted, in the order the canonical text lists them.
 const PARTS: &[&str] = &["FREQ", "INTERVAL", "COUNT", "UNTIL", "BYMONTH", "BYMONTHDAY", "BYDAY", "BYSETPOS", "WKST"];
@@ -91,7 +97,14 @@ impl Rule {
             if parts.iter().any(|(k, _)| k == known) {
                 return Err(invalid(format!("{key} is given twice")));
             }
-            parts.push((known, value.trim().to_ascii_uppercase()));
+            // Lists keep their first mention of each value (the rule is stored as written).
+            let mut values: Vec<String> = Vec::new();
+            for v in value.split(',').map(|v| v.trim().to_ascii_uppercase()) {
+                if !values.contains(&v) {
+                    values.push(v);
+                }
+            }
+            parts.push((known, values.join(",")));
         }
         let get = |key: &str| parts.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str());
         match get("FREQ") {
@@ -117,8 +130,68 @@ impl Rule {
         }
         parts.sort_by_key(|(k, _)| PARTS.iter().position(|p| p == k));
         let rule = Rule { parts };
+        if rule.text().len() > MAX_TEXT {
+            return Err(invalid(format!("the rule is longer than {MAX_TEXT} characters")));
+        }
         rule.set(at).map_err(|e| invalid(format!("{text}: {e}")))?;
-        Ok(rule)
+        match rule.until() {
+            Some(until) => rule.until_end_of_last_day(at, until),
+            None => Ok(rule),
+        }
+    }
+
+    /// The rule with `UNTIL` at the end of the local day of its last occurrence: the same
+    /// occurrences (a rule here gives at most one a day), and an `UNTIL` that reads as a
+    /// date and moves with the series by whole days.
+    fn until_end_of_last_day(self, at: &Anchor, until: i64) -> AppResult<Rule> {
+        let last = self.starts(&self.near(at, until)).take_while(|s| *s <= until).last();
+        let last = last.ok_or_else(|| invalid("UNTIL is before the series' first occurrence"))?;
+        let day = zones::to_local(at.zone, last).date_naive();
+        Ok(self.with("UNTIL", Some(format_utc(end_of_day(at.zone, day)))))
+    }
+
+    /// `at` moved forward by whole periods of the rule to the last period start before
+    /// `t`'s day, where that gives the same starts from there on: a daily or weekly rule
+    /// without `COUNT` (whose occurrences do not depend on how many came before). Reading
+    /// next week of a daily series begun decades ago then walks days, not decades.
+    fn near(&self, at: &Anchor, t: i64) -> Anchor {
+        use chrono::{Datelike, Months};
+        if self.count().is_some() {
+            return *at;
+        }
+        let interval = self.get("INTERVAL").and_then(|i| i.parse::<i64>().ok()).unwrap_or(1);
+        let local_start = zones::to_local(at.zone, at.start).naive_local();
+        let target = zones::to_local(at.zone, t - (at.end - at.start)).date_naive() - Duration::days(1);
+        // Months and years keep the start's day only where the rule names its days, or
+        // the day is in every month (a 31st moved a month is not a 31st).
+        let named_days = self.get("BYMONTHDAY").is_some() || self.get("BYDAY").is_some();
+        let step: Box<dyn Fn(i64) -> Option<chrono::NaiveDateTime>> = match self.get("FREQ") {
+            Some("DAILY") | Some("WEEKLY") => {
+                let days = if self.get("FREQ") == Some("DAILY") { interval } else { 7 * interval };
+                let periods = (target - local_start.date()).num_days().div_euclid(days);
+                return self.near_by(at, periods, |n| Some(local_start + Duration::days(n * days)));
+            }
+            Some("MONTHLY") if named_days || local_start.day() <= 28 => Box::new(move |n| local_start.checked_add_months(Months::new((n * interval) as u32))),
+            Some("YEARLY") if named_days || !(local_start.month() == 2 && local_start.day() == 29) => {
+                Box::new(move |n| local_start.checked_add_months(Months::new((n * 12 * interval) as u32)))
+            }
+            _ => return *at,
+        };
+        let months = (target.year() as i64 - local_start.year() as i64) * 12 + target.month() as i64 - local_start.month() as i64 - 1;
+        let per = if self.get("FREQ") == Some("YEARLY") { 12 * interval } else { interval };
+        self.near_by(at, months.div_euclid(per), step)
+    }
+
+    /// `at` moved `periods` periods on by `step` (the local start of period n), stepping
+    /// back while the clocks skip that start.
+    fn near_by(&self, at: &Anchor, mut periods: i64, step: impl Fn(i64) -> Option<chrono::NaiveDateTime>) -> Anchor {
+        while periods > 0 && periods < i64::from(u32::MAX) / 12 {
+            if let Some(Ok(start)) = step(periods).map(|local| zones::local_to_utc(FIELD, at.zone, local)) {
+                return Anchor { start, end: at.end_of(start), ..*at };
+            }
+            periods -= 1;
+        }
+        *at
     }
 
     pub fn text(&self) -> String {
@@ -161,7 +234,7 @@ impl Rule {
                 None
             }
         };
-        set.as_ref().map(|s| s.into_iter()).into_iter().flatten().map(|dt| dt.timestamp_millis())
+        set.as_ref().map(|s| s.into_iter()).into_iter().flatten().take(MAX_WALK).map(|dt| dt.timestamp_millis())
     }
 
     /// The first start the rule gives at or after the series' own: where a series whose
@@ -174,13 +247,15 @@ impl Rule {
     /// The series' occurrences that overlap `[from, to)`, skipping `exceptions`, at most
     /// `cap` of them.
     pub fn occurrences(&self, at: &Anchor, exceptions: &[i64], from: i64, to: i64, cap: usize) -> Vec<Span> {
+        let mut skipped = exceptions.to_vec();
+        skipped.sort_unstable();
         let mut out = Vec::new();
-        for start in self.starts(at) {
+        for start in self.starts(&self.near(at, from)) {
             if start >= to || out.len() >= cap {
                 break;
             }
             let end = at.end_of(start);
-            if end > from && !exceptions.contains(&start) {
+            if end > from && skipped.binary_search(&start).is_err() {
                 out.push(Span { start, end });
             }
         }
@@ -189,7 +264,7 @@ impl Rule {
 
     /// Whether the rule gives an occurrence starting exactly at `start`.
     pub fn has_start(&self, at: &Anchor, start: i64) -> bool {
-        self.starts(at).take_while(|s| *s <= start).any(|s| s == start)
+        self.starts(&self.near(at, start)).take_while(|s| *s <= start).any(|s| s == start)
     }
 
     /// Where the series' last occurrence ends, or [`FOREVER`]: the bound the index finds
@@ -199,8 +274,9 @@ impl Rule {
         if self.count().is_none() && self.until().is_none() {
             return FOREVER;
         }
+        let from = self.until().map_or(*at, |u| self.near(at, u));
         let mut last = None;
-        for (n, start) in self.starts(at).enumerate() {
+        for (n, start) in self.starts(&from).enumerate() {
             if n >= WALK_FOR_BOUND {
                 let slack = at.end - at.start + 2 * 86_400_000;
                 return self.until().map_or(FOREVER, |u| u + slack);
@@ -211,9 +287,47 @@ impl Rule {
     }
 
     /// The rule of the part of the series before `split` (an occurrence's start): ends
-    /// just before it (for "this and following").
-    pub fn ending_before(&self, split: i64) -> Rule {
-        self.with("COUNT", None).with("UNTIL", Some(format_utc(split - 1000)))
+    /// with the day before it (for "this and following").
+    pub fn ending_before(&self, at: &Anchor, split: i64) -> Rule {
+        let day = zones::to_local(at.zone, split).date_naive() - Duration::days(1);
+        self.with("COUNT", None).with("UNTIL", Some(format_utc(end_of_day(at.zone, day))))
+    }
+
+    /// The rule of a series moved by `days` local days as a whole: `UNTIL` moves along, and
+    /// so do the weekdays and day of the month it repeats on (Mondays moved a day later
+    /// are Tuesdays). None when the rule cannot follow (several days of the month, or
+    /// counted from the month's end): the caller then refuses the move.
+    pub fn moved_by_days(&self, at: &Anchor, new_start: i64, days: i64) -> Option<Rule> {
+        if days == 0 {
+            return Some(self.clone());
+        }
+        let mut rule = self.clone();
+        if let Some(until) = self.until() {
+            let day = zones::to_local(at.zone, until).date_naive() + Duration::days(days);
+            rule = rule.with("UNTIL", Some(format_utc(end_of_day(at.zone, day))));
+        }
+        if let Some(byday) = self.get("BYDAY") {
+            let entries: Vec<&str> = byday.split(',').collect();
+            let plain = entries.iter().all(|e| e.len() == 2);
+            let moved = if plain {
+                entries.iter().map(|e| weekday_after(e, days)).collect::<Option<Vec<_>>>()?.join(",")
+            } else if entries.len() == 1 {
+                // "The 2nd Tuesday" moved is the new start's place in its month.
+                super::repeat::nth_weekday(zones::to_local(at.zone, new_start).date_naive())
+            } else {
+                return None;
+            };
+            rule = rule.with("BYDAY", Some(moved));
+        }
+        if let Some(monthday) = self.get("BYMONTHDAY") {
+            let day: i64 = monthday.parse().ok().filter(|d: &i64| *d > 0)?;
+            let moved = day + days;
+            if !(1..=28).contains(&moved) {
+                return None;
+            }
+            rule = rule.with("BYMONTHDAY", Some(moved.to_string()));
+        }
+        Some(rule)
     }
 
     /// The rule of the part from `split` on: the same rule, with what is left of `COUNT`.
@@ -241,6 +355,18 @@ fn normalise_until(raw: &str, at: &Anchor) -> AppResult<String> {
     let local = NaiveDateTime::parse_from_str(raw, "%Y%m%dT%H%M%S")
         .map_err(|_| invalid(format!("UNTIL={raw} is not a date (20261231) or a time (20261231T170000Z)")))?;
     Ok(format_utc(zones::local_to_utc(FIELD, at.zone, local)?))
+}
+
+/// The last second of `day` in `zone`.
+fn end_of_day(zone: Tz, day: NaiveDate) -> i64 {
+    zones::start_of_day(zone, day + Duration::days(1)) - 1000
+}
+
+/// `MO` moved by `days`: `TU` for one day later.
+fn weekday_after(code: &str, days: i64) -> Option<String> {
+    const DAYS: [&str; 7] = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"];
+    let i = DAYS.iter().position(|d| *d == code)? as i64;
+    Some(DAYS[(i + days).rem_euclid(7) as usize].to_owned())
 }
 
 fn parse_utc(raw: &str) -> Option<i64> {
@@ -364,7 +490,7 @@ mod tests {
         let at = anchor("UTC", "2026-06-01T09:00:00Z", "2026-06-01T10:00:00Z");
         let rule = Rule::parse("FREQ=DAILY;COUNT=10", &at).unwrap();
         let split = t("2026-06-04T09:00:00Z");
-        let before = rule.ending_before(split);
+        let before = rule.ending_before(&at, split);
         let rest_at = Anchor { start: split, end: split + 3_600_000, ..at };
         let after = rule.from_occurrence(&at, split);
         assert_eq!(after.count(), Some(7));
@@ -372,6 +498,51 @@ mod tests {
         all.extend(after.occurrences(&rest_at, &[], i64::MIN / 2, i64::MAX / 2, 100).iter().map(|s| s.start));
         let whole: Vec<i64> = rule.occurrences(&at, &[], i64::MIN / 2, i64::MAX / 2, 100).iter().map(|s| s.start).collect();
         assert_eq!(all, whole);
+    }
+
+    #[test]
+    fn an_old_series_is_read_from_near_the_range_with_the_same_occurrences() {
+        // Daily since 1970, weekly on two days since 1990 every other week, the 2nd
+        // Tuesday monthly since 1980: the occurrences of one week in 2031, as a walk from
+        // the start would give them (checked against the rule's own days and times).
+        let paris: Tz = "Europe/Paris".parse().unwrap();
+        let at = |s: &str, e: &str| Anchor { zone: paris, start: t(s), end: t(e), all_day: false };
+        let week = (t("2031-03-24T00:00:00Z"), t("2031-03-31T00:00:00Z"));
+        let daily_at = at("1970-01-01T08:00:00Z", "1970-01-01T09:00:00Z");
+        let daily = Rule::parse("FREQ=DAILY", &daily_at).unwrap();
+        let spans = daily.occurrences(&daily_at, &[], week.0, week.1, 100);
+        assert_eq!(local("Europe/Paris", &spans), ["2031-03-24 09:00", "2031-03-25 09:00", "2031-03-26 09:00", "2031-03-27 09:00", "2031-03-28 09:00", "2031-03-29 09:00", "2031-03-30 09:00"]);
+        assert!(daily.has_start(&daily_at, spans[6].start), "the summer-time Sunday, still 09:00");
+        let fortnight_at = at("1990-01-01T08:00:00Z", "1990-01-01T09:00:00Z"); // a Monday
+        let fortnight = Rule::parse("FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH", &fortnight_at).unwrap();
+        let got = fortnight.occurrences(&fortnight_at, &[], t("2031-03-17T00:00:00Z"), t("2031-03-31T00:00:00Z"), 100);
+        assert_eq!(got.len(), 2, "{:?}", local("Europe/Paris", &got));
+        let weeks_apart = (got[0].start - fortnight_at.start) / (7 * 86_400_000);
+        assert_eq!(weeks_apart % 2, 0, "on the series' own weeks, not the others");
+        let monthly_at = at("1980-01-08T08:00:00Z", "1980-01-08T09:00:00Z");
+        let second_tuesday = Rule::parse("FREQ=MONTHLY;BYDAY=2TU", &monthly_at).unwrap();
+        assert_eq!(local("Europe/Paris", &second_tuesday.occurrences(&monthly_at, &[], t("2031-03-01T00:00:00Z"), t("2031-04-01T00:00:00Z"), 9)), ["2031-03-11 09:00"]);
+    }
+
+    #[test]
+    fn a_series_moved_to_another_day_takes_its_rule_along() {
+        let at = anchor("UTC", "2026-01-05T09:00:00Z", "2026-01-05T10:00:00Z"); // a Monday
+        let weekly = Rule::parse("FREQ=WEEKLY;BYDAY=MO,WE;UNTIL=20260302", &at).unwrap();
+        let moved = weekly.moved_by_days(&at, t("2026-01-06T09:00:00Z"), 1).unwrap();
+        assert_eq!(moved.text(), "FREQ=WEEKLY;UNTIL=20260303T235959Z;BYDAY=TU,TH");
+        let sunday = weekly.moved_by_days(&at, t("2026-01-04T09:00:00Z"), -1).unwrap();
+        assert_eq!(sunday.get("BYDAY"), Some("SU,TU"));
+        let monthly = Rule::parse("FREQ=MONTHLY;BYDAY=2TU", &at).unwrap();
+        assert_eq!(monthly.moved_by_days(&at, t("2026-01-14T09:00:00Z"), 1).unwrap().get("BYDAY"), Some("2WE"));
+        let fifteenth = Rule::parse("FREQ=MONTHLY;BYMONTHDAY=15", &at).unwrap();
+        assert_eq!(fifteenth.moved_by_days(&at, t("2026-01-16T09:00:00Z"), 1).unwrap().get("BYMONTHDAY"), Some("16"));
+        assert!(Rule::parse("FREQ=MONTHLY;BYMONTHDAY=28", &at).unwrap().moved_by_days(&at, t("2026-01-29T09:00:00Z"), 1).is_none());
+        assert_eq!(weekly.moved_by_days(&at, at.start, 0), Some(weekly.clone()), "the same day: unchanged");
+        // UNTIL is the end of the last occurrence's day, whatever time it was given at.
+        let exact = Rule::parse("FREQ=DAILY;UNTIL=20260107T093000Z", &at).unwrap();
+        assert_eq!(exact.until(), Some(t("2026-01-07T23:59:59Z")));
+        assert_eq!(Rule::parse("FREQ=DAILY;UNTIL=20260107T080000Z", &at).unwrap().until(), Some(t("2026-01-06T23:59:59Z")));
+        assert!(Rule::parse(&format!("FREQ=WEEKLY;BYDAY={}", ["MO"; 300].join(",")), &at).is_ok(), "repeats are dropped");
     }
 
     #[test]

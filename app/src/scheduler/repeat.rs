@@ -34,7 +34,7 @@ fn weekday_code(date: NaiveDate) -> &'static str {
 }
 
 /// "2TU" for the second Tuesday, "-1TU" when it is the month's last (a 5th one).
-fn nth_weekday(date: NaiveDate) -> String {
+pub fn nth_weekday(date: NaiveDate) -> String {
     let nth = (date.day() - 1) / 7 + 1;
     if nth == 5 {
         format!("-1{}", weekday_code(date))

@@ -60,7 +60,7 @@ pub async fn change_occurrence(txn: &WriteTxn, series: &event::Model, t: i64, ch
     if f.recurrence.is_some() {
         return Err(AppError::invalid(recurrence::FIELD, "one occurrence cannot repeat: change the following occurrences or all of them"));
     }
-    let e = insert(txn, series.owner_id, &settle(f)?, Some((series.id, t)), None).await?;
+    let e = insert(txn, series.owner_id, &settle(f, false)?, Some((series.id, t)), None).await?;
     skipped.push(t);
     let mut row: event::ActiveModel = series.clone().into();
     row.exceptions = Set(encode_exceptions(&skipped));
@@ -78,9 +78,14 @@ pub async fn split(txn: &WriteTxn, series: &event::Model, t: i64, change: Change
     if !rule.has_start(&at, t) {
         return Err(no_occurrence(t));
     }
+    let rest_rule = rule.from_occurrence(&at, t);
     let mut base = Fields::from(series);
-    (base.start_at, base.end_at, base.recurrence) = (t, at.end_of(t), Some(rule.from_occurrence(&at, t).text()));
-    let rest = settle(change(base)?)?;
+    (base.start_at, base.end_at, base.recurrence) = (t, at.end_of(t), Some(rest_rule.text()));
+    let mut f = change(base.clone())?;
+    if f.recurrence == base.recurrence {
+        f.recurrence = Some(follow_move(&rest_rule, &at, t, f.start_at)?.text());
+    }
+    let rest = settle(f, false)?;
     let by = recurrence::local_difference(at.zone, t, rest.f.start_at);
     let (before, after): (Vec<i64>, Vec<i64>) = decode_exceptions(series.exceptions.as_deref()).into_iter().partition(|x| *x < t);
     end_series_before(txn, series, &rule, t, &before, owner).await?;
@@ -109,14 +114,18 @@ pub async fn change_all(txn: &WriteTxn, series: &event::Model, seen: Option<i64>
         }
         (base.start_at, base.end_at) = (t, at.end_of(t));
     }
-    let (seen_start, mut f) = (base.start_at, change(base)?);
+    let (seen_start, mut f) = (base.start_at, change(base.clone())?);
+    // The rule follows a move to another day (Mondays moved a day later are Tuesdays).
+    if let (Some(rule), true) = (occurrences::rule(series), f.recurrence == base.recurrence) {
+        f.recurrence = Some(follow_move(&rule, &at, seen_start, f.start_at)?.text());
+    }
     if seen_start != series.start_at {
         // Back to the first occurrence, by the same wall-clock move and length.
         let length = recurrence::local_difference(at.zone, f.start_at, f.end_at);
         f.start_at = shift_local(at.zone, series.start_at, recurrence::local_difference(at.zone, seen_start, f.start_at));
         f.end_at = shift_local(at.zone, f.start_at, length);
     }
-    let settled = settle(f)?;
+    let settled = settle(f, false)?;
     let by = recurrence::local_difference(at.zone, series.start_at, settled.f.start_at);
     let mut row: event::ActiveModel = series.clone().into();
     write_fields(&mut row, &settled);
@@ -180,9 +189,18 @@ pub async fn delete_all(txn: &WriteTxn, series: &event::Model, owner: &str) -> A
     announce(txn, "event:deleted", &Item::single(series.clone()), owner).await
 }
 
+/// `rule` for an occurrence moved from `from` to `to`: the same if it stays on its local
+/// day, else moved by as many days, or a 400 when the rule cannot follow.
+fn follow_move(rule: &Rule, at: &recurrence::Anchor, from: i64, to: i64) -> AppResult<Rule> {
+    let day = |t: i64| crate::platform::time::zones::to_local(at.zone, t).date_naive();
+    let days = (day(to) - day(from)).num_days();
+    rule.moved_by_days(at, to, days)
+        .ok_or_else(|| AppError::invalid("start", "this series repeats on set days of the month: change its rule to move it to another day"))
+}
+
 /// Ends `series` just before `t`, keeping the exceptions `before` it.
 async fn end_series_before(txn: &WriteTxn, series: &event::Model, rule: &Rule, t: i64, before: &[i64], owner: &str) -> AppResult<()> {
-    let head = rule.ending_before(t);
+    let head = rule.ending_before(&occurrences::anchor(series), t);
     let mut row: event::ActiveModel = series.clone().into();
     row.rrule = Set(Some(head.text()));
     row.series_end = Set(head.bound(&occurrences::anchor(series)));

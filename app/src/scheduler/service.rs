@@ -109,10 +109,11 @@ impl Settled {
     }
 }
 
-/// Checks `f` and reads its rule. A series whose start is not on its rule (a Tuesday
-/// start repeating on Mondays) starts at its rule's first occurrence instead, as
-/// calendar apps move it.
-pub(super) fn settle(mut f: Fields) -> AppResult<Settled> {
+/// Checks `f` and reads its rule. A new series whose start is not on its rule (a
+/// Tuesday start repeating on Mondays) starts at its rule's first occurrence instead, as
+/// calendar apps move it (`snap`); a series being changed never moves by itself: a start
+/// off its rule is refused.
+pub(super) fn settle(mut f: Fields, snap: bool) -> AppResult<Settled> {
     let title = f.title.trim();
     if title.is_empty() {
         return Err(AppError::invalid("title", "title is required"));
@@ -146,6 +147,9 @@ pub(super) fn settle(mut f: Fields) -> AppResult<Settled> {
         .first_start(&settled.anchor())
         .ok_or_else(|| AppError::invalid(recurrence::FIELD, "the rule gives no occurrence from the start on"))?;
     if first != settled.f.start_at {
+        if !snap {
+            return Err(AppError::invalid("start", "the series does not repeat on that day: change its rule as well"));
+        }
         settled.f.end_at = settled.anchor().end_of(first);
         settled.f.start_at = first;
     }
@@ -329,9 +333,31 @@ pub(super) async fn insert(txn: &WriteTxn, owner_id: i64, s: &Settled, occurrenc
         ..Default::default()
     };
     write_fields(&mut row, s);
+    if s.rule.is_some() {
+        limit_series(&**txn, owner_id).await?;
+    }
     let e = event::Entity::insert(row).exec_with_returning(&**txn).await?;
     store::raise_longest(&**txn, owner_id, e.end_at - e.start_at).await?;
     Ok(e)
+}
+
+/// Series one calendar may have running at once. Every read of the calendar (its page,
+/// its booking page, which anyone may open) expands each running series, so their number
+/// is what bounds a read's work.
+pub const MAX_RUNNING_SERIES: u64 = 500;
+
+async fn limit_series(conn: &impl ConnectionTrait, owner_id: i64) -> AppResult<()> {
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+    let running = event::Entity::find()
+        .filter(event::Column::OwnerId.eq(owner_id))
+        .filter(event::Column::Recurring.eq(true))
+        .filter(event::Column::SeriesEnd.gt(now_ms()))
+        .count(conn)
+        .await?;
+    if running >= MAX_RUNNING_SERIES {
+        return Err(AppError::invalid(recurrence::FIELD, format!("a calendar may have at most {MAX_RUNNING_SERIES} repeating events running at once")));
+    }
+    Ok(())
 }
 
 /// Sets what `s` says on a row being written (not its exceptions or links).
@@ -358,7 +384,7 @@ pub(super) fn next_version(row: &mut event::ActiveModel, current: &event::Model)
 #[tracing::instrument(skip(db, caller, fields), fields(owner = %owner.username, caller = %caller.username()))]
 pub async fn create(db: &Db, caller: &Caller, owner: &Profile, fields: Fields) -> AppResult<EventView> {
     require_edit(caller, owner.id)?;
-    let settled = settle(fields)?;
+    let settled = settle(fields, true)?;
     db_write!(db, |txn| {
         let e = insert(&txn, owner.id, &settled, None, None).await?;
         let conflicts = occurrences::overlapping(&*txn, owner.id, e.start_at, e.end_at, Some(e.id)).await?;
@@ -458,7 +484,10 @@ async fn change_single(txn: &WriteTxn, current: &event::Model, change: &(dyn Fn(
     if current.series_id.is_some() && f.recurrence.is_some() {
         return Err(AppError::invalid(recurrence::FIELD, "an occurrence changed on its own cannot repeat; change its series"));
     }
-    let settled = settle(f)?;
+    let settled = settle(f, true)?;
+    if settled.rule.is_some() {
+        limit_series(&**txn, current.owner_id).await?;
+    }
     let mut row: event::ActiveModel = current.clone().into();
     write_fields(&mut row, &settled);
     next_version(&mut row, current);

@@ -141,6 +141,19 @@ impl Move {
 #[component]
 pub fn CalendarScreen() -> impl IntoView {
     let query = use_query_map();
+    // One page per calendar shown: moving to another user's calendar follows its stream.
+    let user = Memo::new(move |_| query.read().get("user").unwrap_or_default());
+    move || view! { <CalendarOf user=user.get()/> }
+}
+
+fn params_untracked(query: Memo<leptos_router::params::ParamsMap>) -> (Option<String>, Option<String>, Option<String>) {
+    let q = query.read_untracked();
+    (q.get("user"), q.get("view"), q.get("date"))
+}
+
+#[component]
+fn CalendarOf(user: String) -> impl IntoView {
+    let query = use_query_map();
     let params = move || {
         let q = query.read();
         (q.get("user"), q.get("view"), q.get("date"))
@@ -157,15 +170,35 @@ pub fn CalendarScreen() -> impl IntoView {
     };
     // Changes made elsewhere (another tab, the REST API, a booking) arrive live, but not
     // under a drag.
-    let ticks = live_ticks(format!("/api/v1/calendar/events?user={}", query.read_untracked().get("user").unwrap_or_default()));
+    let ticks = live_ticks(format!("/api/v1/calendar/events?user={user}"));
     let settled_ticks = Memo::new(move |shown: Option<&u64>| match (ctx.drag.with(Option::is_some), shown) {
         (true, Some(shown)) => *shown,
         _ => ticks.get(),
     });
-    let page = Resource::new(
-        move || (params(), ctx.save.version().get(), ctx.remove.version().get(), ctx.mover.version().get(), settled_ticks.get()),
-        |((user, view, date), ..)| load_calendar(user, view, date),
-    );
+    // The page as first loaded (rendered on the server, then hydrated); then refreshed
+    // after every save here and every change elsewhere, re-rendered only when what it
+    // shows changed: a refresh that finds the same calendar (the change stream's echo
+    // of our own save) must not replace the grid under the user's keyboard and scroll.
+    let page = Resource::new(params, |(user, view, date)| load_calendar(user, view, date));
+    let refreshed: RwSignal<Option<CalendarLayout>> = RwSignal::new(None);
+    Effect::new(move |_| {
+        params();
+        refreshed.set(None);
+    });
+    Effect::new(move |first_run: Option<()>| {
+        (ctx.save.version().get(), ctx.remove.version().get(), ctx.mover.version().get(), settled_ticks.get());
+        if first_run.is_none() {
+            return;
+        }
+        let (user, view, date) = params_untracked(query);
+        leptos::task::spawn_local(async move {
+            let Ok(fresh) = load_calendar(user, view, date).await else { return };
+            let shown = refreshed.get_untracked().or_else(|| page.get_untracked().and_then(Result::ok));
+            if shown.as_ref() != Some(&fresh) {
+                refreshed.set(Some(fresh));
+            }
+        });
+    });
     // Close the dialog once a save or delete went through.
     Effect::new(move |_| {
         if matches!(ctx.save.value().get(), Some(Ok(_))) || matches!(ctx.remove.value().get(), Some(Ok(_))) {
@@ -176,8 +209,8 @@ pub fn CalendarScreen() -> impl IntoView {
     view! {
         <main class="page wide" on:focusin=move |ev| if let Some(key) = focus_key(&ev) { ctx.focus.set(Some(key)) }>
             <ErrorAlert error=move_error/>
-            <Loaded data=page audience={Audience::SignedIn { next: "/calendar", to: " to see your calendar." }} page=move |p| {
-                view! { <Calendar page=p ctx/> }.into_any()
+            <Loaded data=page audience={Audience::SignedIn { next: "/calendar", to: " to see your calendar." }} page=move |first| {
+                (move || view! { <Calendar page=refreshed.get().unwrap_or_else(|| first.clone()) ctx/> }).into_any()
             }/>
             {move || ctx.editing.get().map(|draft| view! { <EventDialog draft ctx/> })}
             {move || ctx.asking.get().map(|pending| view! { <MovePrompt pending ctx/> })}
@@ -472,7 +505,7 @@ fn WeekGrid(page: CalendarLayout, ctx: Ctx) -> impl IntoView {
                             {segments.into_iter().zip(placement).map(|((e, from, to), (col, cols))| {
                                 let draft = Draft::of(&e);
                                 // Only a whole event, on its first day, moves by dragging.
-                                let draggable = editable && !e.busy_only && e.source.is_none() && e.first_day == i && e.last_day == i;
+                                let draggable = editable && !e.busy_only && e.first_day == i && e.last_day == i;
                                 let (key, height) = (chip_key(&e), ((to - from) * HOUR_PX / 60).max(16));
                                 let base = format!(
                                     "top:{}px;height:{}px;left:calc({}% + 2px);width:calc({}% - 4px)",

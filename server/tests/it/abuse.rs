@@ -139,7 +139,7 @@ const RULES: &[Rule] = &[
     rule("GET", "/api/v1/me/booking-page", Empty, MEMBERS),
     rule("PUT", "/api/v1/me/booking-page", Json(BOOKING_PAGE), MEMBERS),
     rule("GET", "/api/v1/booking/{alice}", Empty, PUBLIC),
-    rule("POST", "/api/v1/booking/{alice}", Json(r#"{"start": "{new_slot}", "name": "Visitor", "email": "visitor@example.com"}"#), PUBLIC),
+    rule("POST", "/api/v1/booking/{alice}", Json(r#"{"start": "{new_slot}", "name": "Visitor", "email": "v{fresh}@example.com"}"#), PUBLIC),
     rule("DELETE", "/api/v1/bookings/{new_booking}", Empty, PUBLIC),
     // ---- REST: wages (every member reads, admins import)
     rule("GET", "/api/v1/wages", Empty, MEMBERS),
@@ -185,7 +185,7 @@ const RULES: &[Rule] = &[
     server_fn("/_fn/settings_booking", "", MEMBERS),
     server_fn("/_fn/settings_save_booking", "enabled=on&title=Matrix&hours_mo=00%3A00-24%3A00&hours_tu=00%3A00-24%3A00&hours_we=00%3A00-24%3A00&hours_th=00%3A00-24%3A00&hours_fr=00%3A00-24%3A00&hours_sa=00%3A00-24%3A00&hours_su=00%3A00-24%3A00&slot_minutes=15&buffer_before_minutes=0&buffer_after_minutes=0&min_notice_minutes=0&horizon_days=180", MEMBERS),
     server_fn("/_fn/booking_page", "username=alice", PUBLIC),
-    server_fn("/_fn/booking_book", "username=alice&start={new_slot}&name=Visitor&email=visitor%40example.com", PUBLIC),
+    server_fn("/_fn/booking_book", "username=alice&start={new_slot}&name=Visitor&email=v{fresh}%40example.com", PUBLIC),
     server_fn("/_fn/booking_cancel", "token={new_booking}", PUBLIC),
     server_fn("/_fn/settings_rotate_feed", "", MEMBERS),
     server_fn("/_fn/meetings_list", "", MEMBERS),
@@ -362,7 +362,7 @@ impl World {
             }
             "new_booking" => {
                 let start = self.resolve_boxed("new_slot").await;
-                let body = json!({"start": start, "name": "Fixture", "email": "fixture@example.com"});
+                let body = json!({"start": start, "name": "Fixture", "email": format!("f{}@example.com", self.fresh())});
                 let booked = self.ok(1, "POST", "/api/v1/booking/alice", body).await;
                 booked["cancel_url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned()
             }

@@ -169,6 +169,12 @@ async fn bad_rules_and_scopes_are_refused_naming_the_field() {
     // repeating on Mondays starts on the next Monday.
     let mondays = ada.create("ada", json!({"title": "m", "start": "2030-01-08T09:00:00Z", "end": "2030-01-08T10:00:00Z", "recurrence": "FREQ=WEEKLY;BYDAY=MO"})).await;
     assert_eq!(mondays["start"], "2030-01-14T09:00:00.000Z");
+    // Moved to the next day as a whole, from its second occurrence: Mondays become Tuesdays.
+    let monday_id = mondays["id"].as_i64().unwrap();
+    let res = patch(&ada, monday_id, json!({"version": 1, "scope": "all", "occurrence": "2030-01-21T09:00:00Z", "start": "2030-01-22T09:00:00Z", "end": "2030-01-22T10:00:00Z"})).await;
+    assert_eq!(res.status(), 200);
+    let moved: Value = res.json().await.unwrap();
+    assert_eq!((moved["start"].as_str(), moved["recurrence"].as_str()), (Some("2030-01-15T09:00:00.000Z"), Some("FREQ=WEEKLY;BYDAY=TU")));
     // Others see a series as free/busy, without its rule.
     let bob = Client::new(&app, "bob").await;
     let seen = bob.list("ada", "from=2030-01-01T00:00:00Z&to=2030-02-01T00:00:00Z").await;
@@ -257,5 +263,28 @@ print(json.dumps([[text(e['DTSTART'].dt), str(e['SUMMARY'])] for e in recurring_
     let mut expanded: Vec<(String, String)> = serde_json::from_slice(&out.stdout).unwrap();
     expanded.sort();
     assert_eq!(expanded, expected, "the independent expansion of the feed gives the API's occurrences");
+    app.stop().await;
+}
+
+/// Pages through twenty years of a daily series: every occurrence once, in order, however
+/// far the cursor is from the series' start.
+#[tokio::test]
+async fn a_long_series_pages_through_every_occurrence() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let ada = Client::new(&app, "ada").await;
+    ada.create("ada", json!({"title": "daily", "start": "2000-01-01T09:00:00Z", "end": "2000-01-01T09:30:00Z", "recurrence": "FREQ=DAILY"})).await;
+    let (mut seen, mut cursor, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let page = ada.list("ada", &format!("from=2010-01-01T00:00:00Z&to=2030-01-01T00:00:00Z&limit=500{cursor}")).await;
+        seen.extend(page["events"].as_array().unwrap().iter().map(|e| e["start"].as_str().unwrap().to_owned()));
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7305, "twenty years of days, in {pages} pages");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order, none twice");
+    assert_eq!((seen[0].as_str(), seen[7304].as_str()), ("2010-01-01T09:00:00.000Z", "2029-12-31T09:00:00.000Z"));
     app.stop().await;
 }
