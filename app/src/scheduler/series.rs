@@ -82,10 +82,12 @@ pub async fn split(txn: &WriteTxn, series: &event::Model, t: i64, change: Change
     let mut base = Fields::from(series);
     (base.start_at, base.end_at, base.recurrence) = (t, at.end_of(t), Some(rest_rule.text()));
     let mut f = change(base.clone())?;
-    if f.recurrence == base.recurrence {
+    // A rule the change leaves follows a move to another day; a new one places the start.
+    let new_rule = f.recurrence != base.recurrence;
+    if !new_rule {
         f.recurrence = Some(follow_move(&rest_rule, &at, t, f.start_at)?.text());
     }
-    let rest = settle(f, false)?;
+    let rest = settle(f, new_rule)?;
     let by = recurrence::local_difference(at.zone, t, rest.f.start_at);
     let (before, after): (Vec<i64>, Vec<i64>) = decode_exceptions(series.exceptions.as_deref()).into_iter().partition(|x| *x < t);
     end_series_before(txn, series, &rule, t, &before, owner).await?;
@@ -115,8 +117,10 @@ pub async fn change_all(txn: &WriteTxn, series: &event::Model, seen: Option<i64>
         (base.start_at, base.end_at) = (t, at.end_of(t));
     }
     let (seen_start, mut f) = (base.start_at, change(base.clone())?);
-    // The rule follows a move to another day (Mondays moved a day later are Tuesdays).
-    if let (Some(rule), true) = (occurrences::rule(series), f.recurrence == base.recurrence) {
+    // A rule the change leaves follows a move to another day (Mondays moved a day later
+    // are Tuesdays); a new one places the start, as for a new series.
+    let new_rule = f.recurrence != base.recurrence;
+    if let (Some(rule), false) = (occurrences::rule(series), new_rule) {
         f.recurrence = Some(follow_move(&rule, &at, seen_start, f.start_at)?.text());
     }
     if seen_start != series.start_at {
@@ -125,7 +129,7 @@ pub async fn change_all(txn: &WriteTxn, series: &event::Model, seen: Option<i64>
         f.start_at = shift_local(at.zone, series.start_at, recurrence::local_difference(at.zone, seen_start, f.start_at));
         f.end_at = shift_local(at.zone, f.start_at, length);
     }
-    let settled = settle(f, false)?;
+    let settled = settle(f, new_rule)?;
     let by = recurrence::local_difference(at.zone, series.start_at, settled.f.start_at);
     let mut row: event::ActiveModel = series.clone().into();
     write_fields(&mut row, &settled);

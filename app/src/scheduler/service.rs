@@ -109,10 +109,10 @@ impl Settled {
     }
 }
 
-/// Checks `f` and reads its rule. A new series whose start is not on its rule (a
-/// Tuesday start repeating on Mondays) starts at its rule's first occurrence instead, as
-/// calendar apps move it (`snap`); a series being changed never moves by itself: a start
-/// off its rule is refused.
+/// Checks `f` and reads its rule. A series whose start is not on a new rule (a Tuesday
+/// start repeating on Mondays) starts at the rule's first occurrence instead, as
+/// calendar apps move it (`snap`); a series keeping its rule never moves by itself: a
+/// start off it is refused.
 pub(super) fn settle(mut f: Fields, snap: bool) -> AppResult<Settled> {
     let title = f.title.trim();
     if title.is_empty() {
@@ -148,7 +148,7 @@ pub(super) fn settle(mut f: Fields, snap: bool) -> AppResult<Settled> {
         .ok_or_else(|| AppError::invalid(recurrence::FIELD, "the rule gives no occurrence from the start on"))?;
     if first != settled.f.start_at {
         if !snap {
-            return Err(AppError::invalid("start", "the series does not repeat on that day: change its rule as well"));
+            return Err(AppError::invalid("start", "the series does not repeat on that day: give a start on one of its days, or a new rule"));
         }
         settled.f.end_at = settled.anchor().end_of(first);
         settled.f.start_at = first;

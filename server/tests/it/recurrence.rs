@@ -175,6 +175,13 @@ async fn bad_rules_and_scopes_are_refused_naming_the_field() {
     assert_eq!(res.status(), 200);
     let moved: Value = res.json().await.unwrap();
     assert_eq!((moved["start"].as_str(), moved["recurrence"].as_str()), (Some("2030-01-15T09:00:00.000Z"), Some("FREQ=WEEKLY;BYDAY=TU")));
+    // A new rule alone places the start on its first day, as for a new series; a rule that
+    // cannot follow a move to another day is refused on `start`.
+    let wednesdays: Value = patch(&ada, monday_id, json!({"version": 2, "recurrence": "FREQ=WEEKLY;BYDAY=WE"})).await.json().await.unwrap();
+    assert_eq!(wednesdays["start"], "2030-01-16T09:00:00.000Z");
+    let the_28th = ada.create("ada", json!({"title": "rent", "start": "2030-01-28T09:00:00Z", "end": "2030-01-28T10:00:00Z", "recurrence": "FREQ=MONTHLY;BYMONTHDAY=28"})).await;
+    let res = patch(&ada, the_28th["id"].as_i64().unwrap(), json!({"version": 1, "start": "2030-01-29T09:00:00Z", "end": "2030-01-29T10:00:00Z"})).await;
+    assert_error(res, 400, "invalid_field", Some("start")).await;
     // Others see a series as free/busy, without its rule.
     let bob = Client::new(&app, "bob").await;
     let seen = bob.list("ada", "from=2030-01-01T00:00:00Z&to=2030-02-01T00:00:00Z").await;
