@@ -8,6 +8,7 @@
 
 use super::domain::*;
 use super::occurrences;
+use super::repeat::WEEKDAYS;
 use super::service::{announce, find_user, insert, settle, Fields};
 use super::store::{booking, booking_page, event};
 use crate::accounts::domain::Profile;
@@ -29,7 +30,6 @@ const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 const NAME_MAX: usize = 100;
 const EMAIL_MAX: usize = 254;
-const DAYS: [&str; 7] = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"];
 /// Ranges of open hours a day (what fits the stored weekly hours).
 const MAX_RANGES: usize = 8;
 /// Upcoming bookings one e-mail address may hold on one page.
@@ -104,6 +104,11 @@ fn parse_hours(field: &str, text: &str) -> AppResult<Vec<(u32, u32)>> {
     Ok(out)
 }
 
+/// Monday 0 … Sunday 6, from `MO` … `SU`.
+fn day_index(code: &str) -> Option<usize> {
+    WEEKDAYS.iter().position(|(d, _)| *d == code)
+}
+
 fn format_hours(ranges: &[(u32, u32)]) -> String {
     ranges.iter().map(|(a, b)| format!("{:02}:{:02}-{:02}:{:02}", a / 60, a % 60, b / 60, b % 60)).collect::<Vec<_>>().join(", ")
 }
@@ -129,7 +134,7 @@ impl Availability {
         let mut hours: [Vec<(u32, u32)>; 7] = Default::default();
         for part in row.weekly_hours.split(';') {
             if let Some((day, ranges)) = part.split_once('=') {
-                if let Some(i) = DAYS.iter().position(|d| *d == day) {
+                if let Some(i) = day_index(day) {
                     hours[i] = parse_hours("hours", ranges).unwrap_or_default();
                 }
             }
@@ -155,8 +160,8 @@ impl Availability {
         }
         let mut hours: [Vec<(u32, u32)>; 7] = Default::default();
         for (key, text) in &s.hours {
-            let day = DAYS.iter().position(|d| d.eq_ignore_ascii_case(key)).ok_or_else(|| AppError::invalid("hours", format!("{key} is not a weekday (MO … SU)")))?;
-            hours[day] = parse_hours(&format!("hours.{}", DAYS[day]), text)?;
+            let day = day_index(&key.to_ascii_uppercase()).ok_or_else(|| AppError::invalid("hours", format!("{key} is not a weekday (MO … SU)")))?;
+            hours[day] = parse_hours(&format!("hours.{}", WEEKDAYS[day].0), text)?;
         }
         let within = |field: &str, value: u32, min: u32, max: u32| -> AppResult<i64> {
             if (min..=max).contains(&value) {
@@ -179,14 +184,14 @@ impl Availability {
     }
 
     fn weekly_hours(&self) -> String {
-        DAYS.iter().zip(&self.hours).filter(|(_, h)| !h.is_empty()).map(|(d, h)| format!("{d}={}", format_hours(h).replace(' ', ""))).collect::<Vec<_>>().join(";")
+        WEEKDAYS.iter().zip(&self.hours).filter(|(_, h)| !h.is_empty()).map(|((d, _), h)| format!("{d}={}", format_hours(h).replace(' ', ""))).collect::<Vec<_>>().join(";")
     }
 
     fn settings(&self, url: String) -> BookingSettings {
         BookingSettings {
             enabled: self.enabled,
             title: self.title.clone(),
-            hours: DAYS.iter().zip(&self.hours).map(|(d, h)| (d.to_string(), format_hours(h))).collect::<BTreeMap<_, _>>(),
+            hours: WEEKDAYS.iter().zip(&self.hours).map(|((d, _), h)| (d.to_string(), format_hours(h))).collect::<BTreeMap<_, _>>(),
             time_zone: self.zone.to_string(),
             slot_minutes: (self.slot / MINUTE_MS) as u32,
             buffer_before_minutes: (self.before / MINUTE_MS) as u32,

@@ -155,8 +155,8 @@ fn event_lines(out: &mut String, e: &event::Model, series: Option<&event::Model>
             push(out, zoned("EXDATE", zone, e.all_day, &skipped));
         }
     } else if e.all_day {
-        push(out, format!("DTSTART;VALUE=DATE:{}", to_local(zone, e.start_at).format("%Y%m%d")));
-        push(out, format!("DTEND;VALUE=DATE:{}", to_local(zone, e.end_at).format("%Y%m%d")));
+        push(out, zoned("DTSTART", zone, true, &[e.start_at]));
+        push(out, zoned("DTEND", zone, true, &[e.end_at]));
     } else {
         push(out, format!("DTSTART:{}", utc(e.start_at)));
         push(out, format!("DTEND:{}", utc(e.end_at)));

@@ -346,8 +346,7 @@ impl Rule {
 fn normalise_until(raw: &str, at: &Anchor) -> AppResult<String> {
     if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y%m%d") {
         // Through the whole of that day where the series lives.
-        let end_of_day = zones::start_of_day(at.zone, date + Duration::days(1)) - 1000;
-        return Ok(format_utc(end_of_day));
+        return Ok(format_utc(end_of_day(at.zone, date)));
     }
     if raw.ends_with('Z') {
         return parse_utc(raw).map(format_utc).ok_or_else(|| invalid(format!("UNTIL={raw} is not a date (20261231) or a time (20261231T170000Z)")));
@@ -364,9 +363,9 @@ fn end_of_day(zone: Tz, day: NaiveDate) -> i64 {
 
 /// `MO` moved by `days`: `TU` for one day later.
 fn weekday_after(code: &str, days: i64) -> Option<String> {
-    const DAYS: [&str; 7] = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"];
-    let i = DAYS.iter().position(|d| *d == code)? as i64;
-    Some(DAYS[(i + days).rem_euclid(7) as usize].to_owned())
+    let days_of_week = super::repeat::WEEKDAYS;
+    let i = days_of_week.iter().position(|(d, _)| *d == code)? as i64;
+    Some(days_of_week[(i + days).rem_euclid(7) as usize].0.to_owned())
 }
 
 fn parse_utc(raw: &str) -> Option<i64> {

@@ -20,8 +20,22 @@ fn rule_of(series: &event::Model) -> AppResult<Rule> {
     occurrences::rule(series).ok_or_else(|| AppError::internal_because(format!("series {} has no rule that reads", series.id)))
 }
 
-fn no_occurrence(t: i64) -> AppError {
-    AppError::invalid("occurrence", format!("the series has no occurrence starting at {}", crate::platform::time::to_rfc3339(t)))
+/// The series' rule and anchor, if it has an occurrence starting at `t` (a 400 naming
+/// `occurrence` if not).
+fn occurrence_of(series: &event::Model, t: i64) -> AppResult<(Rule, recurrence::Anchor)> {
+    let (rule, at) = (rule_of(series)?, occurrences::anchor(series));
+    if !rule.has_start(&at, t) {
+        return Err(AppError::invalid("occurrence", format!("the series has no occurrence starting at {}", crate::platform::time::to_rfc3339(t))));
+    }
+    Ok((rule, at))
+}
+
+/// Refuses one more skipped or changed occurrence past [`recurrence::MAX_EXCEPTIONS`].
+fn room_for_exception(skipped: &[i64]) -> AppResult<()> {
+    if skipped.len() >= recurrence::MAX_EXCEPTIONS {
+        return Err(AppError::invalid("occurrence", format!("a series may have at most {} changed or deleted occurrences", recurrence::MAX_EXCEPTIONS)));
+    }
+    Ok(())
 }
 
 /// The occurrences of `series_id` changed on their own (from `from` on), by start in the series.
@@ -35,10 +49,7 @@ pub async fn changed_occurrences(conn: &impl ConnectionTrait, series_id: i64, fr
 
 /// Changes one occurrence: it becomes a row of its own and the series skips its start.
 pub async fn change_occurrence(txn: &WriteTxn, series: &event::Model, t: i64, change: Change<'_>, owner: &str) -> AppResult<Item> {
-    let (rule, at) = (rule_of(series)?, occurrences::anchor(series));
-    if !rule.has_start(&at, t) {
-        return Err(no_occurrence(t));
-    }
+    let (_, at) = occurrence_of(series, t)?;
     let mut skipped = decode_exceptions(series.exceptions.as_deref());
     if skipped.contains(&t) {
         let changed = event::Entity::find()
@@ -51,9 +62,7 @@ pub async fn change_occurrence(txn: &WriteTxn, series: &event::Model, t: i64, ch
             None => AppError::invalid("occurrence", "this occurrence was deleted"),
         });
     }
-    if skipped.len() >= recurrence::MAX_EXCEPTIONS {
-        return Err(AppError::invalid("occurrence", format!("a series may have at most {} changed or deleted occurrences", recurrence::MAX_EXCEPTIONS)));
-    }
+    room_for_exception(&skipped)?;
     let mut base = Fields::from(series);
     (base.start_at, base.end_at, base.recurrence) = (t, at.end_of(t), None);
     let f = change(base)?;
@@ -74,10 +83,7 @@ pub async fn change_occurrence(txn: &WriteTxn, series: &event::Model, t: i64, ch
 /// Changes the occurrence at `t` and all after it: the series ends before `t`, and a new
 /// series (with what is left of its `COUNT`) starts there with the change.
 pub async fn split(txn: &WriteTxn, series: &event::Model, t: i64, change: Change<'_>, owner: &str) -> AppResult<Item> {
-    let (rule, at) = (rule_of(series)?, occurrences::anchor(series));
-    if !rule.has_start(&at, t) {
-        return Err(no_occurrence(t));
-    }
+    let (rule, at) = occurrence_of(series, t)?;
     let rest_rule = rule.from_occurrence(&at, t);
     let mut base = Fields::from(series);
     (base.start_at, base.end_at, base.recurrence) = (t, at.end_of(t), Some(rest_rule.text()));
@@ -111,9 +117,7 @@ pub async fn change_all(txn: &WriteTxn, series: &event::Model, seen: Option<i64>
     let at = occurrences::anchor(series);
     let mut base = Fields::from(series);
     if let Some(t) = seen.filter(|t| *t != series.start_at) {
-        if !rule_of(series)?.has_start(&at, t) {
-            return Err(no_occurrence(t));
-        }
+        occurrence_of(series, t)?;
         (base.start_at, base.end_at) = (t, at.end_of(t));
     }
     let (seen_start, mut f) = (base.start_at, change(base.clone())?);
@@ -151,10 +155,7 @@ pub async fn change_all(txn: &WriteTxn, series: &event::Model, seen: Option<i64>
 
 /// Deletes one occurrence: the series skips it (and a row it was changed into goes).
 pub async fn skip_occurrence(txn: &WriteTxn, series: &event::Model, t: i64, owner: &str) -> AppResult<()> {
-    let (rule, at) = (rule_of(series)?, occurrences::anchor(series));
-    if !rule.has_start(&at, t) {
-        return Err(no_occurrence(t));
-    }
+    let (_, at) = occurrence_of(series, t)?;
     let mut skipped = decode_exceptions(series.exceptions.as_deref());
     if skipped.contains(&t) {
         let changed: Vec<event::Model> = changed_occurrences(&**txn, series.id, Some(t)).await?.into_iter().filter(|c| c.recurrence_at == Some(t)).collect();
@@ -163,9 +164,7 @@ pub async fn skip_occurrence(txn: &WriteTxn, series: &event::Model, t: i64, owne
         }
         return delete_rows(txn, changed, owner).await;
     }
-    if skipped.len() >= recurrence::MAX_EXCEPTIONS {
-        return Err(AppError::invalid("occurrence", format!("a series may have at most {} changed or deleted occurrences", recurrence::MAX_EXCEPTIONS)));
-    }
+    room_for_exception(&skipped)?;
     skipped.push(t);
     let mut row: event::ActiveModel = series.clone().into();
     row.exceptions = Set(encode_exceptions(&skipped));
@@ -177,10 +176,7 @@ pub async fn skip_occurrence(txn: &WriteTxn, series: &event::Model, t: i64, owne
 
 /// Deletes the occurrence at `t` and all after it: the series ends before it.
 pub async fn end_before(txn: &WriteTxn, series: &event::Model, t: i64, owner: &str) -> AppResult<()> {
-    let (rule, at) = (rule_of(series)?, occurrences::anchor(series));
-    if !rule.has_start(&at, t) {
-        return Err(no_occurrence(t));
-    }
+    let (rule, _) = occurrence_of(series, t)?;
     let before: Vec<i64> = decode_exceptions(series.exceptions.as_deref()).into_iter().filter(|x| *x < t).collect();
     end_series_before(txn, series, &rule, t, &before, owner).await?;
     delete_changed(txn, series.id, Some(t), owner).await
