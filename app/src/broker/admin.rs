@@ -164,7 +164,7 @@ pub(super) async fn topics_matching<C: ConnectionTrait>(conn: &C, subs: &[subscr
 // Subscribers
 
 /// Where this installation delivers (`BROKER_ALLOWED_TARGETS`, the demo receiver).
-fn target_policy(state: &AppState) -> super::targets::TargetPolicy {
+fn target_policy(state: &AppState) -> crate::platform::targets::TargetPolicy {
     state.settings.part::<super::settings::BrokerSettings>().target_policy()
 }
 

@@ -18,7 +18,7 @@ use super::publish::DISPATCHER_WAKER;
 use super::service::{self};
 use super::signature::signature_header;
 use super::store::{self, attempt, delivery, lane, message, subscriber, subscription, topic};
-use super::targets::{GuardedResolver, TargetPolicy};
+use crate::platform::targets::{GuardedResolver, TargetPolicy};
 use crate::db_write;
 use crate::error::AppResult;
 use crate::platform::backoff::nominal;

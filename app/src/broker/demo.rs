@@ -12,7 +12,7 @@ use super::admin::{self, signing_secrets};
 use super::domain::TopicName;
 use super::settings::BrokerSettings;
 use super::store::subscriber;
-use super::targets::TargetPolicy;
+use crate::platform::targets::TargetPolicy;
 use crate::accounts::Caller;
 use crate::error::{AppError, AppResult};
 use crate::platform::state::AppState;
@@ -208,13 +208,6 @@ pub fn register(jobs: &mut crate::platform::jobs::JobRegistry) {
     });
 }
 
-/// The policy's permission for the receiver: the exact base, then one id.
-pub(super) fn is_receiver(base: &str, url: &str) -> bool {
-    url.strip_prefix(base)
-        .and_then(|rest| rest.strip_prefix('/'))
-        .is_some_and(|id| !id.is_empty() && id.len() <= 19 && id.bytes().all(|b| b.is_ascii_digit()))
-}
-
 impl BrokerSettings {
     /// Where deliveries may go: `BROKER_ALLOWED_TARGETS`, plus the built-in demo receiver
     /// when the demo is on.
@@ -239,7 +232,7 @@ mod tests {
     #[test]
     fn only_the_receiver_itself_is_permitted() {
         let base = "http://127.0.0.1:3000/webhooks/demo-receiver";
-        assert!(is_receiver(base, "http://127.0.0.1:3000/webhooks/demo-receiver/12"));
+        assert!(crate::platform::targets::is_builtin(base, "http://127.0.0.1:3000/webhooks/demo-receiver/12"));
         for other in [
             "http://127.0.0.1:3000/webhooks/demo-receiver",
             "http://127.0.0.1:3000/webhooks/demo-receiver/",
@@ -249,7 +242,7 @@ mod tests {
             "http://127.0.0.1:3001/webhooks/demo-receiver/12",
             "http://127.0.0.1:3000/api/v1/topics",
         ] {
-            assert!(!is_receiver(base, other), "{other}");
+            assert!(!crate::platform::targets::is_builtin(base, other), "{other}");
         }
         let policy = TargetPolicy::new(&[]).with_builtin(Some(base.into()));
         assert!(policy.check_url("http://127.0.0.1:3000/webhooks/demo-receiver/12", "url").is_ok());

@@ -17,7 +17,6 @@ ssr_modules! {
     pub mod service;
     pub mod signature;
     pub mod store;
-    pub mod targets;
 }
 
 pub use domain::*;

@@ -35,10 +35,7 @@ impl BrokerSettings {
             max_attempts: env.number("BROKER_MAX_ATTEMPTS", 33).max(1),
             timeout: Duration::from_millis(env.number("BROKER_TIMEOUT_MS", 15_000)),
             concurrency: env.number("BROKER_CONCURRENCY", 32).max(1),
-            allowed_targets: env
-                .var("BROKER_ALLOWED_TARGETS")
-                .map(|v| v.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect())
-                .unwrap_or_default(),
+            allowed_targets: crate::platform::targets::allowed_from(env),
             retention: Duration::from_secs(86_400 * env.number::<u64>("BROKER_RETENTION_DAYS", 30).max(1)),
             demo_receiver: None,
         }

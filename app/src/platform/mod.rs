@@ -16,4 +16,5 @@ pub mod rate_limit;
 pub mod secrets;
 pub mod settings;
 pub mod state;
+pub mod targets;
 pub mod time;

@@ -1,8 +1,11 @@
-//! Where webhooks may go. Endpoint URLs are http(s) only; requests to private, loopback,
-//! link-local and other non-public addresses are refused unless `BROKER_ALLOWED_TARGETS`
-//! names the host or a CIDR containing the address. The check runs where the address is
-//! known — in the DNS resolver the HTTP client uses, and on IP-literal URLs — so a name
-//! that later resolves somewhere private (DNS rebinding) is refused too.
+//! Where the server may send requests of its own: webhook deliveries (broker) and
+//! subscribed calendar feeds (scheduler) alike. URLs are http(s) only; requests to
+//! private, loopback, link-local and other non-public addresses are refused unless
+//! `BROKER_ALLOWED_TARGETS` (one allow-list for every outbound request; the name is
+//! older than its second user) names the host or a CIDR containing the address. The
+//! check runs where the address is known — in the DNS resolver the HTTP client uses, on
+//! IP-literal URLs, and on every redirect — so a name that later resolves somewhere
+//! private (DNS rebinding) is refused too.
 
 use crate::error::AppError;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -90,12 +93,23 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         && !(a == 0x3fff && b < 0x1000) // documentation (3fff::/20)
 }
 
-/// The delivery target policy, built from `BROKER_ALLOWED_TARGETS`.
+/// The variable that lists what may be reached although not public.
+pub const ALLOW_VAR: &str = "BROKER_ALLOWED_TARGETS";
+
+/// `BROKER_ALLOWED_TARGETS`: hosts and CIDRs, comma-separated (default none).
+pub fn allowed_from(env: &crate::platform::settings::Vars) -> Vec<String> {
+    env.var(ALLOW_VAR)
+        .map(|v| v.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+/// The outbound request policy, built from `BROKER_ALLOWED_TARGETS`.
 #[derive(Clone, Debug, Default)]
 pub struct TargetPolicy {
     hosts: Vec<String>,
     nets: Vec<Cidr>,
-    /// The app's own demo receiver (its base URL), when the demo is on.
+    /// An endpoint of this server itself (its base URL) that may be called, when one is
+    /// on (the broker's demo receiver).
     builtin: Option<String>,
 }
 
@@ -111,8 +125,8 @@ impl TargetPolicy {
         policy
     }
 
-    /// Also permits the built-in demo receiver at `base` (see `broker::demo`): that base
-    /// and one subscriber id, on an IP literal, and nothing else at that address.
+    /// Also permits an endpoint of this server at `base` (the broker's demo receiver):
+    /// that base and one numeric id, on an IP literal, and nothing else at that address.
     pub fn with_builtin(mut self, base: Option<String>) -> Self {
         self.builtin = base;
         self
@@ -130,7 +144,7 @@ impl TargetPolicy {
     /// address when the host is an IP literal. `field` names the request field at fault.
     pub fn check_url(&self, raw: &str, field: &str) -> Result<Url, AppError> {
         let url = Url::parse(raw).map_err(|e| AppError::invalid(field, format!("not a valid URL: {e}")))?;
-        if self.builtin.as_deref().is_some_and(|base| super::demo::is_receiver(base, raw) && url.as_str() == raw) {
+        if self.builtin.as_deref().is_some_and(|base| is_builtin(base, raw) && url.as_str() == raw) {
             return Ok(url);
         }
         if !matches!(url.scheme(), "http" | "https") {
@@ -152,6 +166,27 @@ impl TargetPolicy {
             _ => Ok(url),
         }
     }
+}
+
+/// Whether `url` is the built-in endpoint at `base`: the exact base, then one id.
+pub fn is_builtin(base: &str, url: &str) -> bool {
+    url.strip_prefix(base)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|id| !id.is_empty() && id.len() <= 19 && id.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A redirect policy for clients that follow redirects: at most `max` hops, each to a
+/// URL the policy accepts (the resolver then checks the addresses a name gives).
+pub fn guarded_redirects(policy: Arc<TargetPolicy>, max: usize) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= max {
+            return attempt.error(format!("more than {max} redirects"));
+        }
+        match policy.check_url(attempt.url().as_str(), "url") {
+            Ok(_) => attempt.follow(),
+            Err(e) => attempt.error(format!("redirected to a refused address: {}", e.message)),
+        }
+    })
 }
 
 /// A DNS resolver that only returns addresses the policy allows.
