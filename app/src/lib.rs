@@ -119,8 +119,8 @@ fn NavLinks() -> impl IntoView {
     }
 }
 
-/// Settings: the profile (accounts), the calendar's feed address and booking page
-/// (scheduler), side by side; composed here so neither capability needs the other.
+/// Settings: the profile (accounts), the calendar's feed address, booking page and other
+/// calendars (scheduler), side by side; composed here so neither capability needs the other.
 #[component]
 fn SettingsPage() -> impl IntoView {
     view! {
@@ -129,6 +129,7 @@ fn SettingsPage() -> impl IntoView {
             <accounts::ProfileCard/>
             <scheduler::FeedCard/>
             <scheduler::BookingCard/>
+            <scheduler::SubscriptionsCard/>
         </main>
     }
 }

@@ -178,3 +178,22 @@ pub fn duration_text(ms: i64) -> String {
         _ => format!("{} d {} h", s / 86_400, (s % 86_400) / 3600),
     }
 }
+
+/// Sends a file the user chose as a request body to a REST route (the browser streams
+/// it; no form encoding) and returns the JSON answer, or the error message the route
+/// answered with.
+#[cfg(feature = "hydrate")]
+pub async fn post_file(url: &str, content_type: &str, file: web_sys::File) -> Result<serde_json::Value, String> {
+    let res = gloo_net::http::Request::post(url)
+        .header("content-type", content_type)
+        .body(file)
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let body: serde_json::Value = res.json().await.unwrap_or_default();
+    if res.ok() {
+        return Ok(body);
+    }
+    Err(body["error"]["message"].as_str().map(str::to_owned).unwrap_or_else(|| format!("upload failed ({})", res.status())))
+}

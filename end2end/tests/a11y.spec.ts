@@ -103,6 +103,16 @@ test.describe('as a member', () => {
 
     await page.goto('/settings');
     await checkA11y(page, 'settings');
+    // Other calendars: one whose address cannot be reached, one file with an event left out.
+    const subscribed = await page.request.post('/api/v1/me/calendar-subscriptions', { data: { name: 'Unreachable', url: 'http://127.0.0.1:9/cal.ics' } });
+    expect(subscribed.status()).toBe(201);
+    const file = 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:x\r\nSUMMARY:No start\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n';
+    const uploaded = await page.request.post('/api/v1/me/calendar-subscriptions/upload?name=Warnings', { headers: { 'content-type': 'text/calendar' }, data: file });
+    expect(uploaded.status()).toBe(201);
+    await page.reload();
+    await expect(page.getByTestId('subscription-error')).toBeVisible();
+    await expect(page.getByTestId('subscription-warnings')).toBeVisible();
+    await checkA11y(page, 'settings with other calendars');
 
     await page.goto('/meetings');
     await checkA11y(page, 'meetings, maybe empty');

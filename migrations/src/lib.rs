@@ -23,6 +23,7 @@ mod m20261203_000009_outbox;
 mod m20261204_000010_calendar_spans;
 mod m20261206_000011_recurrence;
 mod m20261206_000012_booking_pages;
+mod m20261207_000013_calendar_subscriptions;
 mod columns;
 
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000010_calendar_spans::Migration),
             Box::new(m20261206_000011_recurrence::Migration),
             Box::new(m20261206_000012_booking_pages::Migration),
+            Box::new(m20261207_000013_calendar_subscriptions::Migration),
         ]
     }
 }

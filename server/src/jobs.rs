@@ -9,6 +9,7 @@ pub fn registry(settings: &app::platform::settings::Settings) -> JobRegistry {
     app::wages::jobs::register(&mut jobs, settings);
     app::accounts::jobs::register(&mut jobs);
     app::broker::jobs::register(&mut jobs, settings);
+    app::scheduler::subscriptions::register(&mut jobs);
     app::platform::changes::register_jobs(&mut jobs);
     // The demo's seeds (queued at start-up when SB_DEMO_DATA is on).
     app::broker::demo::register(&mut jobs);

@@ -199,3 +199,31 @@ pub async fn save_booking_settings(
     };
     booking::save_settings(&state, &caller, &settings).await
 }
+
+#[server(prefix = "/_fn", endpoint = "settings_subscriptions")]
+pub async fn load_subscriptions() -> Result<Vec<SubscriptionView>, AppError> {
+    let caller = crate::accounts::require_caller().await?;
+    let state = crate::platform::state::AppState::from_context()?;
+    subscriptions::list(&state, &caller).await
+}
+
+#[server(prefix = "/_fn", endpoint = "settings_subscribe")]
+pub async fn subscribe_calendar(name: String, url: String) -> Result<SubscriptionView, AppError> {
+    let caller = crate::accounts::require_caller().await?;
+    let state = crate::platform::state::AppState::from_context()?;
+    subscriptions::add_url(&state, &caller, &name, &url).await
+}
+
+#[server(prefix = "/_fn", endpoint = "settings_unsubscribe")]
+pub async fn unsubscribe_calendar(id: i64) -> Result<(), AppError> {
+    let caller = crate::accounts::require_caller().await?;
+    let state = crate::platform::state::AppState::from_context()?;
+    subscriptions::remove(&state, &caller, id).await
+}
+
+#[server(prefix = "/_fn", endpoint = "settings_refresh_subscription")]
+pub async fn refresh_calendar(id: i64) -> Result<SubscriptionView, AppError> {
+    let caller = crate::accounts::require_caller().await?;
+    let state = crate::platform::state::AppState::from_context()?;
+    subscriptions::refresh(&state, &caller, id).await
+}

@@ -93,6 +93,8 @@ pub struct Placed {
     /// Part of a series: the series, its rule and its version (what a change of the
     /// following occurrences or of all of them is checked against).
     pub series: Option<SeriesRef>,
+    /// From a subscribed calendar (its name): shown, never edited here.
+    pub calendar: Option<String>,
 }
 
 /// The series an occurrence on the calendar page belongs to.
@@ -226,4 +228,48 @@ pub struct Booked {
     pub when: String,
     /// The secret address that cancels it.
     pub cancel_url: String,
+}
+
+crate::named_enum! {
+    /// Where a subscribed calendar's events come from.
+    pub enum SubscriptionKind {
+        /// An iCalendar address, fetched again by a background job.
+        Url = "url",
+        /// An uploaded `.ics` file, shown as it was.
+        Upload = "upload",
+    }
+}
+
+/// A subscribed calendar as its owner sees it on the settings page and in the API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SubscriptionView {
+    pub id: i64,
+    pub name: String,
+    pub kind: SubscriptionKind,
+    /// The feed's host (the address itself is kept sealed: it is often a secret), or
+    /// `uploaded file`.
+    pub source: String,
+    /// Events (occurrences) shown from it.
+    pub event_count: i32,
+    /// When it was last read, ISO-8601 UTC.
+    pub fetched_at: Option<String>,
+    /// Why the last refresh failed (the events from before it are still shown).
+    pub last_error: Option<String>,
+    /// What in the feed could not be shown (events left out, rules not expanded).
+    pub warnings: Option<String>,
+    /// When the next refresh is due, ISO-8601 UTC (none for an upload).
+    pub next_refresh: Option<String>,
+}
+
+/// What an import into one's own calendar did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ImportReport {
+    /// Events (a series counts once) added.
+    pub created: u32,
+    /// Events this calendar already has from an earlier import of the same file.
+    pub already_imported: u32,
+    /// Events left out, each with why.
+    pub warnings: Option<String>,
 }

@@ -1,9 +1,11 @@
 //! Scheduler REST routes and the iCal feed.
 
 use super::booking;
-use super::domain::{Booked, BookingPageView, BookingSettings, CalendarUser, EventView};
+use super::domain::{Booked, BookingPageView, BookingSettings, CalendarUser, EventView, ImportReport, SubscriptionView};
 use super::service::{self, Input, Target};
 use super::feeds;
+use super::import;
+use super::subscriptions;
 use super::ical;
 use crate::platform::time::zones;
 use crate::accounts::Caller;
@@ -303,8 +305,82 @@ async fn cancel_booking(State(state): State<AppState>, ClientAddr(client): Clien
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Your subscribed calendars: other calendars shown read-only beside your own.
+#[utoipa::path(get, path = "/me/calendar-subscriptions", tag = "scheduler", security(("bearer" = [])),
+    responses((status = 200, body = Vec<SubscriptionView>), (status = 401, body = ErrorEnvelope)))]
+async fn list_subscriptions(State(state): State<AppState>, caller: Caller) -> AppResult<Json<Vec<SubscriptionView>>> {
+    Ok(Json(subscriptions::list(&state, &caller).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SubscriptionRequest {
+    /// 1–100 characters.
+    name: String,
+    /// The calendar's iCalendar address (`https://`, `http://` or `webcal://`); only
+    /// public addresses unless `BROKER_ALLOWED_TARGETS` allows one.
+    url: String,
+}
+
+/// Subscribe to a calendar by its iCalendar address. It is fetched at once (the answer
+/// says whether it could be read) and then every `SB_CALENDAR_REFRESH_MINUTES`.
+#[utoipa::path(post, path = "/me/calendar-subscriptions", tag = "scheduler", security(("bearer" = [])), request_body = SubscriptionRequest,
+    responses((status = 201, body = SubscriptionView), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+async fn add_subscription(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<SubscriptionRequest>) -> AppResult<(StatusCode, Json<SubscriptionView>)> {
+    Ok((StatusCode::CREATED, Json(subscriptions::add_url(&state, &caller, &req.name, &req.url).await?)))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct UploadParams {
+    /// What to call the calendar (1–100 characters).
+    name: String,
+}
+
+/// The body of an `.ics` upload as text.
+fn ics_text(body: axum::body::Bytes) -> AppResult<String> {
+    String::from_utf8(body.to_vec()).map_err(|e| AppError::invalid("file", format!("the file is not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))
+}
+
+/// Show an `.ics` file (the request body, `text/calendar`) as a subscribed calendar; it
+/// is read once, not fetched again.
+#[utoipa::path(post, path = "/me/calendar-subscriptions/upload", tag = "scheduler", security(("bearer" = [])), params(UploadParams),
+    request_body(content = String, content_type = "text/calendar"),
+    responses((status = 201, body = SubscriptionView), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+async fn upload_subscription(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<UploadParams>, body: axum::body::Bytes) -> AppResult<(StatusCode, Json<SubscriptionView>)> {
+    let view = subscriptions::add_upload(&state, &caller, &q.name, ics_text(body)?).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Stop showing a subscribed calendar.
+#[utoipa::path(delete, path = "/me/calendar-subscriptions/{id}", tag = "scheduler", security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 204), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+async fn remove_subscription(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<StatusCode> {
+    subscriptions::remove(&state, &caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Fetch a subscribed calendar now (at most every 30 s).
+#[utoipa::path(post, path = "/me/calendar-subscriptions/{id}/refresh", tag = "scheduler", security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = SubscriptionView), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+async fn refresh_subscription(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> AppResult<Json<SubscriptionView>> {
+    Ok(Json(subscriptions::refresh(&state, &caller, id).await?))
+}
+
+/// Import an `.ics` file (the request body, `text/calendar`) into your own calendar.
+/// Importing the same file again adds nothing twice.
+#[utoipa::path(post, path = "/me/calendar-import", tag = "scheduler", security(("bearer" = [])),
+    request_body(content = String, content_type = "text/calendar"),
+    responses((status = 200, body = ImportReport), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+async fn import_calendar(State(state): State<AppState>, caller: Caller, body: axum::body::Bytes) -> AppResult<Json<ImportReport>> {
+    Ok(Json(import::import(&state, &caller, ics_text(body)?).await?))
+}
+
 pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(list_subscriptions, add_subscription))
+        .routes(routes!(upload_subscription))
+        .routes(routes!(remove_subscription))
+        .routes(routes!(refresh_subscription))
+        .routes(routes!(import_calendar))
         .routes(routes!(my_booking_page, set_booking_page))
         .routes(routes!(booking_slots, book_slot))
         .routes(routes!(cancel_booking))

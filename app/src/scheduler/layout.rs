@@ -53,32 +53,54 @@ pub async fn build(
         (t.hour() * 60 + t.minute()) as i32
     };
     use chrono::Timelike;
-    let events = items
+    // Where an event from `start` to `end` sits on the grid; the rest is filled in.
+    let at = |start: i64, end: i64, all_day: bool| {
+        let local = |ms: i64| zones::to_local(viewer_zone, ms).format("%Y-%m-%dT%H:%M").to_string();
+        // An event ending at midnight ends on the previous day.
+        let last_ms = (end - 1).max(start);
+        Placed {
+            id: 0,
+            title: String::new(),
+            location: String::new(),
+            description: String::new(),
+            all_day,
+            busy_only: false,
+            conflict: false,
+            version: 0,
+            local_start: local(start),
+            local_end: local(end),
+            first_day: if start < from { 0 } else { day_index(start) },
+            last_day: if end > to { count - 1 } else { day_index(last_ms) },
+            start_minute: if start < from { 0 } else { minute(start) },
+            end_minute: if end >= to { 1440 } else { minute(last_ms) + 1 },
+            series: None,
+            calendar: None,
+        }
+    };
+    let mut events: Vec<Placed> = items
         .iter()
         .map(|item| {
             let e = &item.row;
-            let local = |ms: i64| zones::to_local(viewer_zone, ms).format("%Y-%m-%dT%H:%M").to_string();
-            // An event ending at midnight ends on the previous day.
-            let last_ms = (item.end - 1).max(item.start);
             Placed {
                 id: e.id,
                 title: if busy_only { "Busy".into() } else { e.title.clone() },
                 location: if busy_only { String::new() } else { e.location.clone() },
                 description: if busy_only { String::new() } else { e.description.clone() },
-                all_day: e.all_day,
                 busy_only,
                 conflict: !busy_only && conflicts.contains_key(&item.key()),
                 version: e.version,
-                local_start: local(item.start),
-                local_end: local(item.end),
-                first_day: if item.start < from { 0 } else { day_index(item.start) },
-                last_day: if item.end > to { count - 1 } else { day_index(last_ms) },
-                start_minute: if item.start < from { 0 } else { minute(item.start) },
-                end_minute: if item.end >= to { 1440 } else { minute(last_ms) + 1 },
                 series: series_ref(item, busy_only),
+                ..at(item.start, item.end, e.all_day)
             }
         })
         .collect();
+    // The owner's subscribed calendars, to the owner only: a feed address is often
+    // private, and what it shows is someone else's calendar.
+    if caller.id() == owner.id {
+        for (e, name) in super::subscriptions::shown_between(&state.db.conn, owner.id, from, to, occurrences::MAX_PAGE).await? {
+            events.push(Placed { id: e.id, title: e.title, location: e.location, calendar: Some(name), ..at(e.start_at, e.end_at, e.all_day) });
+        }
+    }
     let title = if month {
         anchor.format("%B %Y").to_string()
     } else {

@@ -5,6 +5,7 @@ pub mod domain;
 pub mod repeat;
 mod api;
 mod booking_views;
+mod subscription_views;
 mod views;
 
 ssr_modules! {
@@ -13,6 +14,8 @@ ssr_modules! {
     pub mod feeds;
     pub mod http;
     pub mod ical;
+    pub mod ical_read;
+    pub mod import;
     mod layout;
     pub mod occurrences;
     pub mod recurrence;
@@ -20,9 +23,11 @@ ssr_modules! {
     pub mod service;
     pub mod settings;
     pub mod store;
+    pub mod subscriptions;
 }
 
 pub use domain::*;
 pub use booking_views::{BookingCard, BookingScreen, CancelBookingScreen};
 pub use views::{CalendarScreen, FeedCard};
+pub use subscription_views::SubscriptionsCard;
 pub use api::*;

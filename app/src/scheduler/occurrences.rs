@@ -144,12 +144,15 @@ pub async fn window<C: ConnectionTrait>(conn: &C, owner_id: i64, from: i64, to: 
 }
 
 /// When `owner_id` is busy within `[from, to)`: every single event and occurrence that
-/// overlaps it, as (start, end), by start (what booking pages offer slots around).
+/// overlaps it, and every busy event of their subscribed calendars, as (start, end), by
+/// start (what booking pages offer slots around).
 pub async fn busy<C: ConnectionTrait>(conn: &C, owner_id: i64, from: i64, to: i64) -> AppResult<Vec<(i64, i64)>> {
     let mut spans: Vec<(i64, i64)> = singles(conn, owner_id, from, to, None, BUSY_MAX).await?.iter().map(|e| (e.start_at, e.end_at)).collect();
     for s in series(conn, owner_id, from, to).await? {
         spans.extend(expand(&s, from, to, None, PER_SERIES).iter().map(|i| (i.start, i.end)));
     }
+    // Subscribed calendars make their owner busy too (unless an event is marked free).
+    spans.extend(super::subscriptions::busy_between(conn, owner_id, from, to, BUSY_MAX).await?);
     spans.sort_unstable();
     Ok(spans)
 }

@@ -320,9 +320,21 @@ pub async fn calendar_events_channel(db: &Db, caller: &Caller, username: Option<
 /// Writes `s` into a new row on `owner_id`'s calendar: a single event, a series, or
 /// (`occurrence_of`) an occurrence of a series changed on its own.
 pub(super) async fn insert(txn: &WriteTxn, owner_id: i64, s: &Settled, occurrence_of: Option<(i64, i64)>, exceptions: Option<String>) -> AppResult<event::Model> {
+    insert_as(txn, owner_id, format!("{}@switchboard", random_token(18)), s, occurrence_of, exceptions).await
+}
+
+/// [`insert`] with a given iCalendar UID (an import's, derived from the file's own).
+pub(super) async fn insert_as(
+    txn: &WriteTxn,
+    owner_id: i64,
+    uid: String,
+    s: &Settled,
+    occurrence_of: Option<(i64, i64)>,
+    exceptions: Option<String>,
+) -> AppResult<event::Model> {
     let now = now_ms();
     let mut row = event::ActiveModel {
-        uid: Set(format!("{}@switchboard", random_token(18))),
+        uid: Set(uid),
         owner_id: Set(owner_id),
         version: Set(1),
         created_at: Set(now),

@@ -1,6 +1,8 @@
 //! The scheduler's settings, from the environment.
 
 use crate::platform::settings::Vars;
+use crate::platform::targets::TargetPolicy;
+use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct SchedulerSettings {
@@ -8,10 +10,33 @@ pub struct SchedulerSettings {
     /// minute (`SB_BOOKING_RATE_PER_MIN`, 10): a page anyone may use must not be a way to
     /// fill someone's calendar.
     pub booking_rate_per_min: u32,
+    /// How often a subscribed calendar is fetched again (`SB_CALENDAR_REFRESH_MINUTES`,
+    /// default 60, at least 5).
+    pub feed_refresh: Duration,
+    /// The largest feed read (`SB_CALENDAR_FEED_MAX_KB`, default 2048): a bigger one is
+    /// refused, not truncated.
+    pub feed_max_bytes: u64,
+    /// How long one fetch may take, redirects and body included
+    /// (`SB_CALENDAR_FEED_TIMEOUT_MS`, default 15 s).
+    pub feed_timeout: Duration,
+    /// Hosts or CIDRs feeds may be fetched from although private or loopback: the same
+    /// allow-list as webhook targets (`BROKER_ALLOWED_TARGETS`).
+    pub allowed_targets: Vec<String>,
 }
 
 impl SchedulerSettings {
     pub fn from_vars(env: &Vars) -> Self {
-        Self { booking_rate_per_min: env.number("SB_BOOKING_RATE_PER_MIN", 10).max(1) }
+        Self {
+            booking_rate_per_min: env.number("SB_BOOKING_RATE_PER_MIN", 10).max(1),
+            feed_refresh: Duration::from_secs(60 * env.number::<u64>("SB_CALENDAR_REFRESH_MINUTES", 60).max(5)),
+            feed_max_bytes: env.number::<u64>("SB_CALENDAR_FEED_MAX_KB", 2048).max(1) << 10,
+            feed_timeout: Duration::from_millis(env.number("SB_CALENDAR_FEED_TIMEOUT_MS", 15_000).max(100)),
+            allowed_targets: crate::platform::targets::allowed_from(env),
+        }
+    }
+
+    /// Where feeds may be fetched from.
+    pub fn feed_policy(&self) -> TargetPolicy {
+        TargetPolicy::new(&self.allowed_targets)
     }
 }

@@ -155,6 +155,65 @@ pub mod booking {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod subscription {
+    use sea_orm::entity::prelude::*;
+
+    /// A calendar shown read-only beside a user's own (see migration
+    /// `m20261207_000013_calendar_subscriptions`).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "calendar_subscriptions")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub owner_id: i64,
+        pub name: String,
+        pub kind: crate::scheduler::domain::SubscriptionKind,
+        /// The feed's address, sealed (it is often a credential); none for an upload.
+        pub url_sealed: Option<String>,
+        /// What the owner is shown of the address.
+        pub url_host: String,
+        pub etag: Option<String>,
+        pub last_modified: Option<String>,
+        /// When the refresh job takes it next; none for an upload.
+        pub refresh_at: Option<i64>,
+        pub fetched_at: Option<i64>,
+        pub last_error: Option<String>,
+        pub warnings: Option<String>,
+        pub event_count: i32,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod subscribed_event {
+    use sea_orm::entity::prelude::*;
+
+    /// One occurrence of a subscribed calendar's event.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "calendar_subscription_events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub subscription_id: i64,
+        pub owner_id: i64,
+        pub title: String,
+        pub location: String,
+        pub start_at: i64,
+        pub end_at: i64,
+        pub all_day: bool,
+        pub busy: bool,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement};
 

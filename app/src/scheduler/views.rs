@@ -221,9 +221,10 @@ fn CalendarOf(user: String) -> impl IntoView {
 /// A chip's name for focus keeping: its row, and for an occurrence its place in the
 /// series — so a chip moved with the keyboard keeps the focus after the save.
 fn focus_name(view: &str, e: &Placed) -> String {
-    match &e.series {
-        Some(s) => format!("{view}-{}-{}", e.id, s.occurrence),
-        None => format!("{view}-{}", e.id),
+    match (&e.series, &e.calendar) {
+        (Some(s), _) => format!("{view}-{}-{}", e.id, s.occurrence),
+        (None, Some(_)) => format!("{view}-subscribed-{}", e.id),
+        (None, None) => format!("{view}-{}", e.id),
     }
 }
 
@@ -350,10 +351,26 @@ fn columns(spans: &[(i32, i32)]) -> Vec<(usize, usize)> {
 }
 
 fn chip_class(e: &Placed) -> &'static str {
-    match (e.conflict, e.busy_only) {
-        (true, _) => "ev conflict",
-        (_, true) => "ev busy",
+    match (e.conflict, e.busy_only, e.calendar.is_some()) {
+        (true, _, _) => "ev conflict",
+        (_, true, _) => "ev busy",
+        (_, _, true) => "ev external",
         _ => "ev",
+    }
+}
+
+/// Whether clicking an event opens it for editing: on a calendar the viewer manages,
+/// and not one from a subscribed calendar (those are read-only here).
+fn opens(e: &Placed, editable: bool) -> bool {
+    editable && e.calendar.is_none()
+}
+
+/// A chip's tooltip: where it is, and which subscribed calendar it comes from.
+fn chip_tip(e: &Placed) -> String {
+    match &e.calendar {
+        Some(name) if e.location.is_empty() => format!("From {name} (read-only)"),
+        Some(name) => format!("{} · from {name} (read-only)", e.location),
+        None => e.location.clone(),
     }
 }
 
@@ -459,9 +476,10 @@ fn WeekGrid(page: CalendarLayout, ctx: Ctx) -> impl IntoView {
                     view! {
                         <div class="allday-cell">
                             {chips.into_iter().map(|e| {
-                                let draft = Draft::of(&e);
+                                let (draft, editable) = (Draft::of(&e), opens(&e, editable));
                                 view! {
-                                    <button type="button" class=chip_class(&e) data-testid="event" data-event-id=e.id data-focus=focus_name("day", &e)
+                                    <button type="button" class=chip_class(&e) data-testid="event" data-event-id=e.calendar.is_none().then_some(e.id) data-focus=focus_name("day", &e)
+                                        data-calendar=e.calendar.clone() title=chip_tip(&e)
                                         on:click=move |_| ctx.open(draft.clone(), editable)>
                                         {e.title.clone()}
                                         <SeriesFlag e=e.clone()/>
@@ -503,7 +521,7 @@ fn WeekGrid(page: CalendarLayout, ctx: Ctx) -> impl IntoView {
                                 }
                             }).collect_view()}
                             {segments.into_iter().zip(placement).map(|((e, from, to), (col, cols))| {
-                                let draft = Draft::of(&e);
+                                let (draft, editable) = (Draft::of(&e), opens(&e, editable));
                                 // Only a whole event, on its first day, moves by dragging.
                                 let draggable = editable && !e.busy_only && e.first_day == i && e.last_day == i;
                                 let (key, height) = (chip_key(&e), ((to - from) * HOUR_PX / 60).max(16));
@@ -537,8 +555,8 @@ fn WeekGrid(page: CalendarLayout, ctx: Ctx) -> impl IntoView {
                                 let (e_up, e_key, key_keys) = (e.clone(), e.clone(), key.clone());
                                 let key_move = key.clone();
                                 view! {
-                                    <button type="button" class=class style=style data-testid="event" data-event-id=e.id data-focus=focus_name("week", &e)
-                                        title=e.location.clone() aria-describedby=draggable.then_some("ev-keys")
+                                    <button type="button" class=class style=style data-testid="event" data-event-id=e.calendar.is_none().then_some(e.id) data-focus=focus_name("week", &e)
+                                        title=chip_tip(&e) data-calendar=e.calendar.clone() aria-describedby=draggable.then_some("ev-keys")
                                         on:pointerdown=move |ev| { start_drag(ev, false) }
                                         on:pointermove=move |ev| drag.update(|d| {
                                             if let Some(d) = d.as_mut().filter(|d| d.key == key_move) {
@@ -617,9 +635,10 @@ fn MonthGrid(page: CalendarLayout, ctx: Ctx) -> impl IntoView {
                         on:click=move |_| if editable { ctx.editing.set(Some(Draft::new(&day_c, 9))) }>
                         <div class="date">{day.get(8..10).unwrap_or("").trim_start_matches('0').to_owned()}</div>
                         {chips.into_iter().map(|e| {
-                            let draft = Draft::of(&e);
+                            let (draft, editable) = (Draft::of(&e), opens(&e, editable));
                             view! {
-                                <button type="button" class=chip_class(&e) data-testid="event" data-event-id=e.id data-focus=focus_name("month", &e)
+                                <button type="button" class=chip_class(&e) data-testid="event" data-event-id=e.calendar.is_none().then_some(e.id) data-focus=focus_name("month", &e)
+                                    data-calendar=e.calendar.clone() title=chip_tip(&e)
                                     on:click=move |ev| { ev.stop_propagation(); ctx.open(draft.clone(), editable) }>
                                     {(!e.all_day).then(|| view! { <span class="ev-time">{hhmm(&e.local_start).to_owned()}</span> })}
                                     {e.title.clone()}
@@ -645,14 +664,14 @@ fn Agenda(page: CalendarLayout, ctx: Ctx) -> impl IntoView {
         <ul class="agenda" data-testid="agenda">
             {if events.is_empty() { Some(view! { <li class="empty">"Nothing scheduled."</li> }) } else { None }}
             {events.into_iter().map(|e| {
-                let draft = Draft::of(&e);
+                let (draft, editable) = (Draft::of(&e), opens(&e, editable));
                 let class = chip_class(&e);
                 view! {
                     <li class=class>
                         <button type="button" class="agenda-item" on:click=move |_| ctx.open(draft.clone(), editable)>
                             <span class="when">{e.local_start.replace('T', " ")}{if e.all_day { " (all day)" } else { "" }}</span>
                             <strong>{e.title.clone()}</strong>
-                            <span class="hint">{e.location.clone()}</span>
+                            <span class="hint">{chip_tip(&e)}</span>
                             <SeriesFlag e=e.clone()/>
                             <ConflictFlag conflict=e.conflict/>
                         </button>

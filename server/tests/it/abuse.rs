@@ -37,8 +37,8 @@ use Payload::{Csv, Form, Json, None as Empty};
 /// One row of the matrix. Placeholders in `path` and `body` name fixtures: `{alice}`,
 /// `{topic}` (admins only publish), `{open_topic}` (members may publish), `{subscriber}`,
 /// `{subscription}`, `{delivery}`, `{event}` (alice's, not shared), `{chat}` (from the
-/// admin to alice), `{feed}`, `{import}`; `{new_*}` is a fresh one per request, for
-/// calls that consume it; `{fresh}` a fresh name. `private`, when given, is a text that
+/// admin to alice), `{feed}`, `{import}`, `{calendar_subscription}` (alice's); `{new_*}` is
+/// a fresh one per request, for calls that consume it; `{fresh}` a fresh name. `private`, when given, is a text that
 /// must be in a 2xx answer for exactly the roles marked true (a page or list that
 /// answers everyone must still not show what a role may not see).
 struct Rule {
@@ -67,6 +67,9 @@ const fn server_fn(name_and_args: &'static str, body: &'static str, expect: Expe
 
 /// alice's booking page: open around the clock, so every booking finds a slot.
 const BOOKING_PAGE: &str = r#"{"enabled": true, "title": "Matrix", "hours": {"MO": "00:00-24:00", "TU": "00:00-24:00", "WE": "00:00-24:00", "TH": "00:00-24:00", "FR": "00:00-24:00", "SA": "00:00-24:00", "SU": "00:00-24:00"}, "time_zone": "UTC", "slot_minutes": 15, "buffer_before_minutes": 0, "buffer_after_minutes": 0, "min_notice_minutes": 0, "horizon_days": 180}"#;
+
+/// A calendar file with one event (uploads and imports).
+const MATRIX_ICS: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//matrix//EN\r\nBEGIN:VEVENT\r\nUID:matrix-1\r\nSUMMARY:Imported\r\nDTSTART:20310203T090000Z\r\nDTEND:20310203T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
 
 /// alice's private event is on 2031-02-01 (see `World::new_event`).
 const RULES: &[Rule] = &[
@@ -141,6 +144,13 @@ const RULES: &[Rule] = &[
     rule("GET", "/api/v1/booking/{alice}", Empty, PUBLIC),
     rule("POST", "/api/v1/booking/{alice}", Json(r#"{"start": "{new_slot}", "name": "Visitor", "email": "v{fresh}@example.com"}"#), PUBLIC),
     rule("DELETE", "/api/v1/bookings/{new_booking}", Empty, PUBLIC),
+    // ---- REST: subscribed calendars and imports (each member their own; admins manage any)
+    hiding("GET", "/api/v1/me/calendar-subscriptions", Empty, MEMBERS, "matrix-calendar", [false, true, false, false]),
+    rule("POST", "/api/v1/me/calendar-subscriptions", Json(r#"{"name": "c{fresh}", "url": "http://127.0.0.1:9/cal.ics"}"#), MEMBERS),
+    rule("POST", "/api/v1/me/calendar-subscriptions/upload?name=u{fresh}", Csv(MATRIX_ICS), MEMBERS),
+    rule("DELETE", "/api/v1/me/calendar-subscriptions/{new_calendar_subscription}", Empty, OWNER),
+    rule("POST", "/api/v1/me/calendar-subscriptions/{calendar_subscription}/refresh", Empty, OWNER),
+    rule("POST", "/api/v1/me/calendar-import", Csv(MATRIX_ICS), MEMBERS),
     // ---- REST: wages (every member reads, admins import)
     rule("GET", "/api/v1/wages", Empty, MEMBERS),
     rule("GET", "/api/v1/wages/stats", Empty, MEMBERS),
@@ -188,6 +198,10 @@ const RULES: &[Rule] = &[
     server_fn("/_fn/booking_book", "username=alice&start={new_slot}&name=Visitor&email=v{fresh}%40example.com", PUBLIC),
     server_fn("/_fn/booking_cancel", "token={new_booking}", PUBLIC),
     server_fn("/_fn/settings_rotate_feed", "", MEMBERS),
+    hiding("POST", "/_fn/settings_subscriptions", Form(""), MEMBERS, "matrix-calendar", [false, true, false, false]),
+    server_fn("/_fn/settings_subscribe", "name=c{fresh}&url=http%3A%2F%2F127.0.0.1%3A9%2Fcal.ics", MEMBERS),
+    server_fn("/_fn/settings_unsubscribe", "id={new_calendar_subscription}", OWNER),
+    server_fn("/_fn/settings_refresh_subscription", "id={calendar_subscription}", OWNER),
     server_fn("/_fn/meetings_list", "", MEMBERS),
     server_fn("/_fn/wages_view", "query=", MEMBERS),
     server_fn("/_fn/wages_imports", "", ADMIN),
@@ -244,7 +258,10 @@ impl World {
             s.part_mut::<app::broker::settings::BrokerSettings>().allowed_targets = vec!["127.0.0.1".into()];
             s.metrics_token = Some(METRICS_TOKEN.into());
             crate::meetings::meetings_app_settings(s);
-            s.part_mut::<app::scheduler::settings::SchedulerSettings>().booking_rate_per_min = 100_000;
+            let scheduler = s.part_mut::<app::scheduler::settings::SchedulerSettings>();
+            scheduler.booking_rate_per_min = 100_000;
+            // Feeds on 127.0.0.1:9 are refused at once: a subscription is made, its fetch fails.
+            scheduler.allowed_targets = vec!["127.0.0.1".into()];
         })
         .await;
         let admin = app.user_with_token("root").await; // the first account is the admin
@@ -296,6 +313,7 @@ impl World {
         let res = self.send(Some(2), "POST", "/api/v1/wages/imports", &csv, None).await;
         assert_eq!(res.status(), 202);
         let import = res.json::<Value>().await.unwrap();
+        let calendar = self.new_calendar_subscription("matrix-calendar").await;
         let id = |v: &Value| v["id"].to_string();
         self.fixed = HashMap::from([
             ("alice", "alice".to_owned()),
@@ -307,6 +325,7 @@ impl World {
             ("event", event),
             ("chat", id(&chat)),
             ("import", id(&import)),
+            ("calendar_subscription", calendar),
             ("objects_dir", self.app.objects_dir().display().to_string()),
         ]);
     }
@@ -324,6 +343,11 @@ impl World {
         let deliveries = self.ok(2, "GET", &format!("/api/v1/subscribers/{sid}/deliveries"), Value::Null).await;
         let delivery = deliveries.as_array().and_then(|d| d.last()).map(|d| d["id"].to_string()).expect("a delivery");
         (sid, subscription["id"].to_string(), delivery)
+    }
+
+    /// A calendar subscription of alice's, on an address that refuses connections.
+    async fn new_calendar_subscription(&self, name: &str) -> String {
+        self.ok(0, "POST", "/api/v1/me/calendar-subscriptions", json!({"name": name, "url": "http://127.0.0.1:9/cal.ics"})).await["id"].to_string()
     }
 
     async fn new_event(&self) -> String {
@@ -353,6 +377,7 @@ impl World {
                 self.subscribed_delivery(&topic, &self.fresh()).await.2
             }
             "new_event" => self.new_event().await,
+            "new_calendar_subscription" => self.new_calendar_subscription(&self.fresh()).await,
             // A free slot of alice's page (each booking takes one); not the first, which
             // may be about to start.
             "new_slot" => {

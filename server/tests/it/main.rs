@@ -13,6 +13,7 @@ mod receiver;
 mod recurrence;
 mod scheduler;
 mod security;
+mod subscriptions;
 mod changes;
 mod crash;
 mod demo;

@@ -92,22 +92,11 @@ fn ImportLine(i: ImportView) -> impl IntoView {
     }
 }
 
-/// Sends the file as the request body (the browser streams it; no form encoding).
+/// Sends the file as the request body.
 #[cfg(feature = "hydrate")]
 async fn upload_file(file: web_sys::File) -> Result<(), String> {
     let name = file.name();
     let url = format!("/api/v1/wages/imports?filename={}", js_sys::encode_uri_component(&name));
     let kind = if name.to_ascii_lowercase().ends_with(".xlsx") { "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" } else { "text/csv" };
-    let res = gloo_net::http::Request::post(&url)
-        .header("content-type", kind)
-        .body(file)
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if res.ok() {
-        return Ok(());
-    }
-    let body: serde_json::Value = res.json().await.unwrap_or_default();
-    Err(body["error"]["message"].as_str().map(str::to_owned).unwrap_or_else(|| format!("upload failed ({})", res.status())))
+    crate::ui::post_file(&url, kind, file).await.map(|_| ())
 }

@@ -1,0 +1,479 @@
+//! Subscribed calendars: another calendar's iCalendar address, or an uploaded `.ics`
+//! file, shown read-only beside a user's own events and counted as busy on their booking
+//! page. An address is fetched when it is added and then by a background job every
+//! `SB_CALENDAR_REFRESH_MINUTES`, asking with `ETag`/`If-Modified-Since` for a changed
+//! feed only; a fetch is bounded in size and time and goes only where webhooks may go
+//! (`platform::targets`). A feed that cannot be read keeps the events of the last one
+//! that could, and says why on the settings page.
+//!
+//! A refresh never holds a row lock across the fetch: it claims the subscription by
+//! moving its `refresh_at` (a conditional update, so two processes never fetch one feed
+//! at once), fetches with no transaction open, and writes the result in one short
+//! transaction.
+
+use super::domain::{SubscriptionKind, SubscriptionView};
+use super::ical_read::{self, Occurrence};
+use super::service::{calendar_channel, may_edit};
+use super::settings::SchedulerSettings;
+use super::store::{subscribed_event, subscription};
+use crate::accounts::service::profile_by_id;
+use crate::accounts::Caller;
+use crate::db_write;
+use crate::error::{AppError, AppResult};
+use crate::platform::changes;
+use crate::platform::db::for_update;
+use crate::platform::state::AppState;
+use crate::platform::targets::{guarded_redirects, GuardedResolver};
+use crate::platform::time::{now_ms, to_rfc3339};
+use chrono_tz::Tz;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Subscribed calendars one user may have.
+pub const MAX_PER_USER: u64 = 20;
+/// The largest `.ics` upload (it arrives in a request body, which is capped at 1 MiB).
+pub const MAX_UPLOAD_BYTES: usize = 768 << 10;
+/// How far back and ahead a feed's events are kept (a repeating event is stored once per
+/// occurrence; the window moves with each refresh).
+const WINDOW_PAST_MS: i64 = 366 * DAY_MS;
+const WINDOW_AHEAD_MS: i64 = 731 * DAY_MS;
+/// Occurrences kept per subscription.
+pub const MAX_OCCURRENCES: usize = 5000;
+/// A refresh claimed but not finished is taken again after this long (a process died).
+const CLAIM_MS: i64 = 10 * 60_000;
+/// "Refresh now" fetches at most this often per subscription.
+const MANUAL_EVERY_MS: i64 = 30_000;
+/// Subscriptions the job refreshes per run, one after the other.
+const PER_RUN: u64 = 20;
+const DAY_MS: i64 = 86_400_000;
+/// What a sealed feed address is bound to (see `platform::crypto`).
+const URL_CONTEXT: &str = "calendar_subscriptions.url_sealed";
+
+fn settings(state: &AppState) -> &SchedulerSettings {
+    state.settings.part::<SchedulerSettings>()
+}
+
+fn view(row: &subscription::Model) -> SubscriptionView {
+    SubscriptionView {
+        id: row.id,
+        name: row.name.clone(),
+        kind: row.kind,
+        source: row.url_host.clone(),
+        event_count: row.event_count,
+        fetched_at: row.fetched_at.map(to_rfc3339),
+        last_error: row.last_error.clone(),
+        warnings: row.warnings.clone(),
+        next_refresh: row.refresh_at.map(to_rfc3339),
+    }
+}
+
+fn check_name(name: &str) -> AppResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AppError::invalid("name", "name must be 1 to 100 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// The caller's subscribed calendars.
+pub async fn list(state: &AppState, caller: &Caller) -> AppResult<Vec<SubscriptionView>> {
+    let rows = subscription::Entity::find()
+        .filter(subscription::Column::OwnerId.eq(caller.id()))
+        .order_by_asc(subscription::Column::Id)
+        .limit(MAX_PER_USER)
+        .all(&state.db.conn)
+        .await?;
+    Ok(rows.iter().map(view).collect())
+}
+
+async fn limit_per_user(conn: &impl ConnectionTrait, owner_id: i64) -> AppResult<()> {
+    let count = subscription::Entity::find().filter(subscription::Column::OwnerId.eq(owner_id)).count(conn).await?;
+    if count >= MAX_PER_USER {
+        return Err(AppError::invalid("url", format!("a calendar may show at most {MAX_PER_USER} subscribed calendars; remove one first")));
+    }
+    Ok(())
+}
+
+/// `webcal://` (what calendar sites link) is the same address over https.
+fn normalise_url(raw: &str) -> String {
+    let raw = raw.trim();
+    match raw.get(..9) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("webcal://") => format!("https://{}", &raw[9..]),
+        _ => raw.to_owned(),
+    }
+}
+
+/// Subscribes the caller to the calendar at `url` and fetches it at once, so the answer
+/// says whether it could be read.
+#[tracing::instrument(skip(state, caller, url), fields(caller = %caller.username()))]
+pub async fn add_url(state: &AppState, caller: &Caller, name: &str, url: &str) -> AppResult<SubscriptionView> {
+    let name = check_name(name)?;
+    let url = settings(state).feed_policy().check_url(&normalise_url(url), "url")?;
+    let host = url.host_str().unwrap_or_default().chars().take(255).collect::<String>();
+    let now = now_ms();
+    let row = db_write!(state.db, |txn| {
+        limit_per_user(&*txn, caller.id()).await?;
+        let row = subscription::ActiveModel {
+            owner_id: Set(caller.id()),
+            name: Set(name.clone()),
+            kind: Set(SubscriptionKind::Url),
+            url_sealed: Set(Some(state.sealer.seal(URL_CONTEXT, url.as_str()))),
+            url_host: Set(host.clone()),
+            refresh_at: Set(Some(now)),
+            event_count: Set(0),
+            created_at: Set(now),
+            ..Default::default()
+        };
+        Ok(subscription::Entity::insert(row).exec_with_returning(&*txn).await?)
+    })?;
+    // Fetched at once, unless the refresh job took it meanwhile.
+    let row = match claim(state, &row).await? {
+        Some(claimed) => refresh_claimed(state, claimed).await?,
+        None => row,
+    };
+    Ok(view(&row))
+}
+
+/// Shows an uploaded `.ics` file as a subscribed calendar (read once; it is not
+/// fetched again). A file that is not iCalendar at all is refused (400 on `file`).
+#[tracing::instrument(skip(state, caller, text), fields(caller = %caller.username(), bytes = text.len()))]
+pub async fn add_upload(state: &AppState, caller: &Caller, name: &str, text: String) -> AppResult<SubscriptionView> {
+    let name = check_name(name)?;
+    if text.len() > MAX_UPLOAD_BYTES {
+        return Err(AppError::invalid("file", format!("the file is larger than {} KiB", MAX_UPLOAD_BYTES >> 10)));
+    }
+    let zone = owner_zone(state, caller.id()).await?;
+    let (occurrences, warnings) = read_occurrences(text, zone, now_ms()).await.map_err(|why| AppError::invalid("file", why))?;
+    let now = now_ms();
+    let row = db_write!(state.db, |txn| {
+        limit_per_user(&*txn, caller.id()).await?;
+        let row = subscription::ActiveModel {
+            owner_id: Set(caller.id()),
+            name: Set(name.clone()),
+            kind: Set(SubscriptionKind::Upload),
+            url_host: Set("uploaded file".into()),
+            fetched_at: Set(Some(now)),
+            warnings: Set(warnings.clone()),
+            event_count: Set(occurrences.len() as i32),
+            created_at: Set(now),
+            ..Default::default()
+        };
+        let row = subscription::Entity::insert(row).exec_with_returning(&*txn).await?;
+        replace_events(&*txn, &row, &occurrences).await?;
+        changes::record(&*txn, &calendar_channel(row.owner_id), &serde_json::json!({"subscription": row.id})).await?;
+        Ok(row)
+    })?;
+    Ok(view(&row))
+}
+
+async fn owner_zone(state: &AppState, owner_id: i64) -> AppResult<Tz> {
+    let owner = profile_by_id(&state.db.conn, owner_id).await?.ok_or_else(|| AppError::not_found("user"))?;
+    Ok(owner.time_zone.parse().unwrap_or(Tz::UTC))
+}
+
+/// A subscription `caller` manages (its owner, or an admin), by the stored row.
+async fn managed(state: &AppState, caller: &Caller, id: i64) -> AppResult<subscription::Model> {
+    let row = subscription::Entity::find_by_id(id).one(&state.db.conn).await?.ok_or_else(|| AppError::not_found("subscription"))?;
+    if !may_edit(caller, row.owner_id) {
+        return Err(AppError::forbidden("you may change only your own subscribed calendars"));
+    }
+    Ok(row)
+}
+
+/// Removes a subscribed calendar and its events.
+#[tracing::instrument(skip(state, caller), fields(caller = %caller.username()))]
+pub async fn remove(state: &AppState, caller: &Caller, id: i64) -> AppResult<()> {
+    let row = managed(state, caller, id).await?;
+    db_write!(state.db, |txn| {
+        subscribed_event::Entity::delete_many().filter(subscribed_event::Column::SubscriptionId.eq(row.id)).exec(&*txn).await?;
+        subscription::Entity::delete_by_id(row.id).exec(&*txn).await?;
+        changes::record(&*txn, &calendar_channel(row.owner_id), &serde_json::json!({"subscription": row.id})).await?;
+        Ok(())
+    })
+}
+
+/// Fetches a subscribed calendar now (at most every 30 s; an upload has nothing to
+/// fetch and is returned as it is).
+#[tracing::instrument(skip(state, caller), fields(caller = %caller.username()))]
+pub async fn refresh(state: &AppState, caller: &Caller, id: i64) -> AppResult<SubscriptionView> {
+    let row = managed(state, caller, id).await?;
+    if row.kind != SubscriptionKind::Url || row.fetched_at.is_some_and(|t| now_ms() - t < MANUAL_EVERY_MS) {
+        return Ok(view(&row));
+    }
+    match claim(state, &row).await? {
+        Some(claimed) => Ok(view(&refresh_claimed(state, claimed).await?)),
+        // Being refreshed by someone else right now.
+        None => Ok(view(&row)),
+    }
+}
+
+/// Takes `row` for one refresh: moves its `refresh_at` past the claim, on the condition
+/// that nobody moved it since `row` was read. None when someone else has it.
+async fn claim(state: &AppState, row: &subscription::Model) -> AppResult<Option<subscription::Model>> {
+    let until = now_ms() + CLAIM_MS;
+    let mut update = subscription::Entity::update_many()
+        .col_expr(subscription::Column::RefreshAt, Expr::value(until))
+        .filter(subscription::Column::Id.eq(row.id));
+    update = match row.refresh_at {
+        Some(at) => update.filter(subscription::Column::RefreshAt.eq(at)),
+        None => return Ok(None),
+    };
+    let done = update.exec(&state.db.conn).await?;
+    Ok((done.rows_affected == 1).then(|| subscription::Model { refresh_at: Some(until), ..row.clone() }))
+}
+
+/// The refresh job: every subscription due, oldest first, up to [`PER_RUN`] per run.
+pub async fn refresh_due(state: &AppState) -> AppResult<usize> {
+    let due = subscription::Entity::find()
+        .filter(subscription::Column::RefreshAt.lte(now_ms()))
+        .order_by_asc(subscription::Column::RefreshAt)
+        .limit(PER_RUN)
+        .all(&state.db.conn)
+        .await?;
+    let mut refreshed = 0;
+    for row in due {
+        let Some(claimed) = claim(state, &row).await? else { continue };
+        match refresh_claimed(state, claimed).await {
+            Ok(_) => refreshed += 1,
+            // Removed while it was being fetched.
+            Err(e) if e.status == 404 => {}
+            // The claim runs out and a later run tries again; the others go on.
+            Err(e) => tracing::warn!(subscription = row.id, error = %e, cause = ?e.source, "recording a refresh failed"),
+        }
+    }
+    Ok(refreshed)
+}
+
+/// What one reading of a feed came to.
+enum Reading {
+    Events { occurrences: Vec<Occurrence>, warnings: Option<String>, etag: Option<String>, last_modified: Option<String> },
+    Unchanged,
+    Failed(String),
+}
+
+/// Fetches and reads a claimed subscription, and records what came of it.
+#[tracing::instrument(skip(state, row), fields(subscription = row.id, host = %row.url_host))]
+async fn refresh_claimed(state: &AppState, row: subscription::Model) -> AppResult<subscription::Model> {
+    let reading = match fetch_and_read(state, &row).await {
+        Ok(reading) => reading,
+        Err(why) => Reading::Failed(why),
+    };
+    if let Reading::Failed(why) = &reading {
+        tracing::info!(error = %why, "a subscribed calendar could not be refreshed");
+    }
+    record(state, &row, reading).await
+}
+
+async fn fetch_and_read(state: &AppState, row: &subscription::Model) -> Result<Reading, String> {
+    let sealed = row.url_sealed.as_deref().ok_or("the subscription has no address")?;
+    let url = state.sealer.open(URL_CONTEXT, sealed).map_err(|e| {
+        tracing::error!(error = %e, "a subscribed calendar's address does not open");
+        "the address cannot be read (the server's sealing key changed?)".to_owned()
+    })?;
+    let settings = settings(state);
+    // The allow-list may have changed since the address was added.
+    settings.feed_policy().check_url(&url, "url").map_err(|e| e.message)?;
+    let fetched = fetch(settings, &url, row.etag.as_deref(), row.last_modified.as_deref()).await?;
+    let Fetched::Body { text, etag, last_modified } = fetched else {
+        return Ok(Reading::Unchanged);
+    };
+    let zone = owner_zone(state, row.owner_id).await.map_err(|e| e.message)?;
+    let (occurrences, warnings) = read_occurrences(text, zone, now_ms()).await?;
+    Ok(Reading::Events { occurrences, warnings, etag, last_modified })
+}
+
+/// Reads a feed's occurrences within the kept window, off the async threads (a large
+/// feed takes a while to parse).
+async fn read_occurrences(text: String, zone: Tz, now: i64) -> Result<(Vec<Occurrence>, Option<String>), String> {
+    tokio::task::spawn_blocking(move || {
+        let feed = ical_read::read(&text, zone)?;
+        let mut warnings = feed.warnings.clone();
+        let occurrences = ical_read::occurrences(&feed, now - WINDOW_PAST_MS, now + WINDOW_AHEAD_MS, MAX_OCCURRENCES, &mut warnings);
+        Ok((occurrences, warnings.summary()))
+    })
+    .await
+    .map_err(|e| format!("reading the feed failed: {e}"))?
+}
+
+/// Writes what a refresh came to, if the subscription still exists.
+async fn record(state: &AppState, claimed: &subscription::Model, reading: Reading) -> AppResult<subscription::Model> {
+    let next = now_ms() + settings(state).feed_refresh.as_millis() as i64;
+    db_write!(state.db, |txn| {
+        let current = for_update(subscription::Entity::find_by_id(claimed.id), state.db.backend())
+            .one(&*txn)
+            .await?
+            .ok_or_else(|| AppError::not_found("subscription"))?;
+        let now = now_ms();
+        let mut row: subscription::ActiveModel = current.clone().into();
+        row.fetched_at = Set(Some(now));
+        row.refresh_at = Set(Some(next));
+        match &reading {
+            Reading::Events { occurrences, warnings, etag, last_modified } => {
+                replace_events(&*txn, &current, occurrences).await?;
+                row.event_count = Set(occurrences.len() as i32);
+                row.warnings = Set(warnings.clone());
+                row.etag = Set(etag.clone());
+                row.last_modified = Set(last_modified.clone());
+                row.last_error = Set(None);
+                changes::record(&*txn, &calendar_channel(current.owner_id), &serde_json::json!({"subscription": current.id})).await?;
+            }
+            Reading::Unchanged => row.last_error = Set(None),
+            Reading::Failed(why) => row.last_error = Set(Some(why.chars().take(1000).collect())),
+        }
+        Ok(subscription::Entity::update(row).exec(&*txn).await?)
+    })
+}
+
+/// Replaces a subscription's stored occurrences.
+async fn replace_events(conn: &impl ConnectionTrait, row: &subscription::Model, occurrences: &[Occurrence]) -> AppResult<()> {
+    subscribed_event::Entity::delete_many().filter(subscribed_event::Column::SubscriptionId.eq(row.id)).exec(conn).await?;
+    for chunk in occurrences.chunks(500) {
+        let rows = chunk.iter().map(|o| subscribed_event::ActiveModel {
+            subscription_id: Set(row.id),
+            owner_id: Set(row.owner_id),
+            title: Set(o.title.clone()),
+            location: Set(o.location.clone()),
+            start_at: Set(o.start),
+            end_at: Set(o.end),
+            all_day: Set(o.all_day),
+            busy: Set(o.busy),
+            ..Default::default()
+        });
+        subscribed_event::Entity::insert_many(rows).exec_without_returning(conn).await?;
+    }
+    Ok(())
+}
+
+/// What a fetch brought.
+enum Fetched {
+    /// 304: the feed is as it was.
+    Unchanged,
+    Body { text: String, etag: Option<String>, last_modified: Option<String> },
+}
+
+/// Fetches a feed: only where the policy allows (checked again on every redirect and
+/// resolved address), within the size and time limits, conditionally when an earlier
+/// answer gave a validator. Errors are said without the address (it may be a secret).
+async fn fetch(settings: &SchedulerSettings, url: &str, etag: Option<&str>, last_modified: Option<&str>) -> Result<Fetched, String> {
+    use reqwest::header::{ACCEPT, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+    let policy = Arc::new(settings.feed_policy());
+    let client = reqwest::Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+        .redirect(guarded_redirects(policy, 5))
+        // A proxy would resolve names itself, out of the resolver's sight.
+        .no_proxy()
+        .timeout(settings.feed_timeout)
+        .connect_timeout(settings.feed_timeout.min(Duration::from_secs(10)))
+        .user_agent(concat!("Switchboard-Calendar/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("the HTTP client could not start: {e}"))?;
+    let mut request = client.get(url).header(ACCEPT, "text/calendar, */*;q=0.5");
+    if let Some(tag) = etag {
+        request = request.header(IF_NONE_MATCH, tag);
+    }
+    if let Some(since) = last_modified {
+        request = request.header(IF_MODIFIED_SINCE, since);
+    }
+    let timeout = settings.feed_timeout;
+    let mut response = request.send().await.map_err(|e| describe(e, timeout))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_MODIFIED {
+        return Ok(Fetched::Unchanged);
+    }
+    if !status.is_success() {
+        return Err(format!("the server answered HTTP {}", status.as_u16()));
+    }
+    let max = settings.feed_max_bytes;
+    let too_big = || format!("the feed is larger than {} KiB", max >> 10);
+    if response.content_length().is_some_and(|len| len > max) {
+        return Err(too_big());
+    }
+    let header = |name, max_len: usize| {
+        response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned).filter(|v| !v.is_empty() && v.len() <= max_len)
+    };
+    let (etag, last_modified) = (header(ETAG, 255), header(LAST_MODIFIED, 64));
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe(e, timeout))? {
+        if (body.len() + chunk.len()) as u64 > max {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Fetched::Body { text: String::from_utf8_lossy(&body).into_owned(), etag, last_modified })
+}
+
+/// A failed request in words, without its URL.
+fn describe(error: reqwest::Error, timeout: Duration) -> String {
+    if error.is_timeout() {
+        return format!("no complete answer within {} s", timeout.as_secs_f64());
+    }
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Occurrences of `owner_id`'s subscribed calendars overlapping `[from, to)`, by start,
+/// with the name of the calendar each is from: one range of the `(owner, start)` index,
+/// as no stored occurrence is longer than an event may be.
+pub async fn shown_between(conn: &impl ConnectionTrait, owner_id: i64, from: i64, to: i64, limit: u64) -> AppResult<Vec<(subscribed_event::Model, String)>> {
+    let rows = between(conn, owner_id, from, to, limit).await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: std::collections::HashMap<i64, String> = subscription::Entity::find()
+        .filter(subscription::Column::OwnerId.eq(owner_id))
+        .limit(MAX_PER_USER)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.name))
+        .collect();
+    Ok(rows.into_iter().filter_map(|e| names.get(&e.subscription_id).cloned().map(|name| (e, name))).collect())
+}
+
+/// The times `owner_id`'s subscribed calendars make them busy within `[from, to)`.
+pub async fn busy_between(conn: &impl ConnectionTrait, owner_id: i64, from: i64, to: i64, limit: u64) -> AppResult<Vec<(i64, i64)>> {
+    Ok(between(conn, owner_id, from, to, limit).await?.into_iter().filter(|e| e.busy).map(|e| (e.start_at, e.end_at)).collect())
+}
+
+async fn between(conn: &impl ConnectionTrait, owner_id: i64, from: i64, to: i64, limit: u64) -> AppResult<Vec<subscribed_event::Model>> {
+    let longest = super::domain::MAX_EVENT_DAYS * DAY_MS;
+    Ok(subscribed_event::Entity::find()
+        .filter(subscribed_event::Column::OwnerId.eq(owner_id))
+        .filter(subscribed_event::Column::StartAt.gte(from - longest))
+        .filter(subscribed_event::Column::StartAt.lt(to))
+        .filter(subscribed_event::Column::EndAt.gt(from))
+        .order_by_asc(subscribed_event::Column::StartAt)
+        .limit(limit)
+        .all(conn)
+        .await?)
+}
+
+/// The job that refreshes due subscriptions.
+pub const REFRESH_JOB: &str = "scheduler.refresh_subscriptions";
+
+pub fn register(jobs: &mut crate::platform::jobs::JobRegistry) {
+    jobs.periodic(REFRESH_JOB, Duration::from_secs(60), Duration::from_secs(600), |state, _| async move {
+        refresh_due(&state).await.map(|_| ()).map_err(AppError::into_failure)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webcal_addresses_are_fetched_over_https() {
+        assert_eq!(normalise_url(" webcal://example.com/cal.ics "), "https://example.com/cal.ics");
+        assert_eq!(normalise_url("WEBCAL://example.com/x"), "https://example.com/x");
+        assert_eq!(normalise_url("http://example.com/x"), "http://example.com/x");
+    }
+}
