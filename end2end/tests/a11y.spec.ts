@@ -104,7 +104,7 @@ test.describe('as a member', () => {
     await page.goto('/settings');
     await checkA11y(page, 'settings');
     // Other calendars: one whose address cannot be reached, one file with an event left out.
-    const subscribed = await page.request.post('/api/v1/me/calendar-subscriptions', { data: { name: 'Unreachable', url: 'http://127.0.0.1:9/cal.ics' } });
+    const subscribed = await page.request.post('/api/v1/me/calendar-subscriptions', { data: { name: 'Unreachable', url: 'https://calendar.example.invalid/cal.ics' } });
     expect(subscribed.status()).toBe(201);
     const file = 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:x\r\nSUMMARY:No start\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n';
     const uploaded = await page.request.post('/api/v1/me/calendar-subscriptions/upload?name=Warnings', { headers: { 'content-type': 'text/calendar' }, data: file });

@@ -1,4 +1,4 @@
-import { test, expect, hydrated, uniqueName, signUp, watchErrors } from './fixtures';
+import { test, expect, hydrated, uniqueName, signUp, logInAsAdmin, watchErrors } from './fixtures';
 
 /** A day two months ahead (subscribed calendars keep two years ahead): `YYYY-MM-DD`. */
 const DAY = new Date(Date.now() + 60 * 86_400_000).toISOString().slice(0, 10);
@@ -24,35 +24,38 @@ test('another user’s calendar, subscribed by its address, shows read-only; a f
   const feed = new URL((await page.getByTestId('feed-url').textContent())!);
   const origin = new URL(page.url()).origin;
 
-  // Bob, in another browser, subscribes to it on his settings page.
+  // Bob, in another browser, subscribes to it on his settings page. Bob is an admin: the
+  // test server reaches itself on loopback, which BROKER_ALLOWED_TARGETS opens to admins'
+  // subscriptions only (members' feeds must be public).
   const bobContext = await browser.newContext({ timezoneId: 'UTC' });
   const bob = await bobContext.newPage();
   const problems: string[] = [];
   watchErrors(bob, [], problems);
-  await signUp(bob, uniqueName('bob'));
+  await logInAsAdmin(bob);
+  const [adaCal, gone, holidays] = [uniqueName('Ada'), uniqueName('Gone'), uniqueName('Holidays')];
   await bob.goto('/settings');
   await hydrated(bob);
   const card = bob.getByTestId('subscriptions-card');
-  await card.locator('#sub-name').fill('Ada');
+  await card.locator('#sub-name').fill(adaCal);
   await card.getByLabel('iCalendar address (https:// or webcal://)').fill(`${origin}${feed.pathname}`);
   await card.getByRole('button', { name: 'Subscribe' }).click();
-  const line = card.getByTestId('subscription').filter({ hasText: 'Ada' });
+  const line = card.getByTestId('subscription').filter({ hasText: adaCal });
   await expect(line).toHaveAttribute('data-events', '1');
   await expect(line.getByTestId('subscription-error')).toHaveCount(0);
 
   // A feed that cannot be read says why on the settings page.
-  await card.locator('#sub-name').fill('Gone');
+  await card.locator('#sub-name').fill(gone);
   await card.getByLabel('iCalendar address (https:// or webcal://)').fill(`${origin}/ical/no-such-token.ics`);
   await card.getByRole('button', { name: 'Subscribe' }).click();
-  await expect(card.getByTestId('subscription').filter({ hasText: 'Gone' }).getByTestId('subscription-error')).toContainText('HTTP 404');
+  await expect(card.getByTestId('subscription').filter({ hasText: gone }).getByTestId('subscription-error')).toContainText('HTTP 404');
 
   // A file shown as it is, and a file imported into Bob's own calendar.
-  await card.locator('#sub-file-name').fill('Holidays');
-  await card.getByTestId('subscription-upload').locator('input[type=file]').setInputFiles({ name: 'holidays.ics', mimeType: 'text/calendar', buffer: Buffer.from(icsFile('h1', 'Bank holiday')) });
+  await card.locator('#sub-file-name').fill(holidays);
+  await card.getByTestId('subscription-upload').locator('input[type=file]').setInputFiles({ name: 'holidays.ics', mimeType: 'text/calendar', buffer: Buffer.from(icsFile(uniqueName('h'), 'Bank holiday')) });
   await card.getByRole('button', { name: 'Show beside my calendar' }).click();
-  await expect(card.getByTestId('subscription').filter({ hasText: 'Holidays' })).toHaveAttribute('data-events', '1');
+  await expect(card.getByTestId('subscription').filter({ hasText: holidays })).toHaveAttribute('data-events', '1');
   const importer = card.getByTestId('calendar-import');
-  await importer.locator('input[type=file]').setInputFiles({ name: 'mine.ics', mimeType: 'text/calendar', buffer: Buffer.from(icsFile('m1', 'Dentist')) });
+  await importer.locator('input[type=file]').setInputFiles({ name: 'mine.ics', mimeType: 'text/calendar', buffer: Buffer.from(icsFile(uniqueName('m'), 'Dentist')) });
   await importer.getByRole('button', { name: 'Import', exact: true }).click();
   await expect(card.getByTestId('import-report')).toContainText('Imported 1 events; 0 were already in your calendar.');
 
@@ -60,12 +63,12 @@ test('another user’s calendar, subscribed by its address, shows read-only; a f
   await bob.goto(`/calendar?view=week&date=${DAY}`);
   await hydrated(bob);
   const week = bob.getByTestId('week');
-  const adas = week.locator('[data-calendar="Ada"]').filter({ hasText: 'Ada’s offsite' });
+  const adas = week.locator(`[data-calendar="${adaCal}"]`).filter({ hasText: 'Ada’s offsite' });
   await expect(adas).toBeVisible();
-  await expect(adas).toHaveAttribute('title', /[Ff]rom Ada \(read-only\)/);
+  await expect(adas).toHaveAttribute('title', new RegExp(`[Ff]rom ${adaCal} \\(read-only\\)`));
   await adas.click();
   await expect(bob.getByRole('dialog', { name: 'Event' })).toHaveCount(0);
-  await expect(week.locator('[data-calendar="Holidays"]').filter({ hasText: 'Bank holiday' })).toBeVisible();
+  await expect(week.locator(`[data-calendar="${holidays}"]`).filter({ hasText: 'Bank holiday' })).toBeVisible();
   const dentist = week.getByTestId('event').filter({ hasText: 'Dentist' });
   await expect(dentist).not.toHaveAttribute('data-calendar', /.*/);
   await dentist.click();
@@ -75,11 +78,11 @@ test('another user’s calendar, subscribed by its address, shows read-only; a f
   // Removing the subscription takes its events off the calendar.
   await bob.goto('/settings');
   await hydrated(bob);
-  await bob.getByTestId('subscription').filter({ hasText: 'Ada' }).getByRole('button', { name: 'Remove' }).click();
-  await expect(bob.getByTestId('subscription').filter({ hasText: 'Ada' })).toHaveCount(0);
+  await bob.getByTestId('subscription').filter({ hasText: adaCal }).getByRole('button', { name: 'Remove' }).click();
+  await expect(bob.getByTestId('subscription').filter({ hasText: adaCal })).toHaveCount(0);
   await bob.goto(`/calendar?view=week&date=${DAY}`);
   await hydrated(bob);
-  await expect(bob.getByTestId('week').locator('[data-calendar="Ada"]')).toHaveCount(0);
+  await expect(bob.getByTestId('week').locator(`[data-calendar="${adaCal}"]`)).toHaveCount(0);
   expect(problems, 'browser errors in Bob’s pages').toEqual([]);
   await bobContext.close();
 });

@@ -23,7 +23,10 @@ enum CalendarSubscriptions {
     Etag,
     LastModified,
     RefreshAt,
+    ClaimedUntil,
     FetchedAt,
+    ExpandedAt,
+    Digest,
     LastError,
     Warnings,
     EventCount,
@@ -62,7 +65,13 @@ impl MigrationTrait for Migration {
                 .col(varchar_null(CalendarSubscriptions::LastModified, 64))
                 // When the refresh job takes it next (none for an upload).
                 .col(millis_null(CalendarSubscriptions::RefreshAt))
+                // Held by a refresh under way until then (a process that died lets go).
+                .col(millis_null(CalendarSubscriptions::ClaimedUntil))
                 .col(millis_null(CalendarSubscriptions::FetchedAt))
+                // When its occurrences were last computed (the window moves with it), and
+                // a digest of them (an unchanged feed rewrites nothing).
+                .col(millis_null(CalendarSubscriptions::ExpandedAt))
+                .col(varchar_null(CalendarSubscriptions::Digest, 64))
                 .col(varchar_null(CalendarSubscriptions::LastError, 1000))
                 .col(varchar_null(CalendarSubscriptions::Warnings, 1000))
                 .col(int(CalendarSubscriptions::EventCount))

@@ -51,6 +51,7 @@ pub fn parts(settings: &Settings, db: &Db) -> Parts {
         .with(app::meetings::demo::TestBookingLimiter::default())
         .with(app::system::sampling::History::default())
         .with(app::system::sampling::MetricsText(std::sync::Arc::new(|| crate::ops::recorder().render())))
+        .with(app::scheduler::subscriptions::FileLimiter::new(settings.part()))
         .with(app::scheduler::booking::BookingParts {
             limiter: RateLimiter::new(settings.part::<app::scheduler::settings::SchedulerSettings>().booking_rate_per_min, Duration::from_secs(60)),
             meetings: std::sync::Arc::new(BookingsIntoMeetings),

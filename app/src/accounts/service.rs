@@ -695,6 +695,11 @@ pub async fn profile_by_id(conn: &impl ConnectionTrait, id: i64) -> AppResult<Op
     Ok(user::Entity::find_by_id(id).one(conn).await?.map(Profile::from))
 }
 
+/// Whether the user with this id is an admin (now: a role taken away counts at once).
+pub async fn is_admin(conn: &impl ConnectionTrait, id: i64) -> AppResult<bool> {
+    Ok(user::Entity::find_by_id(id).one(conn).await?.is_some_and(|u| u.role == crate::accounts::domain::Role::Admin))
+}
+
 /// The password hash of an account no one can sign in to: not a PHC string, so no
 /// password ever verifies against it (the Unix `!` convention).
 const NO_PASSWORD: &str = "!";

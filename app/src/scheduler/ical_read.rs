@@ -12,10 +12,16 @@ use crate::platform::time::zones;
 use chrono::{Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 use icalendar::parser::{Component, Property};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 
 /// Events one file may hold; the rest is left out, with a warning.
 pub const MAX_EVENTS: usize = 5000;
+/// How deep components may nest (`VCALENDAR` › `VEVENT` › `VALARM` is 3). The parser
+/// recurses once per level: a file nested thousands deep would overflow its stack.
+const MAX_DEPTH: usize = 6;
+/// Occurrences one file is expanded to at most, whatever is kept of them: thousands of
+/// daily events must not take the server's memory or minutes of its time.
+const MAX_EXPANDED: usize = 100_000;
 /// Warnings kept for the settings page (the count of the rest is added).
 const MAX_WARNINGS: usize = 5;
 
@@ -84,28 +90,63 @@ fn truncate(text: &str, max_chars: usize) -> String {
 }
 
 /// Reads an iCalendar file. Fails only when the text is not an iCalendar file at all;
-/// an event that cannot be read is left out with a warning. Floating times and all-day
-/// dates are read in `default_zone` (the reader's own zone).
-pub fn read(text: &str, default_zone: Tz) -> Result<Feed, String> {
+/// an event that cannot be read is left out with a warning. All-day dates are read in
+/// `reader_zone` (the reader's own), floating times in the calendar's `X-WR-TIMEZONE`
+/// or else the reader's.
+pub fn read(text: &str, reader_zone: Tz) -> Result<Feed, String> {
     let text = text.trim_start_matches('\u{feff}');
     if !text.trim_start().get(..15).is_some_and(|head| head.eq_ignore_ascii_case("BEGIN:VCALENDAR")) {
         return Err("not an iCalendar file: it does not begin with BEGIN:VCALENDAR".into());
     }
-    let unfolded = icalendar::parser::unfold(text);
+    check_nesting(text)?;
+    // The parser looks for CRLF first: on a file with bare LF line ends (common) each
+    // line would cost a scan of the rest of the file.
+    let text = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    let unfolded = icalendar::parser::unfold(&text);
     let calendar = icalendar::parser::read_calendar(&unfolded).map_err(|e| format!("not a readable iCalendar file: {}", first_lines(&e)))?;
     let mut feed = Feed::default();
-    let default_zone = calendar_zone(&calendar.properties).unwrap_or(default_zone);
+    let zones = Zones { dates: reader_zone, floating: calendar_zone(&calendar.properties).unwrap_or(reader_zone) };
     let events: Vec<&Component> = calendar.components.iter().filter(|c| c.name.as_str().eq_ignore_ascii_case("VEVENT")).collect();
     if events.len() > MAX_EVENTS {
         feed.warnings.add(format!("the file has {} events; the first {MAX_EVENTS} are shown", events.len()));
     }
     for (n, component) in events.into_iter().take(MAX_EVENTS).enumerate() {
-        match read_event(component, default_zone) {
+        let mut notes = Vec::new();
+        match read_event(component, zones, &mut notes) {
             Ok(event) => feed.events.push(event),
-            Err(why) => feed.warnings.add(format!("event {} ({}) left out: {why}", n + 1, describe(component))),
+            Err(why) => notes.push(format!("left out: {why}")),
+        }
+        for note in notes {
+            feed.warnings.add(format!("event {} ({}) {note}", n + 1, describe(component)));
         }
     }
     Ok(feed)
+}
+
+/// Refuses a file whose components nest deeper than [`MAX_DEPTH`], before it is parsed.
+fn check_nesting(text: &str) -> Result<(), String> {
+    let mut depth = 0usize;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.get(..6).is_some_and(|w| w.eq_ignore_ascii_case("BEGIN:")) {
+            depth += 1;
+            if depth > MAX_DEPTH {
+                return Err(format!("not a readable iCalendar file: line {} nests components more than {MAX_DEPTH} deep", n + 1));
+            }
+        } else if line.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("END:")) {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    Ok(())
+}
+
+/// The zones values without their own `TZID` are read in: dates (all-day) in the
+/// reader's, so a holiday is that day where the reader is; floating times in the
+/// calendar's `X-WR-TIMEZONE`, else the reader's.
+#[derive(Clone, Copy)]
+struct Zones {
+    dates: Tz,
+    floating: Tz,
 }
 
 /// The parser's error, trimmed to what a settings page can show.
@@ -132,11 +173,11 @@ fn calendar_zone(props: &[Property]) -> Option<Tz> {
     props.iter().find(|p| p.name.as_str().eq_ignore_ascii_case("X-WR-TIMEZONE")).and_then(|p| zone_named(p.val.as_str()))
 }
 
-fn read_event(c: &Component, default_zone: Tz) -> Result<FeedEvent, String> {
+fn read_event(c: &Component, zones: Zones, notes: &mut Vec<String>) -> Result<FeedEvent, String> {
     let start_prop = prop(c, "DTSTART").ok_or("it has no start (DTSTART)")?;
-    let start = read_time(start_prop, default_zone)?;
+    let start = read_time(start_prop, zones, notes)?;
     let end = match (prop(c, "DTEND"), prop(c, "DURATION")) {
-        (Some(p), _) => read_time(p, default_zone)?.at,
+        (Some(p), _) => read_time(p, zones, notes)?.at,
         (None, Some(p)) => start.at + read_duration(p.val.as_str())?,
         // RFC 5545 §3.6.1: a date lasts the day; a time, no time at all.
         (None, None) if start.all_day => zones::start_of_day(start.zone, zones::to_local(start.zone, start.at).date_naive() + Duration::days(1)),
@@ -149,11 +190,16 @@ fn read_event(c: &Component, default_zone: Tz) -> Result<FeedEvent, String> {
         return Err(format!("it lasts more than {MAX_EVENT_DAYS} days"));
     }
     let text = |name: &str, max: usize| prop(c, name).map(|p| truncate(p.val.as_str().trim(), max)).unwrap_or_default();
+    // A series' skipped and replaced starts are in its own zone.
+    let own = Zones { dates: start.zone, floating: start.zone };
     let mut skipped = Vec::new();
     for p in c.properties.iter().filter(|p| p.name.as_str().eq_ignore_ascii_case("EXDATE")) {
         for value in p.val.as_str().split(',').filter(|v| !v.trim().is_empty()) {
-            skipped.push(read_value(value.trim(), p, start.zone)?.at);
+            skipped.push(read_value(value.trim(), p, own, notes)?.at);
         }
+    }
+    if prop(c, "RDATE").is_some() {
+        notes.push("has extra dates (RDATE), which are not shown".into());
     }
     let title = text("SUMMARY", TITLE_MAX);
     Ok(FeedEvent {
@@ -167,7 +213,7 @@ fn read_event(c: &Component, default_zone: Tz) -> Result<FeedEvent, String> {
         zone: start.zone,
         rule: prop(c, "RRULE").map(|p| p.val.as_str().trim().to_owned()),
         skipped,
-        replaces: prop(c, "RECURRENCE-ID").map(|p| read_time(p, start.zone)).transpose()?.map(|t| t.at),
+        replaces: prop(c, "RECURRENCE-ID").map(|p| read_time(p, own, notes)).transpose()?.map(|t| t.at),
         busy: !prop(c, "TRANSP").is_some_and(|p| p.val.as_str().trim().eq_ignore_ascii_case("TRANSPARENT")),
         cancelled: prop(c, "STATUS").is_some_and(|p| p.val.as_str().trim().eq_ignore_ascii_case("CANCELLED")),
     })
@@ -180,17 +226,25 @@ struct Time {
     zone: Tz,
 }
 
-fn read_time(p: &Property, default_zone: Tz) -> Result<Time, String> {
-    read_value(p.val.as_str().trim(), p, default_zone)
+fn read_time(p: &Property, zones: Zones, notes: &mut Vec<String>) -> Result<Time, String> {
+    read_value(p.val.as_str().trim(), p, zones, notes)
 }
 
-fn read_value(value: &str, p: &Property, default_zone: Tz) -> Result<Time, String> {
+fn read_value(value: &str, p: &Property, zones: Zones, notes: &mut Vec<String>) -> Result<Time, String> {
     let name = p.name.as_str().to_ascii_uppercase();
+    let date = value.len() == 8 || param(p, "VALUE").is_some_and(|v| v.eq_ignore_ascii_case("DATE"));
     let zone = match param(p, "TZID") {
-        Some(tzid) => zone_named(tzid).ok_or_else(|| format!("{name} is in a time zone this calendar does not know ({tzid:?})"))?,
-        None => default_zone,
+        Some(tzid) => zone_named(tzid).unwrap_or_else(|| {
+            let note = format!("is in a time zone this calendar does not know ({tzid:?}); read in {}", zones.floating);
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+            zones.floating
+        }),
+        None if date => zones.dates,
+        None => zones.floating,
     };
-    if value.len() == 8 || param(p, "VALUE").is_some_and(|v| v.eq_ignore_ascii_case("DATE")) {
+    if date {
         let date = NaiveDate::parse_from_str(value, "%Y%m%d").map_err(|_| format!("{name} is not a date like 20261207 ({value:?})"))?;
         return Ok(Time { at: zones::start_of_day(zone, date), all_day: true, zone });
     }
@@ -315,17 +369,27 @@ pub fn occurrences(feed: &Feed, from: i64, to: i64, cap: usize, warnings: &mut W
         map.entry(e.uid.as_str()).or_default().insert(e.replaces.expect("filtered"));
         map
     });
-    let mut out = Vec::new();
-    let mut truncated = false;
-    for e in feed.events.iter().filter(|e| !e.cancelled) {
-        let spans = match (&e.rule, e.replaces) {
+    // The `cap` earliest seen so far, as (start, end, event): a max-heap, so what is kept
+    // never grows past `cap` however many a file expands to.
+    let mut kept: BinaryHeap<(i64, i64, usize)> = BinaryHeap::new();
+    let (mut expanded, mut dropped) = (0usize, false);
+    for (i, e) in feed.events.iter().enumerate().filter(|(_, e)| !e.cancelled) {
+        let budget = MAX_EXPANDED - expanded;
+        if budget == 0 {
+            warnings.add(format!("the file expands to more than {MAX_EXPANDED} occurrences; the rest are left out"));
+            break;
+        }
+        let spans: Vec<(i64, i64)> = match (&e.rule, e.replaces) {
             (Some(text), None) => match series_rule(e, text) {
                 Ok((rule, anchor)) => {
                     let mut skipped = e.skipped.clone();
                     skipped.extend(replaced.get(e.uid.as_str()).into_iter().flatten());
-                    let spans: Vec<(i64, i64)> = rule.occurrences(&anchor, &skipped, from, to, cap + 1).iter().map(|s| (s.start, s.end)).collect();
-                    truncated |= spans.len() > cap;
-                    spans
+                    // Once `cap` are kept, only earlier starts than the latest kept matter.
+                    let until = match kept.peek() {
+                        Some(&(latest, _, _)) if kept.len() >= cap => (latest + 1).min(to),
+                        _ => to,
+                    };
+                    rule.occurrences(&anchor, &skipped, from, until, (cap + 1).min(budget)).iter().map(|s| (s.start, s.end)).collect()
                 }
                 Err(why) => {
                     warnings.add(format!("{:?} repeats by a rule this calendar cannot show ({why}); only its first occurrence is shown", e.title));
@@ -334,20 +398,26 @@ pub fn occurrences(feed: &Feed, from: i64, to: i64, cap: usize, warnings: &mut W
             },
             _ => vec![(e.start, e.end)],
         };
-        out.extend(spans.into_iter().filter(|&(s, end)| s < to && (end > from || (end == s && s >= from))).map(|(start, end)| Occurrence {
-            title: e.title.clone(),
-            location: e.location.clone(),
-            start,
-            end,
-            all_day: e.all_day,
-            busy: e.busy,
-        }));
+        expanded += spans.len();
+        for (start, end) in spans.into_iter().filter(|&(s, end)| s < to && (end > from || (end == s && s >= from))) {
+            kept.push((start, end, i));
+            if kept.len() > cap {
+                kept.pop();
+                dropped = true;
+            }
+        }
     }
-    out.sort_by(|a, b| (a.start, a.end, &a.title).cmp(&(b.start, b.end, &b.title)));
-    if out.len() > cap || truncated {
+    if dropped {
         warnings.add(format!("more than {cap} occurrences in the window shown; the first {cap} are shown"));
-        out.truncate(cap);
     }
+    let mut out: Vec<Occurrence> = kept
+        .into_iter()
+        .map(|(start, end, i)| {
+            let e = &feed.events[i];
+            Occurrence { title: e.title.clone(), location: e.location.clone(), start, end, all_day: e.all_day, busy: e.busy }
+        })
+        .collect();
+    out.sort_by(|a, b| (a.start, a.end, &a.title).cmp(&(b.start, b.end, &b.title)));
     out
 }
 
@@ -400,10 +470,10 @@ mod tests {
             "BEGIN:VEVENT\r\nUID:y\r\nSUMMARY:Bad zone\r\nDTSTART;TZID=Mars/Olympus:20261207T090000\r\nEND:VEVENT\r\n",
         ));
         let feed = read(&text, Tz::UTC).unwrap();
-        assert_eq!(feed.events.len(), 1);
+        assert_eq!(feed.events.iter().map(|e| e.uid.as_str()).collect::<Vec<_>>(), ["ok", "y"]);
         let summary = feed.warnings.summary().unwrap();
         assert!(summary.contains("\"No start\"") && summary.contains("DTSTART"), "{summary}");
-        assert!(summary.contains("Mars/Olympus"), "{summary}");
+        assert!(summary.contains("\"Mars/Olympus\"); read in UTC"), "an unknown zone is read in the floating one, and said: {summary}");
         assert!(read("<html>not a calendar</html>", Tz::UTC).unwrap_err().contains("BEGIN:VCALENDAR"));
         let err = read("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:x\r\n", Tz::UTC).unwrap_err();
         assert!(err.starts_with("not a readable iCalendar file"), "{err}");
@@ -452,6 +522,53 @@ mod tests {
         let got = occurrences(&feed, utc("2026-12-01T00:00:00Z"), utc("2027-12-01T00:00:00Z"), 10, &mut warnings);
         assert_eq!(got.len(), 10);
         assert!(warnings.summary().unwrap().contains("first 10"), "{warnings:?}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let deep = format!("BEGIN:VCALENDAR\r\n{}", "BEGIN:X\r\n".repeat(100_000));
+        let err = read(&deep, Tz::UTC).unwrap_err();
+        assert!(err.contains("line 7 nests components more than 6 deep"), "{err}");
+        let alarm = ics("BEGIN:VEVENT\r\nUID:a\r\nDTSTART:20261207T090000Z\r\nBEGIN:VALARM\r\nTRIGGER:-PT5M\r\nEND:VALARM\r\nEND:VEVENT\r\n");
+        assert_eq!(read(&alarm, Tz::UTC).unwrap().events.len(), 1, "ordinary nesting reads");
+    }
+
+    #[test]
+    fn bare_line_feeds_read_like_crlf() {
+        let crlf = ics("BEGIN:VEVENT\r\nUID:a\r\nSUMMARY:Long\r\n  folded title\r\nDTSTART:20261207T090000Z\r\nEND:VEVENT\r\n");
+        let lf = crlf.replace("\r\n", "\n");
+        assert_eq!(read(&lf, Tz::UTC).unwrap(), read(&crlf, Tz::UTC).unwrap());
+        assert_eq!(read(&lf, Tz::UTC).unwrap().events[0].title, "Long folded title");
+    }
+
+    #[test]
+    fn dates_are_the_readers_days_and_floating_times_the_calendars() {
+        // Google writes X-WR-TIMEZONE: a holiday is still Dec 25 where the reader is.
+        let text = format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nX-WR-TIMEZONE:America/Los_Angeles\r\n{}{}END:VCALENDAR\r\n",
+            "BEGIN:VEVENT\r\nUID:h\r\nDTSTART;VALUE=DATE:20261225\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:f\r\nDTSTART:20261207T090000\r\nDTEND:20261207T100000\r\nEND:VEVENT\r\n"
+        );
+        let feed = read(&text, "Europe/Berlin".parse().unwrap()).unwrap();
+        assert_eq!(feed.events[0].start, utc("2026-12-24T23:00:00Z"), "midnight in Berlin");
+        assert_eq!(feed.events[1].start, utc("2026-12-07T17:00:00Z"), "09:00 in Los Angeles");
+    }
+
+    #[test]
+    fn thousands_of_daily_series_expand_within_bounds() {
+        let events: String = (0..2000).map(|n| format!("BEGIN:VEVENT\r\nUID:{n}\r\nSUMMARY:Daily {n}\r\nDTSTART:20261207T090000Z\r\nRRULE:FREQ=DAILY\r\nEND:VEVENT\r\n")).collect();
+        let feed = read(&ics(&events), Tz::UTC).unwrap();
+        let mut warnings = Warnings::default();
+        let got = occurrences(&feed, utc("2026-12-01T00:00:00Z"), utc("2029-12-01T00:00:00Z"), 5000, &mut warnings);
+        assert_eq!(got.len(), 5000);
+        assert!(got.windows(2).all(|w| w[0].start <= w[1].start));
+        assert_eq!(got.last().unwrap().start, utc("2026-12-09T09:00:00Z"), "the earliest 5000: three days of 2000 a day");
+        assert!(warnings.summary().unwrap().contains("first 5000"), "{warnings:?}");
+        // Asked for them all, they are expanded only so far.
+        let mut warnings = Warnings::default();
+        let got = occurrences(&feed, utc("2026-12-01T00:00:00Z"), utc("2029-12-01T00:00:00Z"), 10_000_000, &mut warnings);
+        assert_eq!(got.len(), 100_000);
+        assert!(warnings.summary().unwrap().contains("more than 100000 occurrences"), "{warnings:?}");
     }
 
     #[test]

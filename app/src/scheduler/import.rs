@@ -8,9 +8,10 @@ use super::domain::ImportReport;
 use super::ical_read::{self, FeedEvent, Warnings};
 use super::occurrences::Item;
 use super::recurrence::encode_exceptions;
-use super::service::{announce, find_user, insert_as, settle, Fields, Settled};
+use super::recurrence::MAX_EXCEPTIONS;
+use super::service::{announce, find_user, insert_as, running_series, settle, Fields, Settled, MAX_RUNNING_SERIES};
 use super::store::event;
-use super::subscriptions::MAX_UPLOAD_BYTES;
+use super::subscriptions::{check_size, parse_off_thread, take_file};
 use crate::accounts::Caller;
 use crate::db_write;
 use crate::error::{AppError, AppResult};
@@ -18,8 +19,9 @@ use crate::platform::secrets::sha256_hex;
 use crate::platform::state::AppState;
 use chrono_tz::Tz;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use std::collections::HashMap;
 
-/// Events one import may add (a series counts once).
+/// Events one import may add (a series and each changed occurrence count once).
 pub const MAX_IMPORT: usize = 1000;
 /// What an event read without an end lasts here (this calendar's events take time).
 const NO_END_MS: i64 = 15 * 60_000;
@@ -27,52 +29,61 @@ const NO_END_MS: i64 = 15 * 60_000;
 /// Imports `text` into the caller's own calendar.
 #[tracing::instrument(skip(state, caller, text), fields(caller = %caller.username(), bytes = text.len()))]
 pub async fn import(state: &AppState, caller: &Caller, text: String) -> AppResult<ImportReport> {
-    if text.len() > MAX_UPLOAD_BYTES {
-        return Err(AppError::invalid("file", format!("the file is larger than {} KiB", MAX_UPLOAD_BYTES >> 10)));
-    }
+    check_size(&text)?;
+    take_file(state, caller)?;
     let owner = find_user(&state.db, caller.username()).await?;
     let zone: Tz = owner.time_zone.parse().unwrap_or(Tz::UTC);
-    let feed = tokio::task::spawn_blocking(move || ical_read::read(&text, zone))
-        .await
-        .map_err(AppError::internal_because)?
-        .map_err(|why| AppError::invalid("file", why))?;
+    let feed = parse_off_thread(move || ical_read::read(&text, zone)).await.map_err(|why| AppError::invalid("file", why))?;
     let mut warnings = feed.warnings.clone();
     let mut wanted: Vec<&FeedEvent> = feed.events.iter().filter(|e| !e.cancelled).collect();
+    if wanted.len() > MAX_IMPORT {
+        return Err(AppError::invalid("file", format!("the file has {} events; import at most {MAX_IMPORT} at once", wanted.len())));
+    }
     // Series before the occurrences changed in them, which name their series' row.
     wanted.sort_by_key(|e| e.replaces.is_some());
-    let series_count = wanted.iter().filter(|e| e.replaces.is_none()).count();
-    if series_count > MAX_IMPORT {
-        return Err(AppError::invalid("file", format!("the file has {series_count} events; import at most {MAX_IMPORT} at once")));
-    }
     let plans: Vec<Plan> = wanted.iter().filter_map(|e| plan(owner.id, e, &feed.events, &mut warnings)).collect();
-    let report = db_write!(state.db, |txn| {
-        let (mut created, mut already) = (0u32, 0u32);
-        let mut series_ids: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    let series = plans.iter().filter(|p| p.settled.rule.is_some()).count() as u64;
+    let running = running_series(&state.db.conn, owner.id).await?;
+    if running + series > MAX_RUNNING_SERIES {
+        return Err(AppError::invalid(
+            "file",
+            format!("the file has {series} repeating events and the calendar {running}; a calendar may have at most {MAX_RUNNING_SERIES} running at once"),
+        ));
+    }
+    let (report, skipped) = db_write!(state.db, |txn| {
+        let (mut created, mut already, mut skipped) = (0u32, 0u32, Vec::new());
+        // The rows of the series written or found, by the file's UID.
+        let mut series_ids: HashMap<&str, (i64, bool)> = HashMap::new();
         for p in &plans {
             if let Some(existing) = event::Entity::find().filter(event::Column::Uid.eq(p.uid.clone())).one(&*txn).await? {
-                if existing.owner_id == owner.id {
-                    already += u32::from(p.replaces.is_none());
-                    series_ids.insert(p.source_uid.clone(), existing.id);
+                if p.replaces.is_none() {
+                    already += 1;
+                    series_ids.insert(&p.source_uid, (existing.id, false));
+                }
+                continue;
+            }
+            let occurrence_of = match (p.replaces, series_ids.get(p.source_uid.as_str())) {
+                (Some(at), Some(&(series, true))) => Some((series, at)),
+                // A series imported before: its exceptions are as they were then.
+                (Some(_), Some(&(_, false))) => {
+                    skipped.push(format!("{:?}: a changed occurrence of a series imported before is left out", p.settled.f.title));
                     continue;
                 }
-            }
-            let occurrence_of = match p.replaces {
-                Some(at) => match series_ids.get(&p.source_uid) {
-                    Some(series) => Some((*series, at)),
-                    // Its series was not imported (left out): it stands alone.
-                    None => None,
-                },
-                None => None,
+                // No series to belong to (it was left out, or could not repeat): alone.
+                _ => None,
             };
             let e = insert_as(&txn, owner.id, p.uid.clone(), &p.settled, occurrence_of, p.exceptions.clone()).await?;
             if p.replaces.is_none() {
                 created += 1;
-                series_ids.insert(p.source_uid.clone(), e.id);
+                if p.settled.rule.is_some() {
+                    series_ids.insert(&p.source_uid, (e.id, true));
+                }
             }
             announce(&txn, "event:created", &Item::single(e), &owner.username).await?;
         }
-        Ok(ImportReport { created, already_imported: already, warnings: None })
+        Ok((ImportReport { created, already_imported: already, warnings: None }, skipped))
     })?;
+    skipped.into_iter().for_each(|w| warnings.add(w));
     Ok(ImportReport { warnings: warnings.summary(), ..report })
 }
 
@@ -116,6 +127,10 @@ fn plan(owner_id: i64, e: &FeedEvent, all: &[FeedEvent], warnings: &mut Warnings
         skipped.extend(all.iter().filter(|o| o.uid == e.uid && o.replaces.is_some()).filter_map(|o| o.replaces));
         skipped.sort_unstable();
         skipped.dedup();
+        if skipped.len() > MAX_EXCEPTIONS {
+            warnings.add(format!("{:?} skips more than {MAX_EXCEPTIONS} occurrences; only the first {MAX_EXCEPTIONS} are skipped", e.title));
+            skipped.truncate(MAX_EXCEPTIONS);
+        }
         encode_exceptions(&skipped)
     });
     let source_uid = if e.uid.is_empty() { format!("{}/{}", e.title, e.start) } else { e.uid.clone() };

@@ -358,15 +358,19 @@ pub(super) async fn insert_as(
 /// is what bounds a read's work.
 pub const MAX_RUNNING_SERIES: u64 = 500;
 
-async fn limit_series(conn: &impl ConnectionTrait, owner_id: i64) -> AppResult<()> {
+/// The series running now on `owner_id`'s calendar.
+pub(super) async fn running_series(conn: &impl ConnectionTrait, owner_id: i64) -> AppResult<u64> {
     use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
-    let running = event::Entity::find()
+    Ok(event::Entity::find()
         .filter(event::Column::OwnerId.eq(owner_id))
         .filter(event::Column::Recurring.eq(true))
         .filter(event::Column::SeriesEnd.gt(now_ms()))
         .count(conn)
-        .await?;
-    if running >= MAX_RUNNING_SERIES {
+        .await?)
+}
+
+async fn limit_series(conn: &impl ConnectionTrait, owner_id: i64) -> AppResult<()> {
+    if running_series(conn, owner_id).await? >= MAX_RUNNING_SERIES {
         return Err(AppError::invalid(recurrence::FIELD, format!("a calendar may have at most {MAX_RUNNING_SERIES} repeating events running at once")));
     }
     Ok(())

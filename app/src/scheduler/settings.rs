@@ -20,8 +20,13 @@ pub struct SchedulerSettings {
     /// (`SB_CALENDAR_FEED_TIMEOUT_MS`, default 15 s).
     pub feed_timeout: Duration,
     /// Hosts or CIDRs feeds may be fetched from although private or loopback: the same
-    /// allow-list as webhook targets (`BROKER_ALLOWED_TARGETS`).
+    /// allow-list as webhook targets (`BROKER_ALLOWED_TARGETS`), and like webhook targets
+    /// (which only admins set) for admins' subscriptions only: sign-up is open, and a
+    /// member must not reach what the operator opened for internal webhooks.
     pub allowed_targets: Vec<String>,
+    /// Subscriptions added, files shown and files imported per user and hour
+    /// (`SB_CALENDAR_FILES_PER_HOUR`, default 30): each fetches or parses a file.
+    pub files_per_hour: u32,
 }
 
 impl SchedulerSettings {
@@ -30,13 +35,16 @@ impl SchedulerSettings {
             booking_rate_per_min: env.number("SB_BOOKING_RATE_PER_MIN", 10).max(1),
             feed_refresh: Duration::from_secs(60 * env.number::<u64>("SB_CALENDAR_REFRESH_MINUTES", 60).max(5)),
             feed_max_bytes: env.number::<u64>("SB_CALENDAR_FEED_MAX_KB", 2048).max(1) << 10,
-            feed_timeout: Duration::from_millis(env.number("SB_CALENDAR_FEED_TIMEOUT_MS", 15_000).max(100)),
+            // Well within a request's own limit: adding a subscription fetches it at once.
+            feed_timeout: Duration::from_millis(env.number("SB_CALENDAR_FEED_TIMEOUT_MS", 15_000).clamp(100, 20_000)),
             allowed_targets: crate::platform::targets::allowed_from(env),
+            files_per_hour: env.number("SB_CALENDAR_FILES_PER_HOUR", 30).max(1),
         }
     }
 
-    /// Where feeds may be fetched from.
-    pub fn feed_policy(&self) -> TargetPolicy {
-        TargetPolicy::new(&self.allowed_targets)
+    /// Where a feed may be fetched from: public addresses, and for an admin's
+    /// subscription what the allow-list adds.
+    pub fn feed_policy(&self, owner_is_admin: bool) -> TargetPolicy {
+        TargetPolicy::new(if owner_is_admin { &self.allowed_targets } else { &[] })
     }
 }

@@ -176,7 +176,13 @@ pub mod subscription {
         pub last_modified: Option<String>,
         /// When the refresh job takes it next; none for an upload.
         pub refresh_at: Option<i64>,
+        /// Held by a refresh under way until then.
+        pub claimed_until: Option<i64>,
+        /// When it was last fetched (successfully or not).
         pub fetched_at: Option<i64>,
+        /// When its occurrences were last computed, and their digest.
+        pub expanded_at: Option<i64>,
+        pub digest: Option<String>,
         pub last_error: Option<String>,
         pub warnings: Option<String>,
         pub event_count: i32,

@@ -7,9 +7,11 @@
 //! that could, and says why on the settings page.
 //!
 //! A refresh never holds a row lock across the fetch: it claims the subscription by
-//! moving its `refresh_at` (a conditional update, so two processes never fetch one feed
-//! at once), fetches with no transaction open, and writes the result in one short
-//! transaction.
+//! setting `claimed_until` (a conditional update, so no two refreshes — the job's in
+//! two processes, or the job's and a user's — fetch one feed at once), fetches with no
+//! transaction open, and writes the result in one short transaction, if it still holds
+//! the claim. Parsing runs off the async threads, two files at a time per process, and
+//! adding, uploading and importing are limited per user and hour.
 
 use super::domain::{SubscriptionKind, SubscriptionView};
 use super::ical_read::{self, Occurrence};
@@ -22,12 +24,13 @@ use crate::db_write;
 use crate::error::{AppError, AppResult};
 use crate::platform::changes;
 use crate::platform::db::for_update;
+use crate::platform::rate_limit::RateLimiter;
 use crate::platform::state::AppState;
-use crate::platform::targets::{guarded_redirects, GuardedResolver};
+use crate::platform::targets::{guarded_redirects, GuardedResolver, TargetPolicy};
 use crate::platform::time::{now_ms, to_rfc3339};
 use chrono_tz::Tz;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,12 +50,32 @@ const CLAIM_MS: i64 = 10 * 60_000;
 const MANUAL_EVERY_MS: i64 = 30_000;
 /// Subscriptions the job refreshes per run, one after the other.
 const PER_RUN: u64 = 20;
+/// A feed that keeps answering 304 is still read in full this often, so the window of
+/// occurrences kept moves with time.
+const REEXPAND_MS: i64 = 7 * DAY_MS;
+/// Files parsed at once per process (parsing is CPU work off the async threads).
+static PARSING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 const DAY_MS: i64 = 86_400_000;
 /// What a sealed feed address is bound to (see `platform::crypto`).
 const URL_CONTEXT: &str = "calendar_subscriptions.url_sealed";
 
 fn settings(state: &AppState) -> &SchedulerSettings {
     state.settings.part::<SchedulerSettings>()
+}
+
+/// Adds, uploads and imports per user and hour (`SB_CALENDAR_FILES_PER_HOUR`).
+#[derive(Clone)]
+pub struct FileLimiter(pub RateLimiter);
+
+impl FileLimiter {
+    pub fn new(settings: &SchedulerSettings) -> Self {
+        Self(RateLimiter::new(settings.files_per_hour, Duration::from_secs(3600)))
+    }
+}
+
+/// Takes one of the caller's files for the hour, or 429.
+pub(super) fn take_file(state: &AppState, caller: &Caller) -> AppResult<()> {
+    state.part::<FileLimiter>().0.take(&format!("user:{}", caller.id()), "calendar files and subscriptions this hour")
 }
 
 fn view(row: &subscription::Model) -> SubscriptionView {
@@ -88,10 +111,12 @@ pub async fn list(state: &AppState, caller: &Caller) -> AppResult<Vec<Subscripti
     Ok(rows.iter().map(view).collect())
 }
 
-async fn limit_per_user(conn: &impl ConnectionTrait, owner_id: i64) -> AppResult<()> {
+/// A new subscription (its address or file in `field`) keeps the owner within
+/// [`MAX_PER_USER`].
+async fn limit_per_user(conn: &impl ConnectionTrait, owner_id: i64, field: &str) -> AppResult<()> {
     let count = subscription::Entity::find().filter(subscription::Column::OwnerId.eq(owner_id)).count(conn).await?;
     if count >= MAX_PER_USER {
-        return Err(AppError::invalid("url", format!("a calendar may show at most {MAX_PER_USER} subscribed calendars; remove one first")));
+        return Err(AppError::invalid(field, format!("a calendar may show at most {MAX_PER_USER} subscribed calendars; remove one first")));
     }
     Ok(())
 }
@@ -110,26 +135,22 @@ fn normalise_url(raw: &str) -> String {
 #[tracing::instrument(skip(state, caller, url), fields(caller = %caller.username()))]
 pub async fn add_url(state: &AppState, caller: &Caller, name: &str, url: &str) -> AppResult<SubscriptionView> {
     let name = check_name(name)?;
-    let url = settings(state).feed_policy().check_url(&normalise_url(url), "url")?;
+    let url = settings(state).feed_policy(caller.is_admin()).check_url(&normalise_url(url), "url")?;
+    take_file(state, caller)?;
     let host = url.host_str().unwrap_or_default().chars().take(255).collect::<String>();
     let now = now_ms();
     let row = db_write!(state.db, |txn| {
-        limit_per_user(&*txn, caller.id()).await?;
+        limit_per_user(&*txn, caller.id(), "url").await?;
         let row = subscription::ActiveModel {
-            owner_id: Set(caller.id()),
-            name: Set(name.clone()),
-            kind: Set(SubscriptionKind::Url),
             url_sealed: Set(Some(state.sealer.seal(URL_CONTEXT, url.as_str()))),
             url_host: Set(host.clone()),
             refresh_at: Set(Some(now)),
-            event_count: Set(0),
-            created_at: Set(now),
-            ..Default::default()
+            ..new_row(caller, &name, SubscriptionKind::Url, 0, now)
         };
         Ok(subscription::Entity::insert(row).exec_with_returning(&*txn).await?)
     })?;
     // Fetched at once, unless the refresh job took it meanwhile.
-    let row = match claim(state, &row).await? {
+    let row = match claim(state, &row, Claim::Due).await? {
         Some(claimed) => refresh_claimed(state, claimed).await?,
         None => row,
     };
@@ -141,24 +162,19 @@ pub async fn add_url(state: &AppState, caller: &Caller, name: &str, url: &str) -
 #[tracing::instrument(skip(state, caller, text), fields(caller = %caller.username(), bytes = text.len()))]
 pub async fn add_upload(state: &AppState, caller: &Caller, name: &str, text: String) -> AppResult<SubscriptionView> {
     let name = check_name(name)?;
-    if text.len() > MAX_UPLOAD_BYTES {
-        return Err(AppError::invalid("file", format!("the file is larger than {} KiB", MAX_UPLOAD_BYTES >> 10)));
-    }
+    check_size(&text)?;
+    take_file(state, caller)?;
     let zone = owner_zone(state, caller.id()).await?;
     let (occurrences, warnings) = read_occurrences(text, zone, now_ms()).await.map_err(|why| AppError::invalid("file", why))?;
     let now = now_ms();
     let row = db_write!(state.db, |txn| {
-        limit_per_user(&*txn, caller.id()).await?;
+        limit_per_user(&*txn, caller.id(), "file").await?;
         let row = subscription::ActiveModel {
-            owner_id: Set(caller.id()),
-            name: Set(name.clone()),
-            kind: Set(SubscriptionKind::Upload),
             url_host: Set("uploaded file".into()),
             fetched_at: Set(Some(now)),
+            expanded_at: Set(Some(now)),
             warnings: Set(warnings.clone()),
-            event_count: Set(occurrences.len() as i32),
-            created_at: Set(now),
-            ..Default::default()
+            ..new_row(caller, &name, SubscriptionKind::Upload, occurrences.len() as i32, now)
         };
         let row = subscription::Entity::insert(row).exec_with_returning(&*txn).await?;
         replace_events(&*txn, &row, &occurrences).await?;
@@ -166,6 +182,26 @@ pub async fn add_upload(state: &AppState, caller: &Caller, name: &str, text: Str
         Ok(row)
     })?;
     Ok(view(&row))
+}
+
+/// An uploaded or imported file's text is within [`MAX_UPLOAD_BYTES`].
+pub(super) fn check_size(text: &str) -> AppResult<()> {
+    if text.len() > MAX_UPLOAD_BYTES {
+        return Err(AppError::invalid("file", format!("the file is larger than {} KiB", MAX_UPLOAD_BYTES >> 10)));
+    }
+    Ok(())
+}
+
+/// What every new subscription row starts with.
+fn new_row(caller: &Caller, name: &str, kind: SubscriptionKind, event_count: i32, now: i64) -> subscription::ActiveModel {
+    subscription::ActiveModel {
+        owner_id: Set(caller.id()),
+        name: Set(name.to_owned()),
+        kind: Set(kind),
+        event_count: Set(event_count),
+        created_at: Set(now),
+        ..Default::default()
+    }
 }
 
 async fn owner_zone(state: &AppState, owner_id: i64) -> AppResult<Tz> {
@@ -187,6 +223,10 @@ async fn managed(state: &AppState, caller: &Caller, id: i64) -> AppResult<subscr
 pub async fn remove(state: &AppState, caller: &Caller, id: i64) -> AppResult<()> {
     let row = managed(state, caller, id).await?;
     db_write!(state.db, |txn| {
+        // The subscription row first, as a refresh's write takes it (one lock order).
+        if for_update(subscription::Entity::find_by_id(row.id), state.db.backend()).one(&*txn).await?.is_none() {
+            return Ok(());
+        }
         subscribed_event::Entity::delete_many().filter(subscribed_event::Column::SubscriptionId.eq(row.id)).exec(&*txn).await?;
         subscription::Entity::delete_by_id(row.id).exec(&*txn).await?;
         changes::record(&*txn, &calendar_channel(row.owner_id), &serde_json::json!({"subscription": row.id})).await?;
@@ -199,29 +239,51 @@ pub async fn remove(state: &AppState, caller: &Caller, id: i64) -> AppResult<()>
 #[tracing::instrument(skip(state, caller), fields(caller = %caller.username()))]
 pub async fn refresh(state: &AppState, caller: &Caller, id: i64) -> AppResult<SubscriptionView> {
     let row = managed(state, caller, id).await?;
-    if row.kind != SubscriptionKind::Url || row.fetched_at.is_some_and(|t| now_ms() - t < MANUAL_EVERY_MS) {
+    if row.kind != SubscriptionKind::Url {
         return Ok(view(&row));
     }
-    match claim(state, &row).await? {
+    match claim(state, &row, Claim::Manual).await? {
         Some(claimed) => Ok(view(&refresh_claimed(state, claimed).await?)),
         // Being refreshed by someone else right now.
         None => Ok(view(&row)),
     }
 }
 
-/// Takes `row` for one refresh: moves its `refresh_at` past the claim, on the condition
-/// that nobody moved it since `row` was read. None when someone else has it.
-async fn claim(state: &AppState, row: &subscription::Model) -> AppResult<Option<subscription::Model>> {
-    let until = now_ms() + CLAIM_MS;
-    let mut update = subscription::Entity::update_many()
-        .col_expr(subscription::Column::RefreshAt, Expr::value(until))
-        .filter(subscription::Column::Id.eq(row.id));
-    update = match row.refresh_at {
-        Some(at) => update.filter(subscription::Column::RefreshAt.eq(at)),
-        None => return Ok(None),
+/// Which refreshes may take a subscription.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// The job's (or a new subscription's first): only when it is due.
+    Due,
+    /// A user's "Refresh": at most every [`MANUAL_EVERY_MS`].
+    Manual,
+}
+
+/// Takes `row` for one refresh until the claim runs out: on the condition that no other
+/// refresh holds it, and that it is due (or, asked by a user, was not fetched in the last
+/// 30 s). None when it may not be taken now.
+async fn claim(state: &AppState, row: &subscription::Model, kind: Claim) -> AppResult<Option<subscription::Model>> {
+    use sea_orm::Condition;
+    use subscription::Column as C;
+    let now = now_ms();
+    let until = now + CLAIM_MS;
+    let when = match kind {
+        Claim::Due => Condition::all().add(C::RefreshAt.lte(now)),
+        Claim::Manual => Condition::any().add(C::FetchedAt.is_null()).add(C::FetchedAt.lt(now - MANUAL_EVERY_MS)),
     };
-    let done = update.exec(&state.db.conn).await?;
-    Ok((done.rows_affected == 1).then(|| subscription::Model { refresh_at: Some(until), ..row.clone() }))
+    let done = state
+        .db
+        .retrying(|| async {
+            Ok(subscription::Entity::update_many()
+                .col_expr(C::ClaimedUntil, Expr::value(until))
+                .filter(C::Id.eq(row.id))
+                .filter(C::Kind.eq(SubscriptionKind::Url))
+                .filter(Condition::any().add(C::ClaimedUntil.is_null()).add(C::ClaimedUntil.lt(now)))
+                .filter(when.clone())
+                .exec(&state.db.conn)
+                .await?)
+        })
+        .await?;
+    Ok((done.rows_affected == 1).then(|| subscription::Model { claimed_until: Some(until), ..row.clone() }))
 }
 
 /// The refresh job: every subscription due, oldest first, up to [`PER_RUN`] per run.
@@ -234,7 +296,14 @@ pub async fn refresh_due(state: &AppState) -> AppResult<usize> {
         .await?;
     let mut refreshed = 0;
     for row in due {
-        let Some(claimed) = claim(state, &row).await? else { continue };
+        let claimed = match claim(state, &row, Claim::Due).await {
+            Ok(Some(claimed)) => claimed,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(subscription = row.id, error = %e, cause = ?e.source, "claiming a subscription failed");
+                continue;
+            }
+        };
         match refresh_claimed(state, claimed).await {
             Ok(_) => refreshed += 1,
             // Removed while it was being fetched.
@@ -273,9 +342,15 @@ async fn fetch_and_read(state: &AppState, row: &subscription::Model) -> Result<R
         "the address cannot be read (the server's sealing key changed?)".to_owned()
     })?;
     let settings = settings(state);
-    // The allow-list may have changed since the address was added.
-    settings.feed_policy().check_url(&url, "url").map_err(|e| e.message)?;
-    let fetched = fetch(settings, &url, row.etag.as_deref(), row.last_modified.as_deref()).await?;
+    // The allow-list, and the owner's role, may have changed since the address was added.
+    let admin = crate::accounts::service::is_admin(&state.db.conn, row.owner_id).await.map_err(|e| e.message)?;
+    let policy = settings.feed_policy(admin);
+    policy.check_url(&url, "url").map_err(|e| e.message)?;
+    // Asked conditionally only while the occurrences kept are recent: a feed that never
+    // changes is still read in full weekly, so the window kept moves on.
+    let recent = row.expanded_at.is_some_and(|t| now_ms() - t < REEXPAND_MS);
+    let (etag, since) = if recent { (row.etag.as_deref(), row.last_modified.as_deref()) } else { (None, None) };
+    let fetched = fetch(settings, policy, &url, etag, since).await?;
     let Fetched::Body { text, etag, last_modified } = fetched else {
         return Ok(Reading::Unchanged);
     };
@@ -287,43 +362,68 @@ async fn fetch_and_read(state: &AppState, row: &subscription::Model) -> Result<R
 /// Reads a feed's occurrences within the kept window, off the async threads (a large
 /// feed takes a while to parse).
 async fn read_occurrences(text: String, zone: Tz, now: i64) -> Result<(Vec<Occurrence>, Option<String>), String> {
-    tokio::task::spawn_blocking(move || {
+    parse_off_thread(move || {
         let feed = ical_read::read(&text, zone)?;
         let mut warnings = feed.warnings.clone();
         let occurrences = ical_read::occurrences(&feed, now - WINDOW_PAST_MS, now + WINDOW_AHEAD_MS, MAX_OCCURRENCES, &mut warnings);
         Ok((occurrences, warnings.summary()))
     })
     .await
-    .map_err(|e| format!("reading the feed failed: {e}"))?
 }
 
-/// Writes what a refresh came to, if the subscription still exists.
+/// Runs a parse on a blocking thread, at most [`PARSING`] at once per process.
+pub(super) async fn parse_off_thread<T: Send + 'static>(parse: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+    let _permit = PARSING.acquire().await.map_err(|e| format!("reading the file failed: {e}"))?;
+    tokio::task::spawn_blocking(parse).await.map_err(|e| format!("reading the file failed: {e}"))?
+}
+
+/// Writes what a refresh came to, if the subscription still exists and this refresh
+/// still holds it (a claim that ran out may have been taken by a newer refresh).
 async fn record(state: &AppState, claimed: &subscription::Model, reading: Reading) -> AppResult<subscription::Model> {
     let next = now_ms() + settings(state).feed_refresh.as_millis() as i64;
+    let digest = match &reading {
+        Reading::Events { occurrences, .. } => Some(digest(occurrences)),
+        _ => None,
+    };
     db_write!(state.db, |txn| {
         let current = for_update(subscription::Entity::find_by_id(claimed.id), state.db.backend())
             .one(&*txn)
             .await?
             .ok_or_else(|| AppError::not_found("subscription"))?;
+        if current.claimed_until != claimed.claimed_until {
+            return Ok(current);
+        }
         let now = now_ms();
         let mut row: subscription::ActiveModel = current.clone().into();
         row.fetched_at = Set(Some(now));
         row.refresh_at = Set(Some(next));
+        row.claimed_until = Set(None);
         match &reading {
             Reading::Events { occurrences, warnings, etag, last_modified } => {
-                replace_events(&*txn, &current, occurrences).await?;
+                // Most feeds stamp every answer anew: rewrite only what really changed.
+                if current.digest != digest {
+                    replace_events(&*txn, &current, occurrences).await?;
+                    changes::record(&*txn, &calendar_channel(current.owner_id), &serde_json::json!({"subscription": current.id})).await?;
+                }
                 row.event_count = Set(occurrences.len() as i32);
                 row.warnings = Set(warnings.clone());
                 row.etag = Set(etag.clone());
                 row.last_modified = Set(last_modified.clone());
+                row.expanded_at = Set(Some(now));
+                row.digest = Set(digest.clone());
                 row.last_error = Set(None);
-                changes::record(&*txn, &calendar_channel(current.owner_id), &serde_json::json!({"subscription": current.id})).await?;
             }
             Reading::Unchanged => row.last_error = Set(None),
             Reading::Failed(why) => row.last_error = Set(Some(why.chars().take(1000).collect())),
         }
         Ok(subscription::Entity::update(row).exec(&*txn).await?)
     })
+}
+
+/// A digest of occurrences as stored.
+fn digest(occurrences: &[Occurrence]) -> String {
+    let text: String = occurrences.iter().map(|o| format!("{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1e}", o.start, o.end, o.all_day, o.busy, o.title, o.location)).collect();
+    crate::platform::secrets::sha256_hex(&text)
 }
 
 /// Replaces a subscription's stored occurrences.
@@ -356,12 +456,14 @@ enum Fetched {
 /// Fetches a feed: only where the policy allows (checked again on every redirect and
 /// resolved address), within the size and time limits, conditionally when an earlier
 /// answer gave a validator. Errors are said without the address (it may be a secret).
-async fn fetch(settings: &SchedulerSettings, url: &str, etag: Option<&str>, last_modified: Option<&str>) -> Result<Fetched, String> {
+async fn fetch(settings: &SchedulerSettings, policy: TargetPolicy, url: &str, etag: Option<&str>, last_modified: Option<&str>) -> Result<Fetched, String> {
     use reqwest::header::{ACCEPT, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
-    let policy = Arc::new(settings.feed_policy());
+    let policy = Arc::new(policy);
     let client = reqwest::Client::builder()
         .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
         .redirect(guarded_redirects(policy, 5))
+        // The address may hold a secret: never tell a redirect's target where it came from.
+        .referer(false)
         // A proxy would resolve names itself, out of the resolver's sight.
         .no_proxy()
         .timeout(settings.feed_timeout)
@@ -424,7 +526,7 @@ fn describe(error: reqwest::Error, timeout: Duration) -> String {
 /// with the name of the calendar each is from: one range of the `(owner, start)` index,
 /// as no stored occurrence is longer than an event may be.
 pub async fn shown_between(conn: &impl ConnectionTrait, owner_id: i64, from: i64, to: i64, limit: u64) -> AppResult<Vec<(subscribed_event::Model, String)>> {
-    let rows = between(conn, owner_id, from, to, limit).await?;
+    let rows = between(conn, owner_id, from, to, limit, None).await?;
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -441,13 +543,15 @@ pub async fn shown_between(conn: &impl ConnectionTrait, owner_id: i64, from: i64
 
 /// The times `owner_id`'s subscribed calendars make them busy within `[from, to)`.
 pub async fn busy_between(conn: &impl ConnectionTrait, owner_id: i64, from: i64, to: i64, limit: u64) -> AppResult<Vec<(i64, i64)>> {
-    Ok(between(conn, owner_id, from, to, limit).await?.into_iter().filter(|e| e.busy).map(|e| (e.start_at, e.end_at)).collect())
+    let busy = subscribed_event::Column::Busy.eq(true);
+    Ok(between(conn, owner_id, from, to, limit, Some(busy)).await?.into_iter().map(|e| (e.start_at, e.end_at)).collect())
 }
 
-async fn between(conn: &impl ConnectionTrait, owner_id: i64, from: i64, to: i64, limit: u64) -> AppResult<Vec<subscribed_event::Model>> {
+async fn between(conn: &impl ConnectionTrait, owner_id: i64, from: i64, to: i64, limit: u64, also: Option<sea_orm::sea_query::SimpleExpr>) -> AppResult<Vec<subscribed_event::Model>> {
     let longest = super::domain::MAX_EVENT_DAYS * DAY_MS;
     Ok(subscribed_event::Entity::find()
         .filter(subscribed_event::Column::OwnerId.eq(owner_id))
+        .apply_if(also, QueryFilter::filter)
         .filter(subscribed_event::Column::StartAt.gte(from - longest))
         .filter(subscribed_event::Column::StartAt.lt(to))
         .filter(subscribed_event::Column::EndAt.gt(from))

@@ -397,7 +397,9 @@ fn snap(minutes: f64) -> i32 {
 }
 
 fn chip_key(e: &Placed) -> (i64, String) {
-    (e.id, e.local_start.clone())
+    // Ids of subscribed events are of another table: keep their keys apart.
+    let id = if e.calendar.is_some() { -e.id } else { e.id };
+    (id, e.local_start.clone())
 }
 
 /// Where a drag puts `e`: new local start and end (`YYYY-MM-DDTHH:MM`). A resize keeps at
@@ -420,7 +422,8 @@ fn finish_drag(e: &Placed, drag: RwSignal<Option<Drag>>, ctx: Ctx) -> bool {
     let Some(d) = drag.get_untracked() else { return false };
     drag.set(None);
     match dragged_times(e, &d) {
-        Some((start, end)) if d.moved && (start != e.local_start || end != e.local_end) => {
+        // Never one from a subscribed calendar (its id is of another table).
+        Some((start, end)) if d.moved && e.calendar.is_none() && (start != e.local_start || end != e.local_end) => {
             Move { placed: e.clone(), start, end }.commit(ctx);
             true
         }

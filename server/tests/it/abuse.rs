@@ -146,7 +146,7 @@ const RULES: &[Rule] = &[
     rule("DELETE", "/api/v1/bookings/{new_booking}", Empty, PUBLIC),
     // ---- REST: subscribed calendars and imports (each member their own; admins manage any)
     hiding("GET", "/api/v1/me/calendar-subscriptions", Empty, MEMBERS, "matrix-calendar", [false, true, false, false]),
-    rule("POST", "/api/v1/me/calendar-subscriptions", Json(r#"{"name": "c{fresh}", "url": "http://127.0.0.1:9/cal.ics"}"#), MEMBERS),
+    rule("POST", "/api/v1/me/calendar-subscriptions", Json(r#"{"name": "c{fresh}", "url": "https://calendar.example.invalid/cal.ics"}"#), MEMBERS),
     rule("POST", "/api/v1/me/calendar-subscriptions/upload?name=u{fresh}", Csv(MATRIX_ICS), MEMBERS),
     rule("DELETE", "/api/v1/me/calendar-subscriptions/{new_calendar_subscription}", Empty, OWNER),
     rule("POST", "/api/v1/me/calendar-subscriptions/{calendar_subscription}/refresh", Empty, OWNER),
@@ -199,7 +199,7 @@ const RULES: &[Rule] = &[
     server_fn("/_fn/booking_cancel", "token={new_booking}", PUBLIC),
     server_fn("/_fn/settings_rotate_feed", "", MEMBERS),
     hiding("POST", "/_fn/settings_subscriptions", Form(""), MEMBERS, "matrix-calendar", [false, true, false, false]),
-    server_fn("/_fn/settings_subscribe", "name=c{fresh}&url=http%3A%2F%2F127.0.0.1%3A9%2Fcal.ics", MEMBERS),
+    server_fn("/_fn/settings_subscribe", "name=c{fresh}&url=https%3A%2F%2Fcalendar.example.invalid%2Fcal.ics", MEMBERS),
     server_fn("/_fn/settings_unsubscribe", "id={new_calendar_subscription}", OWNER),
     server_fn("/_fn/settings_refresh_subscription", "id={calendar_subscription}", OWNER),
     server_fn("/_fn/meetings_list", "", MEMBERS),
@@ -260,8 +260,9 @@ impl World {
             crate::meetings::meetings_app_settings(s);
             let scheduler = s.part_mut::<app::scheduler::settings::SchedulerSettings>();
             scheduler.booking_rate_per_min = 100_000;
-            // Feeds on 127.0.0.1:9 are refused at once: a subscription is made, its fetch fails.
-            scheduler.allowed_targets = vec!["127.0.0.1".into()];
+            // Feeds on `.invalid` names (which never resolve) fail at once: a subscription is
+            // made, its fetch fails.
+            scheduler.files_per_hour = 100_000;
         })
         .await;
         let admin = app.user_with_token("root").await; // the first account is the admin
@@ -345,9 +346,9 @@ impl World {
         (sid, subscription["id"].to_string(), delivery)
     }
 
-    /// A calendar subscription of alice's, on an address that refuses connections.
+    /// A calendar subscription of alice's, on an address that never resolves.
     async fn new_calendar_subscription(&self, name: &str) -> String {
-        self.ok(0, "POST", "/api/v1/me/calendar-subscriptions", json!({"name": name, "url": "http://127.0.0.1:9/cal.ics"})).await["id"].to_string()
+        self.ok(0, "POST", "/api/v1/me/calendar-subscriptions", json!({"name": name, "url": "https://calendar.example.invalid/cal.ics"})).await["id"].to_string()
     }
 
     async fn new_event(&self) -> String {

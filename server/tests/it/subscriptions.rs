@@ -3,8 +3,10 @@
 //! their owner only and counted as busy on the booking page; a refresh that asks with the
 //! feed's `ETag` and takes a 304 as "unchanged"; a changed feed replacing the events; a
 //! broken feed keeping the last good ones and saying why; fetches refused where webhooks
-//! may not go (private addresses, names resolving there, redirects there), too big or
-//! too slow; uploads; an import that adds each event once however often it is repeated.
+//! may not go (private addresses in any spelling, names resolving there, redirects
+//! there; the allow-list for admins only), too big (declared or streamed) or too slow;
+//! the address sealed at rest; "Refresh" at most every 30 s; uploads and their limits; an
+//! import that adds each event once however often it is repeated.
 
 use crate::scheduler::Client;
 use crate::support::{assert_error, Backend, TestApp};
@@ -52,6 +54,11 @@ impl FeedServer {
         let app = axum::Router::new()
             .route("/cal.ics", get(serve_feed))
             .route("/big.ics", get(|| async { "BEGIN:VCALENDAR\r\n".repeat(10_000) }))
+            // No length declared: only counting the bytes as they come catches it.
+            .route("/chunked.ics", get(|| async {
+                let chunks = (0..100).map(|_| Ok::<_, std::io::Error>(axum::body::Bytes::from("X".repeat(1024))));
+                axum::body::Body::from_stream(futures::stream::iter(chunks))
+            }))
             .route("/slow.ics", get(|| async {
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"
@@ -154,6 +161,14 @@ async fn a_feed_is_shown_refreshed_conditionally_and_kept_when_broken(backend: B
     assert_eq!((sub["event_count"].as_i64(), sub["last_error"].as_str(), sub["source"].as_str()), (Some(5), None, Some("127.0.0.1")), "{sub}");
     assert!(!sub.to_string().contains("/cal.ics"), "the address itself is never shown again: {sub}");
     assert_eq!(feed.seen(), vec![None], "fetched once, at once, without a validator");
+    let id = sub["id"].as_i64().unwrap();
+    let stored = subscription::Entity::find_by_id(id).one(&app.state.db.conn).await.unwrap().unwrap();
+    let sealed = stored.url_sealed.unwrap();
+    assert!(!sealed.contains("cal.ics") && !sealed.contains("127.0.0.1"), "the address is sealed at rest: {sealed}");
+    // "Refresh" right after a fetch fetches nothing (at most every 30 s).
+    let res = ada.call(Method::POST, &format!("/api/v1/me/calendar-subscriptions/{id}/refresh"), None).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(feed.seen().len(), 1, "no second fetch within 30 s");
 
     // Shown to its owner beside their own events, read-only; never to anyone else.
     let shown = week(&ada, "ada", &date).await;
@@ -174,7 +189,6 @@ async fn a_feed_is_shown_refreshed_conditionally_and_kept_when_broken(backend: B
     assert_eq!(labels, ["09:00", "11:00", "12:00", "13:00", "15:00", "16:00"], "10:00 and 14:00 are taken; 12:00 is free");
 
     // Unchanged: asked with the ETag, answered 304, nothing replaced.
-    let id = sub["id"].as_i64().unwrap();
     let rows_before: Vec<i64> = subscribed_event::Entity::find().filter(subscribed_event::Column::SubscriptionId.eq(id)).all(&app.state.db.conn).await.unwrap().iter().map(|e| e.id).collect();
     refresh_all(&app).await;
     assert_eq!(feed.seen().last().unwrap().as_deref(), Some("\"v1\""));
@@ -226,12 +240,23 @@ async fn feeds_are_fetched_only_where_webhooks_may_go_and_within_bounds() {
     // once (400 on `url`), and a name that resolves to loopback is refused when fetched.
     let closed = TestApp::spawn_quiet(Backend::Sqlite, |_| {}).await;
     let ada = Client::new(&closed, "ada").await;
-    for url in [feed.url("/cal.ics"), "http://[::1]/cal.ics".into(), "http://169.254.169.254/".into(), "ftp://example.com/cal.ics".into(), "http://user:pw@example.com/".into()] {
+    let loopback_spellings = [
+        feed.url("/cal.ics"),
+        format!("http://2130706433:{port}/cal.ics"),
+        format!("http://0x7f.1:{port}/cal.ics"),
+        format!("http://[::ffff:127.0.0.1]:{port}/cal.ics"),
+        format!("webcal://127.0.0.1:{port}/cal.ics"),
+        "http://[::1]/cal.ics".into(),
+        "http://169.254.169.254/".into(),
+        "ftp://example.com/cal.ics".into(),
+        "http://user:pw@example.com/".into(),
+    ];
+    for url in loopback_spellings {
         let res = ada.call(Method::POST, "/api/v1/me/calendar-subscriptions", Some(json!({"name": "x", "url": url}))).await;
         assert_error(res, 400, "invalid_field", Some("url")).await;
     }
     let err = fetch_error(&ada, &format!("http://localhost:{port}/cal.ics")).await;
-    assert!(err.contains("refused"), "{err}");
+    assert!(err.contains("resolves only to private, loopback or link-local addresses"), "{err}");
     assert!(!err.contains("/cal.ics"), "errors do not repeat the address: {err}");
     assert!(feed.seen().is_empty(), "nothing reached the feed server");
     let res = ada.call(Method::POST, "/api/v1/me/calendar-subscriptions", Some(json!({"name": "", "url": "https://example.com/x.ics"}))).await;
@@ -239,10 +264,16 @@ async fn feeds_are_fetched_only_where_webhooks_may_go_and_within_bounds() {
 
     // With it: a redirect to a refused address, a feed too big, one too slow.
     let open = TestApp::spawn_quiet(Backend::Sqlite, allow_loopback).await;
-    let bea = Client::new(&open, "bea").await;
+    let bea = Client::new(&open, "bea").await; // the first account: an admin
+    // The allow-list is the operator's, for admins (as webhook targets are): a member's
+    // subscription may not reach what it opens.
+    let cem = Client::new(&open, "cem").await;
+    let res = cem.call(Method::POST, "/api/v1/me/calendar-subscriptions", Some(json!({"name": "x", "url": feed.url("/cal.ics")}))).await;
+    assert_error(res, 400, "invalid_field", Some("url")).await;
     let err = fetch_error(&bea, &feed.url("/elsewhere")).await;
     assert!(err.contains("redirect") && err.contains("169.254.169.254"), "{err}");
     assert!(fetch_error(&bea, &feed.url("/big.ics")).await.contains("larger than 64 KiB"));
+    assert!(fetch_error(&bea, &feed.url("/chunked.ics")).await.contains("larger than 64 KiB"));
     assert!(fetch_error(&bea, &feed.url("/slow.ics")).await.contains("no complete answer within 1 s"));
     let err = fetch_error(&bea, &feed.url("/missing.ics")).await;
     assert_eq!(err, "the server answered HTTP 404");
@@ -303,6 +334,17 @@ async fn uploads_and_imports(backend: Backend) {
     assert_eq!(titles(&ada.list("ada", &format!("from={from}&to={to}")).await), listed);
     let res = upload("/api/v1/me/calendar-import", "not a calendar".into()).await.unwrap();
     assert_error(res, 400, "invalid_field", Some("file")).await;
+
+    // A file over 768 KiB is refused, and a calendar shows at most 20 others.
+    let res = upload("/api/v1/me/calendar-import", calendar(&" ".repeat(800 << 10))).await.unwrap();
+    assert_error(res, 400, "invalid_field", Some("file")).await;
+    for n in 1..20 {
+        let res = upload(&format!("/api/v1/me/calendar-subscriptions/upload?name=n{n}"), calendar("")).await.unwrap();
+        assert_eq!(res.status(), 201, "subscription {}", n + 1);
+    }
+    let res = upload("/api/v1/me/calendar-subscriptions/upload?name=one-too-many", calendar("")).await.unwrap();
+    let err = assert_error(res, 400, "invalid_field", Some("file")).await;
+    assert!(err["error"]["message"].as_str().unwrap().contains("at most 20"), "{err}");
 }
 
 both_backends!(uploads_and_imports);
