@@ -98,11 +98,12 @@ pub fn read(text: &str, reader_zone: Tz) -> Result<Feed, String> {
     if !text.trim_start().get(..15).is_some_and(|head| head.eq_ignore_ascii_case("BEGIN:VCALENDAR")) {
         return Err("not an iCalendar file: it does not begin with BEGIN:VCALENDAR".into());
     }
-    check_nesting(text)?;
     // The parser looks for CRLF first: on a file with bare LF line ends (common) each
     // line would cost a scan of the rest of the file.
     let text = text.replace("\r\n", "\n").replace('\n', "\r\n");
     let unfolded = icalendar::parser::unfold(&text);
+    // On the lines as the parser will see them (a `BEGIN:` may be folded in two).
+    check_nesting(&unfolded)?;
     let calendar = icalendar::parser::read_calendar(&unfolded).map_err(|e| format!("not a readable iCalendar file: {}", first_lines(&e)))?;
     let mut feed = Feed::default();
     let zones = Zones { dates: reader_zone, floating: calendar_zone(&calendar.properties).unwrap_or(reader_zone) };
@@ -123,12 +124,13 @@ pub fn read(text: &str, reader_zone: Tz) -> Result<Feed, String> {
     Ok(feed)
 }
 
-/// Refuses a file whose components nest deeper than [`MAX_DEPTH`], before it is parsed.
-fn check_nesting(text: &str) -> Result<(), String> {
+/// Refuses a file whose components nest deeper than [`MAX_DEPTH`], before it is parsed
+/// (on its unfolded lines). Errs on the safe side: a `BEGIN:` counts even after blanks,
+/// an `END:` only at the very start of a line.
+fn check_nesting(unfolded: &str) -> Result<(), String> {
     let mut depth = 0usize;
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim_start();
-        if line.get(..6).is_some_and(|w| w.eq_ignore_ascii_case("BEGIN:")) {
+    for (n, line) in unfolded.lines().enumerate() {
+        if line.trim_start().get(..6).is_some_and(|w| w.eq_ignore_ascii_case("BEGIN:")) {
             depth += 1;
             if depth > MAX_DEPTH {
                 return Err(format!("not a readable iCalendar file: line {} nests components more than {MAX_DEPTH} deep", n + 1));
@@ -372,11 +374,11 @@ pub fn occurrences(feed: &Feed, from: i64, to: i64, cap: usize, warnings: &mut W
     // The `cap` earliest seen so far, as (start, end, event): a max-heap, so what is kept
     // never grows past `cap` however many a file expands to.
     let mut kept: BinaryHeap<(i64, i64, usize)> = BinaryHeap::new();
-    let (mut expanded, mut dropped) = (0usize, false);
+    let (mut expanded, mut dropped, mut cut_short) = (0usize, false, false);
     for (i, e) in feed.events.iter().enumerate().filter(|(_, e)| !e.cancelled) {
         let budget = MAX_EXPANDED - expanded;
         if budget == 0 {
-            warnings.add(format!("the file expands to more than {MAX_EXPANDED} occurrences; the rest are left out"));
+            cut_short = true;
             break;
         }
         let spans: Vec<(i64, i64)> = match (&e.rule, e.replaces) {
@@ -384,12 +386,20 @@ pub fn occurrences(feed: &Feed, from: i64, to: i64, cap: usize, warnings: &mut W
                 Ok((rule, anchor)) => {
                     let mut skipped = e.skipped.clone();
                     skipped.extend(replaced.get(e.uid.as_str()).into_iter().flatten());
-                    // Once `cap` are kept, only earlier starts than the latest kept matter.
+                    // Once `cap` are kept, only earlier starts than the latest kept matter
+                    // (whether there are later ones is all that is asked of the rest).
                     let until = match kept.peek() {
                         Some(&(latest, _, _)) if kept.len() >= cap => (latest + 1).min(to),
                         _ => to,
                     };
-                    rule.occurrences(&anchor, &skipped, from, until, (cap + 1).min(budget)).iter().map(|s| (s.start, s.end)).collect()
+                    if until < to && !dropped {
+                        // (Those overlapping `until` from before it come first: skip them.)
+                        dropped = rule.occurrences(&anchor, &skipped, until, to, 64).iter().any(|s| s.start >= until);
+                    }
+                    let wanted = (cap + 1).min(budget);
+                    let spans: Vec<(i64, i64)> = rule.occurrences(&anchor, &skipped, from, until, wanted).iter().map(|s| (s.start, s.end)).collect();
+                    cut_short |= wanted <= cap && spans.len() == wanted;
+                    spans
                 }
                 Err(why) => {
                     warnings.add(format!("{:?} repeats by a rule this calendar cannot show ({why}); only its first occurrence is shown", e.title));
@@ -409,6 +419,10 @@ pub fn occurrences(feed: &Feed, from: i64, to: i64, cap: usize, warnings: &mut W
     }
     if dropped {
         warnings.add(format!("more than {cap} occurrences in the window shown; the first {cap} are shown"));
+    }
+    if cut_short && expanded >= MAX_EXPANDED {
+        // The budget ran out: before an event, or within the last one expanded.
+        warnings.add(format!("the file expands to more than {MAX_EXPANDED} occurrences; the rest are left out"));
     }
     let mut out: Vec<Occurrence> = kept
         .into_iter()
@@ -529,6 +543,11 @@ mod tests {
         let deep = format!("BEGIN:VCALENDAR\r\n{}", "BEGIN:X\r\n".repeat(100_000));
         let err = read(&deep, Tz::UTC).unwrap_err();
         assert!(err.contains("line 7 nests components more than 6 deep"), "{err}");
+        // Folded in two, or hidden behind an END the parser reads as a value: still counted.
+        for trick in ["BEG\r\n IN:X\r\n", "BEGIN:X\r\nX-A:b\r\n END:X\r\n"] {
+            let deep = format!("BEGIN:VCALENDAR\r\n{}", trick.repeat(100_000));
+            assert!(read(&deep, Tz::UTC).unwrap_err().contains("more than 6 deep"), "{trick:?}");
+        }
         let alarm = ics("BEGIN:VEVENT\r\nUID:a\r\nDTSTART:20261207T090000Z\r\nBEGIN:VALARM\r\nTRIGGER:-PT5M\r\nEND:VALARM\r\nEND:VEVENT\r\n");
         assert_eq!(read(&alarm, Tz::UTC).unwrap().events.len(), 1, "ordinary nesting reads");
     }

@@ -9,7 +9,7 @@ use super::ical_read::{self, FeedEvent, Warnings};
 use super::occurrences::Item;
 use super::recurrence::encode_exceptions;
 use super::recurrence::MAX_EXCEPTIONS;
-use super::service::{announce, find_user, insert_as, running_series, settle, Fields, Settled, MAX_RUNNING_SERIES};
+use super::service::{announce, find_user, insert_as, settle, Fields, Settled};
 use super::store::event;
 use super::subscriptions::{check_size, parse_off_thread, take_file};
 use crate::accounts::Caller;
@@ -42,14 +42,6 @@ pub async fn import(state: &AppState, caller: &Caller, text: String) -> AppResul
     // Series before the occurrences changed in them, which name their series' row.
     wanted.sort_by_key(|e| e.replaces.is_some());
     let plans: Vec<Plan> = wanted.iter().filter_map(|e| plan(owner.id, e, &feed.events, &mut warnings)).collect();
-    let series = plans.iter().filter(|p| p.settled.rule.is_some()).count() as u64;
-    let running = running_series(&state.db.conn, owner.id).await?;
-    if running + series > MAX_RUNNING_SERIES {
-        return Err(AppError::invalid(
-            "file",
-            format!("the file has {series} repeating events and the calendar {running}; a calendar may have at most {MAX_RUNNING_SERIES} running at once"),
-        ));
-    }
     let (report, skipped) = db_write!(state.db, |txn| {
         let (mut created, mut already, mut skipped) = (0u32, 0u32, Vec::new());
         // The rows of the series written or found, by the file's UID.
@@ -58,7 +50,8 @@ pub async fn import(state: &AppState, caller: &Caller, text: String) -> AppResul
             if let Some(existing) = event::Entity::find().filter(event::Column::Uid.eq(p.uid.clone())).one(&*txn).await? {
                 if p.replaces.is_none() {
                     already += 1;
-                    series_ids.insert(&p.source_uid, (existing.id, false));
+                    // (A second VEVENT with the UID of one just written is not "before".)
+                    series_ids.entry(&p.source_uid).or_insert((existing.id, false));
                 }
                 continue;
             }
@@ -72,7 +65,11 @@ pub async fn import(state: &AppState, caller: &Caller, text: String) -> AppResul
                 // No series to belong to (it was left out, or could not repeat): alone.
                 _ => None,
             };
-            let e = insert_as(&txn, owner.id, p.uid.clone(), &p.settled, occurrence_of, p.exceptions.clone()).await?;
+            let e = insert_as(&txn, owner.id, p.uid.clone(), &p.settled, occurrence_of, p.exceptions.clone())
+                .await
+                // The one refusal left for a checked event: the calendar's running series are
+                // at their limit. It is the file's doing.
+                .map_err(|e| if e.field.as_deref() == Some(super::recurrence::FIELD) { e.on_field("file") } else { e })?;
             if p.replaces.is_none() {
                 created += 1;
                 if p.settled.rule.is_some() {
@@ -123,14 +120,21 @@ fn plan(owner_id: i64, e: &FeedEvent, all: &[FeedEvent], warnings: &mut Warnings
         }
     };
     let exceptions = settled.rule.as_ref().and_then(|_| {
-        let mut skipped = e.skipped.clone();
-        skipped.extend(all.iter().filter(|o| o.uid == e.uid && o.replaces.is_some()).filter_map(|o| o.replaces));
+        // The starts changed occurrences replace are always kept (else both would show);
+        // of the plain skipped starts, as many as there is room for.
+        let mut replaced: Vec<i64> = all.iter().filter(|o| o.uid == e.uid).filter_map(|o| o.replaces).collect();
+        replaced.sort_unstable();
+        replaced.dedup();
+        let mut skipped: Vec<i64> = e.skipped.iter().copied().filter(|s| replaced.binary_search(s).is_err()).collect();
         skipped.sort_unstable();
         skipped.dedup();
-        if skipped.len() > MAX_EXCEPTIONS {
-            warnings.add(format!("{:?} skips more than {MAX_EXCEPTIONS} occurrences; only the first {MAX_EXCEPTIONS} are skipped", e.title));
-            skipped.truncate(MAX_EXCEPTIONS);
+        let room = MAX_EXCEPTIONS.saturating_sub(replaced.len());
+        if skipped.len() > room {
+            warnings.add(format!("{:?} skips more than {MAX_EXCEPTIONS} occurrences; only the first {room} skipped dates are kept", e.title));
+            skipped.truncate(room);
         }
+        skipped.extend(replaced);
+        skipped.sort_unstable();
         encode_exceptions(&skipped)
     });
     let source_uid = if e.uid.is_empty() { format!("{}/{}", e.title, e.start) } else { e.uid.clone() };

@@ -359,7 +359,7 @@ pub(super) async fn insert_as(
 pub const MAX_RUNNING_SERIES: u64 = 500;
 
 /// The series running now on `owner_id`'s calendar.
-pub(super) async fn running_series(conn: &impl ConnectionTrait, owner_id: i64) -> AppResult<u64> {
+async fn running_series(conn: &impl ConnectionTrait, owner_id: i64) -> AppResult<u64> {
     use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
     Ok(event::Entity::find()
         .filter(event::Column::OwnerId.eq(owner_id))

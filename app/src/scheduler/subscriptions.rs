@@ -273,8 +273,12 @@ async fn claim(state: &AppState, row: &subscription::Model, kind: Claim) -> AppR
     let done = state
         .db
         .retrying(|| async {
-            Ok(subscription::Entity::update_many()
-                .col_expr(C::ClaimedUntil, Expr::value(until))
+            let mut update = subscription::Entity::update_many().col_expr(C::ClaimedUntil, Expr::value(until));
+            if kind == Claim::Due {
+                // A refresh that dies or keeps failing goes to the back of the queue.
+                update = update.col_expr(C::RefreshAt, Expr::value(until));
+            }
+            Ok(update
                 .filter(C::Id.eq(row.id))
                 .filter(C::Kind.eq(SubscriptionKind::Url))
                 .filter(Condition::any().add(C::ClaimedUntil.is_null()).add(C::ClaimedUntil.lt(now)))
@@ -288,8 +292,11 @@ async fn claim(state: &AppState, row: &subscription::Model, kind: Claim) -> AppR
 
 /// The refresh job: every subscription due, oldest first, up to [`PER_RUN`] per run.
 pub async fn refresh_due(state: &AppState) -> AppResult<usize> {
+    let now = now_ms();
     let due = subscription::Entity::find()
-        .filter(subscription::Column::RefreshAt.lte(now_ms()))
+        .filter(subscription::Column::RefreshAt.lte(now))
+        // Not those a refresh under way holds (they would fill the run).
+        .filter(sea_orm::Condition::any().add(subscription::Column::ClaimedUntil.is_null()).add(subscription::Column::ClaimedUntil.lt(now)))
         .order_by_asc(subscription::Column::RefreshAt)
         .limit(PER_RUN)
         .all(&state.db.conn)
@@ -422,8 +429,8 @@ async fn record(state: &AppState, claimed: &subscription::Model, reading: Readin
 
 /// A digest of occurrences as stored.
 fn digest(occurrences: &[Occurrence]) -> String {
-    let text: String = occurrences.iter().map(|o| format!("{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1e}", o.start, o.end, o.all_day, o.busy, o.title, o.location)).collect();
-    crate::platform::secrets::sha256_hex(&text)
+    let fields: Vec<_> = occurrences.iter().map(|o| (o.start, o.end, o.all_day, o.busy, &o.title, &o.location)).collect();
+    crate::platform::secrets::sha256_hex(&serde_json::to_string(&fields).unwrap_or_default())
 }
 
 /// Replaces a subscription's stored occurrences.

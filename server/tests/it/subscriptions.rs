@@ -130,6 +130,12 @@ async fn subscriptions(who: &Client<'_>) -> Vec<Value> {
     res.json().await.unwrap()
 }
 
+/// The ids of a subscription's stored occurrences.
+async fn stored_rows(app: &TestApp, id: i64) -> Vec<i64> {
+    let rows = subscribed_event::Entity::find().filter(subscribed_event::Column::SubscriptionId.eq(id)).all(&app.state.db.conn).await.unwrap();
+    rows.iter().map(|e| e.id).collect()
+}
+
 /// Makes every subscription due and runs the refresh job once.
 async fn refresh_all(app: &TestApp) {
     subscription::Entity::update_many()
@@ -189,11 +195,19 @@ async fn a_feed_is_shown_refreshed_conditionally_and_kept_when_broken(backend: B
     assert_eq!(labels, ["09:00", "11:00", "12:00", "13:00", "15:00", "16:00"], "10:00 and 14:00 are taken; 12:00 is free");
 
     // Unchanged: asked with the ETag, answered 304, nothing replaced.
-    let rows_before: Vec<i64> = subscribed_event::Entity::find().filter(subscribed_event::Column::SubscriptionId.eq(id)).all(&app.state.db.conn).await.unwrap().iter().map(|e| e.id).collect();
+    let rows_before = stored_rows(&app, id).await;
+    assert_eq!(rows_before.len(), 5);
     refresh_all(&app).await;
     assert_eq!(feed.seen().last().unwrap().as_deref(), Some("\"v1\""));
-    let rows_after: Vec<i64> = subscribed_event::Entity::find().filter(subscribed_event::Column::SubscriptionId.eq(id)).all(&app.state.db.conn).await.unwrap().iter().map(|e| e.id).collect();
-    assert_eq!(rows_before, rows_after, "a 304 keeps the rows as they are");
+    assert_eq!(stored_rows(&app, id).await, rows_before, "a 304 keeps the rows as they are");
+    // A new answer with the same events (most feeds restamp every answer): nothing rewritten.
+    feed.set(team_feed(&day), "\"v1b\"");
+    refresh_all(&app).await;
+    assert_eq!(stored_rows(&app, id).await, rows_before, "the same occurrences keep their rows");
+    // After a week of conditional answers, a feed is read in full (the window moves on).
+    subscription::Entity::update_many().col_expr(subscription::Column::ExpandedAt, Expr::value(0i64)).exec(&app.state.db.conn).await.unwrap();
+    refresh_all(&app).await;
+    assert_eq!(feed.seen().last().unwrap(), &None, "asked without a validator");
 
     // Changed: the new feed replaces the old one.
     feed.set(calendar(&format!("BEGIN:VEVENT\r\nUID:offsite\r\nSUMMARY:Offsite (moved)\r\nDTSTART:{day}T150000Z\r\nDTEND:{day}T160000Z\r\nEND:VEVENT\r\n")), "\"v2\"");
@@ -280,7 +294,7 @@ async fn feeds_are_fetched_only_where_webhooks_may_go_and_within_bounds() {
 }
 
 async fn uploads_and_imports(backend: Backend) {
-    let app = TestApp::spawn_quiet(backend, |_| {}).await;
+    let app = TestApp::spawn_quiet(backend, |s| s.part_mut::<SchedulerSettings>().files_per_hour = 1000).await;
     let ada = Client::new(&app, "ada").await;
     let (day, date) = next_week();
     let upload = |path: &str, body: String| {
@@ -352,4 +366,17 @@ both_backends!(uploads_and_imports);
 /// `YYYYMMDD` plus `days`.
 fn shift(day: &str, days: i64) -> String {
     (chrono::NaiveDate::parse_from_str(day, "%Y%m%d").unwrap() + chrono::Duration::days(days)).format("%Y%m%d").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn files_are_limited_per_user_and_hour() {
+    let app = TestApp::spawn_quiet(Backend::Sqlite, |s| s.part_mut::<SchedulerSettings>().files_per_hour = 2).await;
+    let (ada, bob) = (Client::new(&app, "ada").await, Client::new(&app, "bob").await);
+    let send = |who: &Client<'_>, path: &str| {
+        app.client.post(app.url(path)).bearer_auth(&who.token).header("content-type", "text/calendar").body(calendar("")).send()
+    };
+    assert_eq!(send(&ada, "/api/v1/me/calendar-subscriptions/upload?name=a").await.unwrap().status(), 201);
+    assert_eq!(send(&ada, "/api/v1/me/calendar-import").await.unwrap().status(), 200);
+    assert_error(send(&ada, "/api/v1/me/calendar-subscriptions/upload?name=b").await.unwrap(), 429, "rate_limited", None).await;
+    assert_eq!(send(&bob, "/api/v1/me/calendar-import").await.unwrap().status(), 200, "one user's files do not count against another's");
 }
