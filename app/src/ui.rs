@@ -81,6 +81,31 @@ pub fn FieldError(#[prop(into)] error: Signal<Option<AppError>>, field: &'static
     }
 }
 
+/// A required text input with its label, and beside it the action's error for its field
+/// (`name`).
+#[component]
+pub fn TextField(
+    id: &'static str,
+    name: &'static str,
+    label: &'static str,
+    #[prop(into)] error: Signal<Option<AppError>>,
+    /// The input's `type` (default `text`).
+    #[prop(optional)]
+    kind: Option<&'static str>,
+    #[prop(optional)] maxlength: Option<u32>,
+    #[prop(optional)] autocomplete: Option<&'static str>,
+    #[prop(optional)] placeholder: Option<&'static str>,
+    #[prop(optional)] narrow: bool,
+) -> impl IntoView {
+    view! {
+        <div class="field" class:narrow=narrow>
+            <label for=id>{label}</label>
+            <input id=id name=name type=kind.unwrap_or("text") required maxlength=maxlength autocomplete=autocomplete placeholder=placeholder/>
+            <FieldError error field=name/>
+        </div>
+    }
+}
+
 /// A polite live region (`role="status"`): screen readers announce its text when it
 /// changes, without moving focus. The element stays while its text re-renders inside it
 /// (a region that is itself replaced is not announced), so put the `Transition` inside.

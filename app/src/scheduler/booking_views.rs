@@ -3,7 +3,7 @@
 //! the settings card where an owner sets their page up.
 
 use super::*;
-use crate::ui::{Audience, ErrorAlert, FieldError, Loaded};
+use crate::ui::{Audience, ErrorAlert, FieldError, Loaded, TextField};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
@@ -114,16 +114,8 @@ fn BookingForm(day: String, offered: Slot, book: ServerAction<BookSlot>, usernam
                 <input type="hidden" name="username" value=username/>
                 <input type="hidden" name="start" value=slot.start/>
                 <input type="hidden" name="time_zone" value=zone/>
-                <div class="field">
-                    <label for="book-name">"Your name"</label>
-                    <input id="book-name" name="name" type="text" required maxlength="100" autocomplete="name"/>
-                    <FieldError error field="name"/>
-                </div>
-                <div class="field">
-                    <label for="book-email">"E-mail"</label>
-                    <input id="book-email" name="email" type="email" required maxlength="254" autocomplete="email"/>
-                    <FieldError error field="email"/>
-                </div>
+                <TextField id="book-name" name="name" label="Your name" maxlength=100 autocomplete="name" error/>
+                <TextField id="book-email" name="email" label="E-mail" kind="email" maxlength=254 autocomplete="email" error/>
                 <button type="submit">"Book"</button>
             </ActionForm>
         </section>

@@ -3,7 +3,7 @@
 //! refresh went.
 
 use super::*;
-use crate::ui::{Audience, ErrorAlert, FieldError, Loaded, When};
+use crate::ui::{Audience, ErrorAlert, Loaded, TextField, When};
 use leptos::prelude::*;
 
 #[component]
@@ -29,16 +29,9 @@ pub fn SubscriptionsCard() -> impl IntoView {
                 <h3>"Subscribe by address"</h3>
                 <ActionForm action=subscribe attr:class="form wide">
                     <div class="row">
-                        <div class="field narrow">
-                            <label for="sub-name">"Name"</label>
-                            <input id="sub-name" name="name" type="text" required maxlength="100" placeholder="Team holidays"/>
-                            <FieldError error field="name"/>
-                        </div>
-                        <div class="field">
-                            <label for="sub-url">"iCalendar address (https:// or webcal://)"</label>
-                            <input id="sub-url" name="url" type="text" required maxlength="2048" placeholder="https://example.com/calendar.ics"/>
-                            <FieldError error field="url"/>
-                        </div>
+                        <TextField id="sub-name" name="name" label="Name" maxlength=100 placeholder="Team holidays" narrow=true error/>
+                        <TextField id="sub-url" name="url" label="iCalendar address (https:// or webcal://)" maxlength=2048
+                            placeholder="https://example.com/calendar.ics" error/>
                     </div>
                     <ErrorAlert error unless_field=true/>
                     <button type="submit">"Subscribe"</button>

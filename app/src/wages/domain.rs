@@ -88,35 +88,54 @@ pub struct StatsResponse {
     pub groups: Vec<StatsGroup>,
 }
 
-/// One wage record: an LCA filing as the portal keeps it, normalised on import. The one
-/// definition the readers (CSV, XLSX), the store's writer and the API's record view share.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-pub struct Filing {
-    pub case_number: String,
-    pub case_status: String,
-    pub received_date: Option<String>,
-    pub decision_date: Option<String>,
-    /// Federal fiscal year of the decision (Oct 1 – Sep 30).
-    pub fiscal_year: i32,
-    pub employer_name: String,
-    pub job_title: String,
-    pub soc_code: String,
-    pub soc_title: String,
-    pub worksite_city: String,
-    pub worksite_state: String,
-    pub wage_from: Option<f64>,
-    pub wage_to: Option<f64>,
-    pub wage_unit: String,
-    /// Wage from × 2080 (hour), 52 (week), 26 (bi-weekly), 12 (month) or 1 (year).
-    pub annual_wage: f64,
-    pub prevailing_wage: Option<f64>,
-    pub pw_unit: Option<String>,
-    pub pw_level: Option<String>,
-    pub annual_prevailing: Option<f64>,
-    /// `lca` (a real filing) or `synthetic` (generated demo data).
-    pub source: String,
+/// The fields of a wage record, written once: [`Filing`] here and the store's row
+/// (`store::record::Model`, which adds its id and import bookkeeping) are both made
+/// from this list by the macro named, so the two cannot drift apart. Types are in
+/// brackets so that they reach a derive as plain tokens.
+macro_rules! filing_fields {
+    ($then:ident!) => {
+        $then! {
+            case_number: [String],
+            case_status: [String],
+            received_date: [Option<String>],
+            decision_date: [Option<String>],
+            /// Federal fiscal year of the decision (Oct 1 – Sep 30).
+            fiscal_year: [i32],
+            employer_name: [String],
+            job_title: [String],
+            soc_code: [String],
+            soc_title: [String],
+            worksite_city: [String],
+            worksite_state: [String],
+            wage_from: [Option<f64>],
+            wage_to: [Option<f64>],
+            wage_unit: [String],
+            /// Wage from × 2080 (hour), 52 (week), 26 (bi-weekly), 12 (month) or 1 (year).
+            annual_wage: [f64],
+            prevailing_wage: [Option<f64>],
+            pw_unit: [Option<String>],
+            pw_level: [Option<String>],
+            annual_prevailing: [Option<f64>],
+            /// `lca` (a real filing) or `synthetic` (generated demo data).
+            source: [String],
+        }
+    };
 }
+pub(crate) use filing_fields;
+
+macro_rules! filing_struct {
+    ($( $(#[$($attr:tt)*])* $field:ident : [$($ty:tt)*], )*) => {
+        /// One wage record: an LCA filing as the portal keeps it, normalised on import.
+        /// The one definition the readers (CSV, XLSX), the store's writer and the API's
+        /// record view share.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+        pub struct Filing {
+            $( $(#[$($attr)*])* pub $field: $($ty)*, )*
+        }
+    };
+}
+filing_fields!(filing_struct!);
 
 /// Where a wage falls against the estimated prevailing-wage levels of its occupation
 /// and area.

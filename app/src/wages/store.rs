@@ -13,65 +13,30 @@ use std::sync::atomic::{AtomicI64, Ordering};
 pub mod record {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(table_name = "wage_records")]
-    pub struct Model {
-        #[sea_orm(primary_key)]
-        pub id: i64,
-        pub case_number: String,
-        pub case_status: String,
-        pub received_date: Option<String>,
-        pub decision_date: Option<String>,
-        pub fiscal_year: i32,
-        pub employer_name: String,
-        pub job_title: String,
-        pub soc_code: String,
-        pub soc_title: String,
-        pub worksite_city: String,
-        pub worksite_state: String,
-        pub wage_from: Option<f64>,
-        pub wage_to: Option<f64>,
-        pub wage_unit: String,
-        pub annual_wage: f64,
-        pub prevailing_wage: Option<f64>,
-        pub pw_unit: Option<String>,
-        pub pw_level: Option<String>,
-        pub annual_prevailing: Option<f64>,
-        /// `lca` (an imported filing) or `synthetic` (generated demo data).
-        pub source: String,
-        pub import_id: Option<i64>,
-        /// When the row was last written (a value unique to its write): makes every
-        /// upsert of an existing row a change, so MySQL's affected-row count tells new
-        /// rows from updated ones.
-        pub imported_at: Option<i64>,
-    }
-
-    impl From<Model> for super::Filing {
-        fn from(r: Model) -> Self {
-            super::Filing {
-                case_number: r.case_number,
-                case_status: r.case_status,
-                received_date: r.received_date,
-                decision_date: r.decision_date,
-                fiscal_year: r.fiscal_year,
-                employer_name: r.employer_name,
-                job_title: r.job_title,
-                soc_code: r.soc_code,
-                soc_title: r.soc_title,
-                worksite_city: r.worksite_city,
-                worksite_state: r.worksite_state,
-                wage_from: r.wage_from,
-                wage_to: r.wage_to,
-                wage_unit: r.wage_unit,
-                annual_wage: r.annual_wage,
-                prevailing_wage: r.prevailing_wage,
-                pw_unit: r.pw_unit,
-                pw_level: r.pw_level,
-                annual_prevailing: r.annual_prevailing,
-                source: r.source,
+    /// The row: an id, the fields every [`super::Filing`] has, and import bookkeeping.
+    macro_rules! record_model {
+        ($( $(#[$($attr:tt)*])* $field:ident : [$($ty:tt)*], )*) => {
+            #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+            #[sea_orm(table_name = "wage_records")]
+            pub struct Model {
+                #[sea_orm(primary_key)]
+                pub id: i64,
+                $( $(#[$($attr)*])* pub $field: $($ty)*, )*
+                pub import_id: Option<i64>,
+                /// When the row was last written (a value unique to its write): makes every
+                /// upsert of an existing row a change, so MySQL's affected-row count tells new
+                /// rows from updated ones.
+                pub imported_at: Option<i64>,
             }
-        }
+
+            impl From<Model> for super::Filing {
+                fn from(r: Model) -> Self {
+                    super::Filing { $( $field: r.$field, )* }
+                }
+            }
+        };
     }
+    crate::wages::domain::filing_fields!(record_model!);
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
     pub enum Relation {}
