@@ -324,7 +324,8 @@ pub struct SubscriptionRequest {
 /// Subscribe to a calendar by its iCalendar address. It is fetched at once (the answer
 /// says whether it could be read) and then every `SB_CALENDAR_REFRESH_MINUTES`.
 #[utoipa::path(post, path = "/me/calendar-subscriptions", tag = "scheduler", security(("bearer" = [])), request_body = SubscriptionRequest,
-    responses((status = 201, body = SubscriptionView), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+    responses((status = 201, body = SubscriptionView), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 429, description = "over SB_CALENDAR_FILES_PER_HOUR", body = ErrorEnvelope)))]
 async fn add_subscription(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<SubscriptionRequest>) -> AppResult<(StatusCode, Json<SubscriptionView>)> {
     Ok((StatusCode::CREATED, Json(subscriptions::add_url(&state, &caller, &req.name, &req.url).await?)))
 }
@@ -344,7 +345,8 @@ fn ics_text(body: axum::body::Bytes) -> AppResult<String> {
 /// is read once, not fetched again.
 #[utoipa::path(post, path = "/me/calendar-subscriptions/upload", tag = "scheduler", security(("bearer" = [])), params(UploadParams),
     request_body(content = String, content_type = "text/calendar"),
-    responses((status = 201, body = SubscriptionView), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+    responses((status = 201, body = SubscriptionView), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 429, description = "over SB_CALENDAR_FILES_PER_HOUR", body = ErrorEnvelope)))]
 async fn upload_subscription(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<UploadParams>, body: axum::body::Bytes) -> AppResult<(StatusCode, Json<SubscriptionView>)> {
     let view = subscriptions::add_upload(&state, &caller, &q.name, ics_text(body)?).await?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -369,7 +371,8 @@ async fn refresh_subscription(State(state): State<AppState>, caller: Caller, Pat
 /// Importing the same file again adds nothing twice.
 #[utoipa::path(post, path = "/me/calendar-import", tag = "scheduler", security(("bearer" = [])),
     request_body(content = String, content_type = "text/calendar"),
-    responses((status = 200, body = ImportReport), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+    responses((status = 200, body = ImportReport), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 429, description = "over SB_CALENDAR_FILES_PER_HOUR", body = ErrorEnvelope)))]
 async fn import_calendar(State(state): State<AppState>, caller: Caller, body: axum::body::Bytes) -> AppResult<Json<ImportReport>> {
     Ok(Json(import::import(&state, &caller, ics_text(body)?).await?))
 }

@@ -121,6 +121,8 @@ macro_rules! filing_fields {
         }
     };
 }
+// Used by the store, which only the server build compiles.
+#[cfg_attr(not(feature = "ssr"), allow(unused_imports))]
 pub(crate) use filing_fields;
 
 macro_rules! filing_struct {
