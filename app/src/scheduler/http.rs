@@ -317,7 +317,7 @@ pub struct SubscriptionRequest {
     /// 1–100 characters.
     name: String,
     /// The calendar's iCalendar address (`https://`, `http://` or `webcal://`); only
-    /// public addresses unless `BROKER_ALLOWED_TARGETS` allows one.
+    /// public addresses, unless `BROKER_ALLOWED_TARGETS` allows one to an admin.
     url: String,
 }
 

@@ -2,9 +2,10 @@
 //! file, shown read-only beside a user's own events and counted as busy on their booking
 //! page. An address is fetched when it is added and then by a background job every
 //! `SB_CALENDAR_REFRESH_MINUTES`, asking with `ETag`/`If-Modified-Since` for a changed
-//! feed only; a fetch is bounded in size and time and goes only where webhooks may go
-//! (`platform::targets`). A feed that cannot be read keeps the events of the last one
-//! that could, and says why on the settings page.
+//! feed only; a fetch is bounded in size and time and goes only to public addresses
+//! (`platform::targets`), or, for an admin's subscription, also where
+//! `BROKER_ALLOWED_TARGETS` lets webhooks go. A feed that cannot be read keeps the
+//! events of the last one that could, and says why on the settings page.
 //!
 //! A refresh never holds a row lock across the fetch: it claims the subscription by
 //! setting `claimed_until` (a conditional update, so no two refreshes — the job's in
