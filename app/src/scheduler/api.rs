@@ -163,6 +163,13 @@ pub async fn load_booking_settings() -> Result<BookingSettings, AppError> {
     booking::settings(&state, &caller).await
 }
 
+/// A whole number from a form field, or a 400 naming the field (a number argument would
+/// be refused by the server function's decoder, with a message naming nothing).
+#[cfg(feature = "ssr")]
+fn whole_number(field: &str, raw: &str) -> Result<u32, AppError> {
+    raw.trim().parse().map_err(|_| AppError::invalid(field, format!("{field} must be a whole number of 0 or more")))
+}
+
 /// Saves the caller's booking page from the settings form (weekly hours per weekday).
 #[server(prefix = "/_fn", endpoint = "settings_save_booking")]
 #[allow(clippy::too_many_arguments)]
@@ -176,11 +183,11 @@ pub async fn save_booking_settings(
     hours_fr: Option<String>,
     hours_sa: Option<String>,
     hours_su: Option<String>,
-    slot_minutes: u32,
-    buffer_before_minutes: u32,
-    buffer_after_minutes: u32,
-    min_notice_minutes: u32,
-    horizon_days: u32,
+    slot_minutes: String,
+    buffer_before_minutes: String,
+    buffer_after_minutes: String,
+    min_notice_minutes: String,
+    horizon_days: String,
 ) -> Result<BookingSettings, AppError> {
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
@@ -190,11 +197,11 @@ pub async fn save_booking_settings(
         title,
         hours: days.into_iter().map(|(d, h)| (d.to_owned(), h.unwrap_or_default())).collect(),
         time_zone: caller.zone().to_string(),
-        slot_minutes,
-        buffer_before_minutes,
-        buffer_after_minutes,
-        min_notice_minutes,
-        horizon_days,
+        slot_minutes: whole_number("slot_minutes", &slot_minutes)?,
+        buffer_before_minutes: whole_number("buffer_before_minutes", &buffer_before_minutes)?,
+        buffer_after_minutes: whole_number("buffer_after_minutes", &buffer_after_minutes)?,
+        min_notice_minutes: whole_number("min_notice_minutes", &min_notice_minutes)?,
+        horizon_days: whole_number("horizon_days", &horizon_days)?,
         url: String::new(),
     };
     booking::save_settings(&state, &caller, &settings).await

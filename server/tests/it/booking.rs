@@ -157,6 +157,13 @@ async fn bookings_are_limited_per_address_and_settings_checked() {
     slot["hours"] = json!({"MO": "09:00-17:00"});
     slot["slot_minutes"] = json!(1);
     assert_error(olga.call(Method::PUT, "/api/v1/me/booking-page", Some(slot)).await, 400, "invalid_field", Some("slot_minutes")).await;
+    // The settings form's numbers too: a word where a number goes is named, not a decoding error.
+    let form = "title=x&hours_mo=09%3A00-17%3A00&slot_minutes=30&buffer_before_minutes=0&buffer_after_minutes=soon&min_notice_minutes=0&horizon_days=30";
+    let res = app.client.post(app.url("/_fn/settings_save_booking")).bearer_auth(&olga.token)
+        .header("content-type", "application/x-www-form-urlencoded").body(form).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let err: serde_json::Value = res.json().await.unwrap();
+    assert_eq!((err["code"].as_str(), err["field"].as_str()), (Some("invalid_field"), Some("buffer_after_minutes")), "{err}");
     open_page(&olga, "08:00-20:00").await;
     let free = slots(&app, &format!("from={}&time_zone=Europe/Paris", ahead(3))).await;
     let mut statuses = Vec::new();
