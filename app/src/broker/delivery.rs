@@ -18,7 +18,7 @@ use super::publish::DISPATCHER_WAKER;
 use super::service::{self};
 use super::signature::signature_header;
 use super::store::{self, attempt, delivery, lane, message, subscriber, subscription, topic};
-use crate::platform::targets::{GuardedResolver, TargetPolicy};
+use crate::platform::targets::{guarded_client, TargetPolicy};
 use crate::db_write;
 use crate::error::AppResult;
 use crate::platform::backoff::nominal;
@@ -222,13 +222,7 @@ impl Dispatcher {
     pub fn new(state: AppState) -> Self {
         let settings = state.settings.part::<BrokerSettings>().clone();
         let policy = Arc::new(settings.target_policy());
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy would resolve names itself, out of the resolver's sight.
-            .no_proxy()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+        let client = guarded_client(policy.clone(), settings.timeout)
             .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")))
             // As many kept-alive connections as lanes can be busy at once.
             .pool_max_idle_per_host(settings.concurrency)

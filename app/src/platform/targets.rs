@@ -189,6 +189,18 @@ pub fn guarded_redirects(policy: Arc<TargetPolicy>, max: usize) -> reqwest::redi
     })
 }
 
+/// An HTTP client held to `policy`: names resolved by the guarded resolver, no proxy
+/// (which would resolve names itself, out of the resolver's sight), no redirects unless
+/// the caller sets [`guarded_redirects`], and the whole request bounded by `timeout`.
+pub fn guarded_client(policy: Arc<TargetPolicy>, timeout: std::time::Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver { policy }))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(std::time::Duration::from_secs(10)))
+}
+
 /// A DNS resolver that only returns addresses the policy allows.
 pub struct GuardedResolver {
     pub policy: Arc<TargetPolicy>,

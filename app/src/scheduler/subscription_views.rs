@@ -21,7 +21,7 @@ pub fn SubscriptionsCard() -> impl IntoView {
         <Loaded data=list audience={Audience::SignedInSilently} page={move |subs: Vec<SubscriptionView>| view! {
             <section class="card" data-testid="subscriptions-card">
                 <h2>"Other calendars"</h2>
-                <p class="hint">"Shown beside your own events, read-only, and counted as busy on your booking page. Addresses are fetched again every hour."</p>
+                <p class="hint">"Shown beside your own events, read-only, and counted as busy on your booking page. Addresses are fetched again regularly (hourly unless the server is set otherwise)."</p>
                 <ul class="subscriptions">
                     {subs.is_empty().then(|| view! { <li class="hint">"None yet."</li> })}
                     {subs.into_iter().map(|s| view! { <SubscriptionLine s remove refresh/> }).collect_view()}

@@ -27,7 +27,7 @@ use crate::platform::changes;
 use crate::platform::db::for_update;
 use crate::platform::rate_limit::RateLimiter;
 use crate::platform::state::AppState;
-use crate::platform::targets::{guarded_redirects, GuardedResolver, TargetPolicy};
+use crate::platform::targets::{guarded_client, guarded_redirects, TargetPolicy};
 use crate::platform::time::{now_ms, to_rfc3339};
 use chrono_tz::Tz;
 use sea_orm::sea_query::Expr;
@@ -467,15 +467,10 @@ enum Fetched {
 async fn fetch(settings: &SchedulerSettings, policy: TargetPolicy, url: &str, etag: Option<&str>, last_modified: Option<&str>) -> Result<Fetched, String> {
     use reqwest::header::{ACCEPT, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
     let policy = Arc::new(policy);
-    let client = reqwest::Client::builder()
-        .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+    let client = guarded_client(policy.clone(), settings.feed_timeout)
         .redirect(guarded_redirects(policy, 5))
         // The address may hold a secret: never tell a redirect's target where it came from.
         .referer(false)
-        // A proxy would resolve names itself, out of the resolver's sight.
-        .no_proxy()
-        .timeout(settings.feed_timeout)
-        .connect_timeout(settings.feed_timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("Switchboard-Calendar/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("the HTTP client could not start: {e}"))?;
