@@ -417,7 +417,7 @@ impl Dispatcher {
             }
         }
         if done.is_empty() {
-            // Nothing pending: the lane idles.
+            // No pending head was read: the lane idles, unless work came in meanwhile.
             return self.release(&work.claimed, None).await;
         }
         // The lane's turn is over (or it ran dry); the next claim goes on with what is left.
@@ -617,24 +617,10 @@ impl Dispatcher {
         Ok(updated.rows_affected)
     }
 
-    /// Gives a lane back: due again at `head_due` when it has work, idle otherwise.
+    /// Gives a lane back: see [`store::release_lane`].
     async fn release(&self, claimed: &Claimed, head_due: Option<i64>) -> AppResult<()> {
         let db = &self.state.db;
-        db_write!(db, |txn| {
-            let l = store::lock_lane(&*txn, claimed.id).await?;
-            if l.lease_version == claimed.lease_version {
-                let next = match head_due {
-                    Some(at) if l.active && !l.blocked && l.pending > 0 => Some(Ord::max(at, now_ms())),
-                    _ => None,
-                };
-                lane::Entity::update_many()
-                    .col_expr(lane::Column::NextDueAt, Expr::value(next))
-                    .filter(lane::Column::Id.eq(l.id))
-                    .exec(&*txn)
-                    .await?;
-            }
-            Ok(())
-        })
+        db_write!(db, |txn| { store::release_lane(&*txn, claimed.id, claimed.lease_version, head_due).await })
     }
 }
 /// `Retry-After`: delay-seconds or an HTTP date.

@@ -338,6 +338,43 @@ pub async fn lock_lane<C: ConnectionTrait>(conn: &C, id: i64) -> AppResult<lane:
         .ok_or_else(|| AppError::not_found("lane"))
 }
 
+/// Gives a lane back at the end of a worker's turn, if the worker still holds it
+/// (`lease_version`). `head_due` is when the head the worker saw comes due (it waits for
+/// its retry); `None` when the worker saw no pending head. Then the pending deliveries
+/// are counted again under the lane's lock, because the lease holder is the only one who
+/// will schedule the lane: work added during the turn (a sequencer appending to a leased
+/// lane leaves its due time alone, so does an operator's retry) would otherwise wait until
+/// the next publish — or forever. The count also heals a counter that drifted, which as
+/// a bare "pending > 0" would have the lane claimed again and again with nothing to send.
+pub async fn release_lane<C: ConnectionTrait>(conn: &C, lane_id: i64, lease_version: i64, head_due: Option<i64>) -> AppResult<()> {
+    use sea_orm::PaginatorTrait;
+    let l = lock_lane(conn, lane_id).await?;
+    if l.lease_version != lease_version {
+        return Ok(()); // another worker holds it now
+    }
+    let now = now_ms();
+    let pending = match head_due {
+        Some(_) => l.pending,
+        None => {
+            // Served by the `(lane_id, state, id)` index.
+            let counted = delivery::Entity::find()
+                .filter(delivery::Column::LaneId.eq(lane_id))
+                .filter(delivery::Column::State.eq(super::domain::DeliveryState::Pending))
+                .count(conn)
+                .await?;
+            counted as i64
+        }
+    };
+    let next = (l.active && !l.blocked && pending > 0).then(|| Ord::max(head_due.unwrap_or(now), now));
+    lane::Entity::update_many()
+        .col_expr(lane::Column::Pending, Expr::value(pending))
+        .col_expr(lane::Column::NextDueAt, Expr::value(next))
+        .filter(lane::Column::Id.eq(l.id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// Writes a lane's pending count and block flag; schedules it now when `due`, else idles
 /// it — unless a worker holds it (due in the future), whose lease must not be cut short.
 pub async fn reschedule_lane<C: ConnectionTrait>(conn: &C, lane: &lane::Model, pending: i64, blocked: bool, due: bool) -> AppResult<()> {

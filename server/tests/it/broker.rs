@@ -211,7 +211,47 @@ async fn the_backlog_is_counted_per_subscription(backend: Backend) {
     app.stop().await;
 }
 
+/// A worker's turn that read no pending head still gives back a lane with work: here the
+/// subscription is resumed while a worker holds the lane (a resume keeps a running lease,
+/// as a sequencer appending to a leased lane does). Before, such a release idled the lane
+/// and its messages waited for the next publish.
+async fn work_that_arrives_during_an_empty_turn_is_not_stranded(backend: Backend) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = broker_app(backend).await;
+    let admin = Admin::new(&app).await;
+    let receiver = Receiver::start().await;
+    admin.topic("user:online").await;
+    let (sid, _) = admin.subscriber(&receiver.url("/hook"), "user:online", json!({})).await;
+    let sub_id = admin.get(&format!("/api/v1/subscribers/{sid}/subscriptions")).await[0]["id"].as_i64().unwrap();
+    admin.post(&format!("/api/v1/subscriptions/{sub_id}/pause"), json!({})).await;
+    admin.publish("user:online", json!({"n": 0})).await;
+    eventually(Duration::from_secs(10), "the message waiting on the paused lane", || async {
+        let lag = admin.get(&format!("/api/v1/subscribers/{sid}/subscriptions")).await[0]["lag"].as_i64();
+        (lag == Some(1)).then_some(())
+    })
+    .await;
+
+    // A worker's claim, as the dispatcher writes it: due at the lease's end, version + 1.
+    let db = &app.state.db;
+    let lease_end = app::platform::time::now_ms() + 600_000;
+    let claim = format!("UPDATE broker_lanes SET next_due_at = {lease_end}, lease_version = lease_version + 1 WHERE subscription_id = {sub_id}");
+    db.execute_raw(Statement::from_string(db.get_database_backend(), claim)).await.unwrap();
+    let read = format!("SELECT id, lease_version FROM broker_lanes WHERE subscription_id = {sub_id}");
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), read)).await.unwrap().unwrap();
+    let (lane_id, version): (i64, i64) = (row.try_get("", "id").unwrap(), row.try_get("", "lease_version").unwrap());
+    admin.post(&format!("/api/v1/subscriptions/{sub_id}/resume"), json!({})).await;
+    assert_eq!(lanes_of(&app, sub_id).await, [(true, false, Some(lease_end))], "the resume left the running lease alone");
+    assert!(receiver.hits().is_empty());
+
+    // The worker's turn ends having read no head (it read before the resume).
+    app::broker::store::release_lane(&db.conn, lane_id, version, None).await.unwrap();
+    let hits = wait_for_successes(&receiver, "/hook", 1).await;
+    assert_eq!(hits.iter().map(payload_n).collect::<Vec<_>>(), [0]);
+    app.stop().await;
+}
+
 both_backends!(delivery_is_ordered_signed_and_retried, a_failing_subscriber_does_not_delay_a_healthy_one, the_backlog_is_counted_per_subscription);
+both_backends!(work_that_arrives_during_an_empty_turn_is_not_stranded);
 
 #[tokio::test]
 async fn the_official_standard_webhooks_library_verifies_our_signatures() {
