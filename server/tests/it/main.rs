@@ -16,6 +16,7 @@ mod security;
 mod subscriptions;
 mod changes;
 mod crash;
+mod database;
 mod demo;
 mod chat;
 mod jobs;
