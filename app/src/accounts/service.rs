@@ -700,6 +700,18 @@ pub async fn is_admin(conn: &impl ConnectionTrait, id: i64) -> AppResult<bool> {
     Ok(user::Entity::find_by_id(id).one(conn).await?.is_some_and(|u| u.role == crate::accounts::domain::Role::Admin))
 }
 
+/// Holds the account's row until the transaction ends (MySQL: `FOR UPDATE`; SQLite's
+/// write gate already lets one writer in at a time), so that transactions which count a
+/// user's things before adding one — a per-user limit — take turns instead of all
+/// counting the same number and all adding.
+pub async fn hold_account(conn: &impl ConnectionTrait, id: i64) -> AppResult<()> {
+    crate::platform::db::for_update(user::Entity::find_by_id(id), conn.get_database_backend())
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    Ok(())
+}
+
 /// The password hash of an account no one can sign in to: not a PHC string, so no
 /// password ever verifies against it (the Unix `!` convention).
 const NO_PASSWORD: &str = "!";

@@ -369,7 +369,10 @@ async fn running_series(conn: &impl ConnectionTrait, owner_id: i64) -> AppResult
         .await?)
 }
 
+/// Keeps `owner_id`'s calendar within [`MAX_RUNNING_SERIES`]; concurrent additions to one
+/// calendar take turns (see [`hold_account`](crate::accounts::service::hold_account)).
 async fn limit_series(conn: &impl ConnectionTrait, owner_id: i64) -> AppResult<()> {
+    crate::accounts::service::hold_account(conn, owner_id).await?;
     if running_series(conn, owner_id).await? >= MAX_RUNNING_SERIES {
         return Err(AppError::invalid(recurrence::FIELD, format!("a calendar may have at most {MAX_RUNNING_SERIES} repeating events running at once")));
     }

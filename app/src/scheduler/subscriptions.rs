@@ -113,8 +113,10 @@ pub async fn list(state: &AppState, caller: &Caller) -> AppResult<Vec<Subscripti
 }
 
 /// A new subscription (its address or file in `field`) keeps the owner within
-/// [`MAX_PER_USER`].
+/// [`MAX_PER_USER`]; concurrent adds of one owner take turns (see
+/// [`hold_account`](crate::accounts::service::hold_account)).
 async fn limit_per_user(conn: &impl ConnectionTrait, owner_id: i64, field: &str) -> AppResult<()> {
+    crate::accounts::service::hold_account(conn, owner_id).await?;
     let count = subscription::Entity::find().filter(subscription::Column::OwnerId.eq(owner_id)).count(conn).await?;
     if count >= MAX_PER_USER {
         return Err(AppError::invalid(field, format!("a calendar may show at most {MAX_PER_USER} subscribed calendars; remove one first")));

@@ -363,6 +363,28 @@ async fn uploads_and_imports(backend: Backend) {
 
 both_backends!(uploads_and_imports);
 
+/// Thirty adds at once, with none there yet: exactly the per-user limit of them is taken,
+/// the rest are refused naming the field (before, on MariaDB, every add counted the
+/// others' uncommitted rows as absent and most got in).
+async fn the_subscription_limit_holds_under_concurrent_adds(backend: Backend) {
+    use app::scheduler::subscriptions::MAX_PER_USER;
+    let app = TestApp::spawn_quiet(backend, |s| s.part_mut::<SchedulerSettings>().files_per_hour = 1000).await;
+    let ada = Client::new(&app, "ada").await;
+    let adds = (0..MAX_PER_USER + 10).map(|n| {
+        let request = app.client.post(app.url(&format!("/api/v1/me/calendar-subscriptions/upload?name=c{n}"))).bearer_auth(&ada.token);
+        async move { request.header("content-type", "text/calendar").body(calendar("")).send().await.unwrap() }
+    });
+    let answers = futures::future::join_all(adds).await;
+    let taken = answers.iter().filter(|r| r.status() == 201).count() as u64;
+    assert_eq!(taken, MAX_PER_USER, "{:?}", answers.iter().map(|r| r.status()).collect::<Vec<_>>());
+    for refused in answers.into_iter().filter(|r| r.status() != 201) {
+        assert_error(refused, 400, "invalid_field", Some("file")).await;
+    }
+    assert_eq!(subscriptions(&ada).await.len() as u64, MAX_PER_USER);
+}
+
+both_backends!(the_subscription_limit_holds_under_concurrent_adds);
+
 /// `YYYYMMDD` plus `days`.
 fn shift(day: &str, days: i64) -> String {
     (chrono::NaiveDate::parse_from_str(day, "%Y%m%d").unwrap() + chrono::Duration::days(days)).format("%Y%m%d").to_string()
