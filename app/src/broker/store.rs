@@ -354,10 +354,15 @@ pub async fn release_lane<C: ConnectionTrait>(conn: &C, lane_id: i64, lease_vers
     }
     let now = now_ms();
     let pending = match head_due {
+        // A paused or blocked lane is not scheduled whatever it holds: no need to count.
         Some(_) => l.pending,
+        None if !l.active || l.blocked => l.pending,
         None => {
-            // Served by the `(lane_id, state, id)` index.
+            // What the worker's read of heads sees (a delivery whose message is gone is
+            // no head: counted, it would have the lane claimed forever), by the
+            // `(lane_id, state, id)` index and the messages' key.
             let counted = delivery::Entity::find()
+                .join(sea_orm::JoinType::InnerJoin, delivery::Entity::belongs_to(message::Entity).from(delivery::Column::MessageId).to(message::Column::Id).into())
                 .filter(delivery::Column::LaneId.eq(lane_id))
                 .filter(delivery::Column::State.eq(super::domain::DeliveryState::Pending))
                 .count(conn)

@@ -244,7 +244,7 @@ async fn work_that_arrives_during_an_empty_turn_is_not_stranded(backend: Backend
     assert!(receiver.hits().is_empty());
 
     // The worker's turn ends having read no head (it read before the resume).
-    app::broker::store::release_lane(&db.conn, lane_id, version, None).await.unwrap();
+    app::db_write!(db, |txn| { app::broker::store::release_lane(&*txn, lane_id, version, None).await }).unwrap();
     let hits = wait_for_successes(&receiver, "/hook", 1).await;
     assert_eq!(hits.iter().map(payload_n).collect::<Vec<_>>(), [0]);
     app.stop().await;
