@@ -6,7 +6,7 @@
 
 use super::occurrences::{self, Item};
 use super::recurrence::{self, decode_exceptions, encode_exceptions, shift_local, Rule};
-use super::service::{announce, insert, next_version, settle, write_fields, Fields};
+use super::service::{announce, insert, limit_revived, next_version, settle, write_fields, Fields};
 use super::store::event;
 use crate::error::{AppError, AppResult};
 use crate::platform::db::WriteTxn;
@@ -134,6 +134,7 @@ pub async fn change_all(txn: &WriteTxn, series: &event::Model, seen: Option<i64>
         f.end_at = shift_local(at.zone, f.start_at, length);
     }
     let settled = settle(f, new_rule)?;
+    limit_revived(&**txn, series, &settled).await?;
     let by = recurrence::local_difference(at.zone, series.start_at, settled.f.start_at);
     let mut row: event::ActiveModel = series.clone().into();
     write_fields(&mut row, &settled);

@@ -379,6 +379,18 @@ async fn limit_series(conn: &impl ConnectionTrait, owner_id: i64) -> AppResult<(
     Ok(())
 }
 
+/// Keeps [`MAX_RUNNING_SERIES`] when a change makes `current` a running series: an event
+/// that becomes one, or a series that had ended and is made to go on (a series counts only
+/// while it runs, so ended ones could otherwise be piled up and revived past the limit).
+pub(super) async fn limit_revived(conn: &impl ConnectionTrait, current: &event::Model, s: &Settled) -> AppResult<()> {
+    let now = now_ms();
+    let ran = current.recurring && current.series_end > now;
+    if s.rule.is_some() && s.series_end() > now && !ran {
+        limit_series(conn, current.owner_id).await?;
+    }
+    Ok(())
+}
+
 /// Sets what `s` says on a row being written (not its exceptions or links).
 pub(super) fn write_fields(row: &mut event::ActiveModel, s: &Settled) {
     row.title = Set(s.f.title.clone());
@@ -504,9 +516,7 @@ async fn change_single(txn: &WriteTxn, current: &event::Model, change: &(dyn Fn(
         return Err(AppError::invalid(recurrence::FIELD, "an occurrence changed on its own cannot repeat; change its series"));
     }
     let settled = settle(f, true)?;
-    if settled.rule.is_some() {
-        limit_series(&**txn, current.owner_id).await?;
-    }
+    limit_revived(&**txn, current, &settled).await?;
     let mut row: event::ActiveModel = current.clone().into();
     write_fields(&mut row, &settled);
     next_version(&mut row, current);

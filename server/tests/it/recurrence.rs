@@ -292,3 +292,28 @@ async fn a_long_series_pages_through_every_occurrence() {
     assert_eq!((seen[0].as_str(), seen[7304].as_str()), ("2010-01-01T09:00:00.000Z", "2029-12-31T09:00:00.000Z"));
     app.stop().await;
 }
+
+/// A calendar holds at most `MAX_RUNNING_SERIES` running series, and a series that has
+/// ended (which does not count) cannot be made to run again past that: before, a change of
+/// the whole series never checked the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ended_series_cannot_be_revived_past_the_running_limit() {
+    use app::scheduler::service::MAX_RUNNING_SERIES;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let ada = Client::new(&app, "ada").await;
+    let ended = ada.create("ada", json!({"title": "Old", "start": "2020-01-06T09:00:00Z", "end": "2020-01-06T10:00:00Z", "recurrence": "RRULE:FREQ=WEEKLY;COUNT=2"})).await;
+    let weekly = |n: u64| json!({"title": format!("S{n}"), "start": "2030-01-07T09:00:00Z", "end": "2030-01-07T10:00:00Z", "recurrence": "RRULE:FREQ=WEEKLY"});
+    let mut running = Vec::new();
+    for chunk in (0..MAX_RUNNING_SERIES).collect::<Vec<_>>().chunks(25) {
+        running.extend(futures::future::join_all(chunk.iter().map(|n| ada.create("ada", weekly(*n)))).await);
+    }
+    let res = ada.call(Method::POST, "/api/v1/users/ada/events", Some(weekly(MAX_RUNNING_SERIES))).await;
+    assert_error(res, 400, "invalid_field", Some("recurrence")).await;
+
+    let res = patch(&ada, ended["id"].as_i64().unwrap(), json!({"version": ended["version"], "recurrence": "RRULE:FREQ=WEEKLY"})).await;
+    assert_error(res, 400, "invalid_field", Some("recurrence")).await;
+    // A change that keeps a running series running is no new one.
+    let res = patch(&ada, running[0]["id"].as_i64().unwrap(), json!({"version": running[0]["version"], "title": "Renamed"})).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    app.stop().await;
+}
