@@ -4,13 +4,14 @@ use crate::support::{mysql_base_url, Backend, TestApp};
 use std::os::fd::{BorrowedFd, RawFd};
 
 /// Every TCP connection of this process to MariaDB's port, with whether Nagle's
-/// algorithm is off on it.
+/// algorithm is off on it: the app's pools, the tests' own, and the test proxy's.
 fn database_sockets(port: u16) -> Vec<bool> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
         let Ok(fd) = entry.file_name().to_string_lossy().parse::<RawFd>() else { continue };
-        // SAFETY: the fd is open for as long as this borrow is used (the pool keeps its
-        // idle connections); a descriptor that closed meanwhile fails the calls below.
+        // SAFETY: only read through, never closed. Other tests in this process may close
+        // the descriptor meanwhile (the calls below then fail) or reuse its number (then
+        // they read the new socket's address and option, which is as good a sample).
         let socket = unsafe { BorrowedFd::borrow_raw(fd) };
         let socket = socket2::SockRef::from(&socket);
         let to_database = socket.peer_addr().ok().and_then(|a| a.as_socket()).is_some_and(|a| a.port() == port);

@@ -310,6 +310,8 @@ impl TcpProxy {
                 let target = target.clone();
                 let task = tokio::spawn(async move {
                     if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                        // Like the app's own connections (tests::database checks them all).
+                        let _ = (client.set_nodelay(true), server.set_nodelay(true));
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
                 });
