@@ -11,10 +11,10 @@ use super::store::{attempt, delivery, enqueue_on_lanes, lanes_for, lock_lane, me
 use crate::accounts::Caller;
 use crate::error::{AppError, AppResult};
 use crate::platform::changes;
-use crate::platform::db::Db;
+use crate::platform::db::{for_update, Db};
 use crate::platform::time::now_ms;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::collections::{HashMap, HashSet};
 
 pub struct DeliveryQuery {
@@ -172,8 +172,6 @@ pub enum Replay {
     Since(i64),
 }
 
-/// Sends messages to one subscriber again, appended behind whatever its lanes already
-/// hold (so per-lane order stays publish order of the *deliveries*). Returns how many.
 /// Sends the message of one delivery to its subscriber again (the log's "replay").
 pub async fn replay_delivery(db: &Db, caller: &Caller, delivery_id: i64) -> AppResult<u64> {
     caller.require_admin()?;
@@ -181,6 +179,8 @@ pub async fn replay_delivery(db: &Db, caller: &Caller, delivery_id: i64) -> AppR
     replay(db, caller, d.subscriber_id, Replay::Message(d.message_id)).await
 }
 
+/// Sends messages to one subscriber again, appended behind whatever its lanes already
+/// hold (so per-lane order stays publish order of the *deliveries*). Returns how many.
 #[tracing::instrument(skip(db, caller, what))]
 pub async fn replay(db: &Db, caller: &Caller, subscriber_id: i64, what: Replay) -> AppResult<u64> {
     subscriber(db, caller, subscriber_id).await?;
@@ -190,20 +190,24 @@ pub async fn replay(db: &Db, caller: &Caller, subscriber_id: i64, what: Replay) 
         .all(&db.conn)
         .await?;
     db_write!(db, |txn| {
+        // The messages are read locked: a retention prune holds them the same way before it
+        // looks for pending deliveries, so either it sees the deliveries added here or it
+        // has deleted the messages before this reads them — never a delivery left pending
+        // for a message that is gone.
+        let backend = txn.get_database_backend();
         let messages = match what {
             Replay::Message(id) => {
-                let m = message::Entity::find_by_id(id).one(&*txn).await?.ok_or_else(|| AppError::not_found("message"))?;
+                let m = for_update(message::Entity::find_by_id(id), backend).one(&*txn).await?.ok_or_else(|| AppError::not_found("message"))?;
                 vec![m]
             }
             Replay::Since(since) => {
                 let topics = topics_matching(&*txn, &subs).await?;
-                message::Entity::find()
+                let find = message::Entity::find()
                     .filter(message::Column::TopicId.is_in(topics))
                     .filter(message::Column::CreatedAt.gte(since))
                     .order_by_asc(message::Column::Id)
-                    .limit(REPLAY_LIMIT)
-                    .all(&*txn)
-                    .await?
+                    .limit(REPLAY_LIMIT);
+                for_update(find, backend).all(&*txn).await?
             }
         };
         let now = now_ms();
@@ -267,6 +271,9 @@ pub async fn prune(db: &Db, retention: std::time::Duration) -> AppResult<u64> {
         let reached_young = old.len() < batch.len();
         if !old.is_empty() {
             pruned += db_write!(db, |txn| {
+                // Held first, as a replay holds what it replays (see `replay`).
+                let held = message::Entity::find().select_only().column(message::Column::Id).filter(message::Column::Id.is_in(old.clone()));
+                for_update(held, txn.get_database_backend()).into_tuple::<i64>().all(&*txn).await?;
                 let busy: HashSet<i64> = delivery::Entity::find()
                     .select_only()
                     .column(delivery::Column::MessageId)

@@ -415,6 +415,101 @@ async fn replay_sends_again_with_the_same_webhook_id() {
     app.stop().await;
 }
 
+/// Runs one statement on a connection or transaction of the test's own.
+async fn exec(conn: &impl sea_orm::ConnectionTrait, sql: String) {
+    conn.execute_raw(sea_orm::Statement::from_string(conn.get_database_backend(), sql)).await.unwrap();
+}
+
+/// Waits until a statement that locks `broker_messages` rows runs on the test's database
+/// (MariaDB): while the test holds those rows, that is a statement waiting for them.
+/// (InnoDB does not list a locking read as `LOCK WAIT` when it waits while the optimizer
+/// reads a row by its primary key, so the server's process list is what is watched.)
+async fn someone_waits_to_lock_messages(app: &TestApp) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = &app.state.db;
+    let sql = "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID() \
+               AND INFO LIKE '%FROM `broker_messages`%FOR UPDATE%'";
+    eventually(Duration::from_secs(10), "a statement waiting to lock the message", || async {
+        let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+        (row.try_get::<i64>("", "n").unwrap() > 0).then_some(())
+    })
+    .await;
+}
+
+async fn rows(app: &TestApp, sql: String) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = &app.state.db;
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+    row.try_get("", "n").unwrap()
+}
+
+/// A message delivered once to `/hook`, ready for retention (`prune` with no retention):
+/// (its subscriber, the message).
+async fn one_delivered_message(admin: &Admin<'_>, receiver: &Receiver) -> (i64, i64) {
+    admin.topic("fin:purchase").await;
+    let (sid, _) = admin.subscriber(&receiver.url("/hook"), "fin:purchase", json!({})).await;
+    let m = admin.publish("fin:purchase", json!({"n": 0})).await;
+    wait_for_successes(receiver, "/hook", 1).await;
+    (sid, m)
+}
+
+/// Retention and replay side by side on MariaDB (SQLite's write gate runs one writer at a
+/// time): a prune that comes while a replay of its message is in flight waits for it, then
+/// finds the new delivery pending and keeps the message. Before, it deleted the message
+/// under the replay's new delivery, which then stayed pending for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_prune_waits_for_a_replay_of_its_message() {
+    use sea_orm::TransactionTrait;
+    let app = broker_app(Backend::MariaDb).await;
+    let admin = Admin::new(&app).await;
+    let receiver = Receiver::start().await;
+    let (_, m) = one_delivered_message(&admin, &receiver).await;
+
+    // A replay in flight: the message held, its new delivery written, not yet committed.
+    let db = &app.state.db;
+    let replay = db.conn.begin().await.unwrap();
+    exec(&replay, format!("SELECT id FROM broker_messages WHERE id = {m} FOR UPDATE")).await;
+    exec(&replay, format!("INSERT INTO broker_deliveries (lane_id, message_id, subscriber_id, state, attempts, next_attempt_at, created_at) \
+                           SELECT lane_id, message_id, subscriber_id, 'pending', 0, 0, 0 FROM broker_deliveries WHERE message_id = {m}")).await;
+    let (pruned, ()) = tokio::join!(app::broker::log::prune(db, Duration::ZERO), async {
+        someone_waits_to_lock_messages(&app).await;
+        replay.commit().await.unwrap();
+    });
+    pruned.unwrap();
+    assert_eq!(rows(&app, format!("SELECT COUNT(*) AS n FROM broker_messages WHERE id = {m}")).await, 1, "the message was kept");
+    let pending = format!("SELECT COUNT(*) AS n FROM broker_deliveries WHERE message_id = {m} AND state = 'pending'");
+    assert_eq!(rows(&app, pending).await, 1, "the replayed delivery was kept");
+    app.stop().await;
+}
+
+/// The other way round: a replay that comes while a prune deletes its message waits for
+/// the prune and answers 404, adding no delivery. Before, it read the message the prune
+/// was deleting and left a delivery pending for a message that is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replay_waits_for_a_prune_of_its_message() {
+    use sea_orm::TransactionTrait;
+    let app = broker_app(Backend::MariaDb).await;
+    let admin = Admin::new(&app).await;
+    let receiver = Receiver::start().await;
+    let (sid, m) = one_delivered_message(&admin, &receiver).await;
+
+    // A prune in flight: the message held and deleted with its log, not yet committed.
+    let db = &app.state.db;
+    let prune = db.conn.begin().await.unwrap();
+    exec(&prune, format!("SELECT id FROM broker_messages WHERE id = {m} FOR UPDATE")).await;
+    exec(&prune, format!("DELETE FROM broker_attempts WHERE delivery_id IN (SELECT id FROM broker_deliveries WHERE message_id = {m})")).await;
+    exec(&prune, format!("DELETE FROM broker_deliveries WHERE message_id = {m}")).await;
+    exec(&prune, format!("DELETE FROM broker_messages WHERE id = {m}")).await;
+    let path = format!("/api/v1/subscribers/{sid}/replay");
+    let (res, ()) = tokio::join!(admin.call(reqwest::Method::POST, &path, Some(json!({"message_id": m}))), async {
+        someone_waits_to_lock_messages(&app).await;
+        prune.commit().await.unwrap();
+    });
+    assert_error(res, 404, "not_found", None).await;
+    assert_eq!(rows(&app, format!("SELECT COUNT(*) AS n FROM broker_deliveries WHERE message_id = {m}")).await, 0, "no delivery of a pruned message");
+    app.stop().await;
+}
+
 /// After its attempts, `dead_letter` parks a message and goes on; `block` holds the lane
 /// until an operator skips (or retries) the head.
 #[tokio::test]
