@@ -371,13 +371,7 @@ pub async fn release_lane<C: ConnectionTrait>(conn: &C, lane_id: i64, lease_vers
         }
     };
     let next = (l.active && !l.blocked && pending > 0).then(|| Ord::max(head_due.unwrap_or(now), now));
-    lane::Entity::update_many()
-        .col_expr(lane::Column::Pending, Expr::value(pending))
-        .col_expr(lane::Column::NextDueAt, Expr::value(next))
-        .filter(lane::Column::Id.eq(l.id))
-        .exec(conn)
-        .await?;
-    Ok(())
+    write_lane(conn, l.id, pending, l.blocked, next).await
 }
 
 /// Writes a lane's pending count and block flag; schedules it now when `due`, else idles
@@ -390,11 +384,17 @@ pub async fn reschedule_lane<C: ConnectionTrait>(conn: &C, lane: &lane::Model, p
         (false, true) => Some(now),
         (false, false) => None,
     };
+    write_lane(conn, lane.id, pending, blocked, next).await
+}
+
+/// Writes what a lane holds, whether it is blocked, and when it is next due (`None`:
+/// idle), under the lock the caller took.
+async fn write_lane<C: ConnectionTrait>(conn: &C, id: i64, pending: i64, blocked: bool, next_due_at: Option<i64>) -> AppResult<()> {
     lane::Entity::update_many()
         .col_expr(lane::Column::Pending, Expr::value(pending))
         .col_expr(lane::Column::Blocked, Expr::value(blocked))
-        .col_expr(lane::Column::NextDueAt, Expr::value(next))
-        .filter(lane::Column::Id.eq(lane.id))
+        .col_expr(lane::Column::NextDueAt, Expr::value(next_due_at))
+        .filter(lane::Column::Id.eq(id))
         .exec(conn)
         .await?;
     Ok(())

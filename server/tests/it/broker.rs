@@ -443,6 +443,14 @@ async fn rows(app: &TestApp, sql: String) -> i64 {
     row.try_get("", "n").unwrap()
 }
 
+/// A transaction of the test's own that holds message `m` as the broker's writers lock it.
+async fn hold_message(app: &TestApp, m: i64) -> sea_orm::DatabaseTransaction {
+    use sea_orm::TransactionTrait;
+    let txn = app.state.db.conn.begin().await.unwrap();
+    exec(&txn, format!("SELECT id FROM broker_messages WHERE id = {m} FOR UPDATE")).await;
+    txn
+}
+
 /// A message delivered once to `/hook`, ready for retention (`prune` with no retention):
 /// (its subscriber, the message).
 async fn one_delivered_message(admin: &Admin<'_>, receiver: &Receiver) -> (i64, i64) {
@@ -459,19 +467,16 @@ async fn one_delivered_message(admin: &Admin<'_>, receiver: &Receiver) -> (i64, 
 /// under the replay's new delivery, which then stayed pending for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_prune_waits_for_a_replay_of_its_message() {
-    use sea_orm::TransactionTrait;
     let app = broker_app(Backend::MariaDb).await;
     let admin = Admin::new(&app).await;
     let receiver = Receiver::start().await;
     let (_, m) = one_delivered_message(&admin, &receiver).await;
 
     // A replay in flight: the message held, its new delivery written, not yet committed.
-    let db = &app.state.db;
-    let replay = db.conn.begin().await.unwrap();
-    exec(&replay, format!("SELECT id FROM broker_messages WHERE id = {m} FOR UPDATE")).await;
+    let replay = hold_message(&app, m).await;
     exec(&replay, format!("INSERT INTO broker_deliveries (lane_id, message_id, subscriber_id, state, attempts, next_attempt_at, created_at) \
                            SELECT lane_id, message_id, subscriber_id, 'pending', 0, 0, 0 FROM broker_deliveries WHERE message_id = {m}")).await;
-    let (pruned, ()) = tokio::join!(app::broker::log::prune(db, Duration::ZERO), async {
+    let (pruned, ()) = tokio::join!(app::broker::log::prune(&app.state.db, Duration::ZERO), async {
         someone_waits_to_lock_messages(&app).await;
         replay.commit().await.unwrap();
     });
@@ -487,16 +492,13 @@ async fn a_prune_waits_for_a_replay_of_its_message() {
 /// was deleting and left a delivery pending for a message that is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replay_waits_for_a_prune_of_its_message() {
-    use sea_orm::TransactionTrait;
     let app = broker_app(Backend::MariaDb).await;
     let admin = Admin::new(&app).await;
     let receiver = Receiver::start().await;
     let (sid, m) = one_delivered_message(&admin, &receiver).await;
 
     // A prune in flight: the message held and deleted with its log, not yet committed.
-    let db = &app.state.db;
-    let prune = db.conn.begin().await.unwrap();
-    exec(&prune, format!("SELECT id FROM broker_messages WHERE id = {m} FOR UPDATE")).await;
+    let prune = hold_message(&app, m).await;
     exec(&prune, format!("DELETE FROM broker_attempts WHERE delivery_id IN (SELECT id FROM broker_deliveries WHERE message_id = {m})")).await;
     exec(&prune, format!("DELETE FROM broker_deliveries WHERE message_id = {m}")).await;
     exec(&prune, format!("DELETE FROM broker_messages WHERE id = {m}")).await;
