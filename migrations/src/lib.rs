@@ -24,6 +24,7 @@ mod m20261204_000010_calendar_spans;
 mod m20261206_000011_recurrence;
 mod m20261206_000012_booking_pages;
 mod m20261207_000013_calendar_subscriptions;
+mod m20261207_000014_bookings_by_event;
 mod columns;
 
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000011_recurrence::Migration),
             Box::new(m20261206_000012_booking_pages::Migration),
             Box::new(m20261207_000013_calendar_subscriptions::Migration),
+            Box::new(m20261207_000014_bookings_by_event::Migration),
         ]
     }
 }

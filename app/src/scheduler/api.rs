@@ -115,7 +115,7 @@ pub async fn remove_event(id: i64, version: i32, scope: Option<String>, occurren
     let caller = crate::accounts::require_caller().await?;
     let state = crate::platform::state::AppState::from_context()?;
     let target = service::Target::parse(scope.as_deref(), occurrence.as_deref())?;
-    service::delete(&state.db, &caller, id, Some(version), target).await
+    service::delete(&state, &caller, id, Some(version), target).await
 }
 
 /// The caller's secret iCal feed address (made on first use).

@@ -479,7 +479,6 @@ pub async fn book(state: &AppState, client: Option<std::net::IpAddr>, username: 
 pub async fn cancel(state: &AppState, client: Option<std::net::IpAddr>, token: &str) -> AppResult<()> {
     limit(state, client)?;
     let db = &state.db;
-    let outlet = state.part::<BookingParts>().meetings.clone();
     db_write!(db, |txn| {
         let found = for_update(booking::Entity::find().filter(booking::Column::CancelHash.eq(sha256_hex(token.trim()))), db.backend()).one(&*txn).await?;
         let b = found.ok_or_else(|| AppError::not_found("booking"))?;
@@ -498,14 +497,32 @@ pub async fn cancel(state: &AppState, client: Option<std::net::IpAddr>, token: &
             event::Entity::delete_by_id(e.id).exec(&*txn).await?;
             announce(&txn, "event:deleted", &occurrences::Item::single(e), &owner.username).await?;
         }
-        outlet.canceled(&txn, &meeting_of(state, &b, &title, &owner.username)).await?;
-        let mut row: booking::ActiveModel = b.into();
-        row.status = Set(BookingStatus::Canceled);
-        row.canceled_at = Set(Some(now_ms()));
-        row.event_id = Set(None);
-        booking::Entity::update(row).exec(&*txn).await?;
-        Ok(())
+        mark_canceled(state, &txn, b, &title, &owner.username).await
     })
+}
+
+/// Cancels the booking whose event its owner deleted from the calendar (in the deletion's
+/// transaction): the meeting is canceled in the feed and published as `meeting:canceled`,
+/// as if the visitor had used the link, so the feed shows no meeting the host dropped and
+/// the visitor's address holds one booking fewer. The link then answers as for any
+/// canceled booking.
+pub(super) async fn event_deleted(state: &AppState, txn: &WriteTxn, event_id: i64, owner: &str) -> AppResult<()> {
+    // By `ix_bookings_event`; at most one booking names an event.
+    let find = booking::Entity::find().filter(booking::Column::EventId.eq(event_id)).filter(booking::Column::Status.eq(BookingStatus::Booked));
+    let Some(b) = for_update(find, state.db.backend()).one(&**txn).await? else { return Ok(()) };
+    let title = booking_page::Entity::find_by_id(b.owner_id).one(&**txn).await?.map(|p| p.title).unwrap_or_default();
+    mark_canceled(state, txn, b, &title, owner).await
+}
+
+/// A booking canceled: the meeting feed told, the row marked, its event forgotten.
+async fn mark_canceled(state: &AppState, txn: &WriteTxn, b: booking::Model, title: &str, owner: &str) -> AppResult<()> {
+    state.part::<BookingParts>().meetings.canceled(txn, &meeting_of(state, &b, title, owner)).await?;
+    let mut row: booking::ActiveModel = b.into();
+    row.status = Set(BookingStatus::Canceled);
+    row.canceled_at = Set(Some(now_ms()));
+    row.event_id = Set(None);
+    booking::Entity::update(row).exec(&**txn).await?;
+    Ok(())
 }
 
 #[cfg(test)]

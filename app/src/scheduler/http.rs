@@ -176,7 +176,7 @@ pub struct DeleteParams {
     responses((status = 204), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
 async fn delete_event(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, ApiQuery(q): ApiQuery<DeleteParams>) -> AppResult<StatusCode> {
     let target = Target::parse(q.scope.as_deref(), q.occurrence.as_deref())?;
-    service::delete(&state.db, &caller, id, q.version, target).await?;
+    service::delete(&state, &caller, id, q.version, target).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

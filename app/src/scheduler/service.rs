@@ -7,6 +7,7 @@
 use super::domain::*;
 use super::occurrences::{self, Item};
 use super::recurrence::{self, Rule};
+use super::booking;
 use super::series;
 use super::store::{self, event};
 use crate::accounts::domain::Profile;
@@ -17,6 +18,7 @@ use crate::error::{AppError, AppResult};
 use crate::platform::changes;
 use crate::platform::db::{for_update, Db, WriteTxn};
 use crate::platform::secrets::random_token;
+use crate::platform::state::AppState;
 use crate::platform::time::{now_ms, to_rfc3339, zones};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 
@@ -530,8 +532,9 @@ async fn change_single(txn: &WriteTxn, current: &event::Model, change: &(dyn Fn(
 /// Deletes an event, or the part of a series `target` names, if `caller` manages its
 /// calendar (judged by the stored row) and, when `version` is given, it is still that
 /// version.
-#[tracing::instrument(skip(db, caller), fields(caller = %caller.username()))]
-pub async fn delete(db: &Db, caller: &Caller, id: i64, version: Option<i32>, target: Target) -> AppResult<()> {
+#[tracing::instrument(skip(state, caller), fields(caller = %caller.username()))]
+pub async fn delete(state: &AppState, caller: &Caller, id: i64, version: Option<i32>, target: Target) -> AppResult<()> {
+    let db = &state.db;
     db_write!(db, |txn| {
         let current = lock(&txn, db, id).await?;
         require_edit(caller, current.owner_id)?;
@@ -540,15 +543,17 @@ pub async fn delete(db: &Db, caller: &Caller, id: i64, version: Option<i32>, tar
         }
         let owner = owner_of(&*txn, &current).await?;
         match (current.recurring, target) {
-            (true, Target::Occurrence(t)) => series::skip_occurrence(&txn, &current, t, &owner.username).await,
-            (true, Target::Following(t)) if t != current.start_at => series::end_before(&txn, &current, t, &owner.username).await,
-            (true, _) => series::delete_all(&txn, &current, &owner.username).await,
-            (false, Target::Following(_)) if current.series_id.is_some() => Err(changed_on_its_own(&current)),
+            (true, Target::Occurrence(t)) => return series::skip_occurrence(&txn, &current, t, &owner.username).await,
+            (true, Target::Following(t)) if t != current.start_at => return series::end_before(&txn, &current, t, &owner.username).await,
+            (true, _) => series::delete_all(&txn, &current, &owner.username).await?,
+            (false, Target::Following(_)) if current.series_id.is_some() => return Err(changed_on_its_own(&current)),
             (false, _) => {
                 event::Entity::delete_by_id(id).exec(&*txn).await?;
-                announce(&txn, "event:deleted", &Item::single(current), &owner.username).await
+                announce(&txn, "event:deleted", &Item::single(current), &owner.username).await?;
             }
         }
+        // The event is gone as a whole: a booking made of it is canceled with it.
+        booking::event_deleted(state, &txn, id, &owner.username).await
     })
 }
 

@@ -121,6 +121,43 @@ async fn a_booking_becomes_an_event_and_a_meeting(backend: Backend) {
 
 both_backends!(a_booking_becomes_an_event_and_a_meeting);
 
+/// The host deletes the event a booking made: the booking is canceled with it — the
+/// meeting shows canceled in the feed and is published as `meeting:canceled`, the
+/// visitor's link answers as for a canceled booking, and the slot is offered again.
+/// Before, the booking stayed "scheduled" for a meeting no longer on anyone's calendar.
+async fn deleting_a_booked_event_cancels_the_booking(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.part_mut::<app::broker::settings::BrokerSettings>().allowed_targets = vec!["127.0.0.1".into()]).await;
+    let admin = crate::broker::Admin::new(&app).await;
+    let receiver = crate::receiver::Receiver::start().await;
+    admin.subscriber(&receiver.url("/meetings"), "meeting:*", json!({})).await;
+    let olga = Client::new(&app, "olga").await;
+    open_page(&olga, "09:00-10:00").await;
+    let week = format!("from={}&time_zone=Europe/Paris", ahead(10));
+    let first = slots(&app, &week).await[0].0.clone();
+    let res = book(&app, &first, "Vera Visitor", "vera@example.com").await;
+    assert_eq!(res.status(), 201);
+    let booked: Value = res.json().await.unwrap();
+    let cancel = booked["cancel_url"].as_str().unwrap().rsplit_once('/').unwrap().1.to_owned();
+    let calendar = olga.list("olga", &format!("from={first}&to={}", to_rfc3339(parse_rfc3339(&first).unwrap() + 3_600_000))).await;
+    let event_id = calendar["events"][0]["id"].as_i64().expect("the booking's event");
+
+    assert_eq!(olga.call(Method::DELETE, &format!("/api/v1/events/{event_id}"), None).await.status(), 204);
+    let meetings: Value = olga.call(Method::GET, "/api/v1/meetings", None).await.json().await.unwrap();
+    let m = meetings.as_array().unwrap().iter().find(|m| m["invitee_email"] == "vera@example.com").expect("the booking's meeting");
+    assert_eq!(m["status"], "canceled");
+    assert!(slots(&app, &week).await.iter().any(|s| s.0 == first), "the slot is free again");
+    assert_eq!(app.client.delete(app.url(&format!("/api/v1/bookings/{cancel}"))).send().await.unwrap().status(), 204, "the link: already canceled");
+    let topics = eventually(Duration::from_secs(20), "meeting:scheduled then meeting:canceled", || async {
+        let hits = receiver.first_successes("/meetings");
+        (hits.len() == 2).then(|| hits.iter().map(|h| h.json()["type"].as_str().unwrap().to_owned()).collect::<Vec<_>>())
+    })
+    .await;
+    assert_eq!(topics, ["meeting:scheduled", "meeting:canceled"], "in order, once each");
+    app.stop().await;
+}
+
+both_backends!(deleting_a_booked_event_cancels_the_booking);
+
 /// Two visitors book the same slot at the same moment, three times over: each time one
 /// gets it and the other is told it was taken.
 async fn two_visitors_racing_for_one_slot_get_one_booking(backend: Backend) {
