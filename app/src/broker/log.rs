@@ -132,18 +132,23 @@ pub async fn skip_delivery(db: &Db, caller: &Caller, id: i64) -> AppResult<()> {
         if done.rows_affected == 0 {
             return Err(AppError::conflict("not_pending", format!("the delivery is {}, not pending", d.state)));
         }
-        let pending = lane.pending - 1;
+        // Never below zero: a counter that drifted heals at the next release's recount.
+        let pending = (lane.pending - 1).max(0);
         reschedule_lane(&*txn, &lane, pending, false, lane.active && pending > 0).await?;
         changes::record(&*txn, &channel(d.subscriber_id), &serde_json::json!({"delivery": id, "state": DeliveryState::Skipped})).await?;
         Ok(())
     })
 }
 
-/// Retries a blocked head from scratch (attempt counter reset, lane unblocked).
+/// Retries a head from scratch, now: attempt counter reset, lane unblocked, its backoff
+/// (if it was waiting one) cut short.
 #[tracing::instrument(skip(db, caller))]
 pub async fn retry_delivery(db: &Db, caller: &Caller, id: i64) -> AppResult<()> {
     caller.require_admin()?;
+    let lane_id = find_delivery(db, id).await?.lane_id;
     db_write!(db, |txn| {
+        let mut lane = lock_lane(&*txn, lane_id).await?;
+        // Read under the lane's lock: what a worker did to it last is settled.
         let d = delivery::Entity::find_by_id(id).one(&*txn).await?.ok_or_else(|| AppError::not_found("delivery"))?;
         if d.state != DeliveryState::Pending {
             return Err(AppError::conflict(
@@ -151,7 +156,11 @@ pub async fn retry_delivery(db: &Db, caller: &Caller, id: i64) -> AppResult<()> 
                 format!("the delivery is {}; replay the message to send it again", d.state),
             ));
         }
-        let lane = lock_lane(&*txn, d.lane_id).await?;
+        if lane.next_due_at == Some(d.next_attempt_at) {
+            // The lane waits out this head's backoff (a worker gave it back due then), which
+            // `reschedule_lane` would take for a lease and keep: the retry is for now.
+            lane.next_due_at = None;
+        }
         delivery::Entity::update_many()
             .col_expr(delivery::Column::Attempts, Expr::value(0))
             .col_expr(delivery::Column::NextAttemptAt, Expr::value(now_ms()))

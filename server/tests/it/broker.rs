@@ -512,6 +512,38 @@ async fn a_replay_waits_for_a_prune_of_its_message() {
     app.stop().await;
 }
 
+/// An operator's retry of a head that waits out its backoff sends it now. Before, the
+/// lane's due time (the backoff's end, here an hour away) read as a worker's lease and was
+/// kept, so "retry" only reset the attempt counter.
+async fn retry_sends_a_backing_off_head_now(backend: Backend) {
+    let app = broker_app(backend).await;
+    let admin = Admin::new(&app).await;
+    let receiver = Receiver::start().await;
+    receiver.set_plan(|_| Reply::status(500));
+    admin.topic("fin:purchase").await;
+    let hour = json!({"retry_base_ms": 3_600_000, "retry_max_ms": 3_600_000});
+    let (sid, _) = admin.subscriber(&receiver.url("/hook"), "fin:purchase", hour).await;
+    let sub_id = admin.get(&format!("/api/v1/subscribers/{sid}/subscriptions")).await[0]["id"].as_i64().unwrap();
+    admin.publish("fin:purchase", json!({"n": 0})).await;
+    // The first attempt failed and the worker gave the lane back due in about an hour.
+    eventually(Duration::from_secs(10), "the lane to wait out the backoff", || async {
+        let lanes = lanes_of(&app, sub_id).await;
+        let later = app::platform::time::now_ms() + 30 * 60_000;
+        (lanes.len() == 1 && lanes[0].2.is_some_and(|due| due > later)).then_some(())
+    })
+    .await;
+    receiver.set_plan(|_| Reply::status(200));
+    let head = admin.get(&format!("/api/v1/subscribers/{sid}/deliveries?state=pending")).await[0]["id"].as_i64().unwrap();
+    let res = admin.call(reqwest::Method::POST, &format!("/api/v1/deliveries/{head}/retry"), None).await;
+    assert_eq!(res.status(), 204);
+    let hits = wait_for_successes(&receiver, "/hook", 1).await;
+    assert_eq!(hits.iter().map(payload_n).collect::<Vec<_>>(), [0]);
+    assert_eq!(receiver.hits_on("/hook").len(), 2, "one failed attempt, then the retry");
+    app.stop().await;
+}
+
+both_backends!(retry_sends_a_backing_off_head_now);
+
 /// After its attempts, `dead_letter` parks a message and goes on; `block` holds the lane
 /// until an operator skips (or retries) the head.
 #[tokio::test]
