@@ -7,6 +7,7 @@ use app::platform::db::Db;
 use app::platform::parts::Parts;
 use app::platform::rate_limit::RateLimiter;
 use app::platform::settings::{Settings, Vars};
+use app::scheduler::booking::Canceler;
 use std::time::Duration;
 
 /// Every setting, platform's and each capability's, from any source of variables.
@@ -63,9 +64,14 @@ pub fn parts(settings: &Settings, db: &Db) -> Parts {
 struct BookingsIntoMeetings;
 
 impl BookingsIntoMeetings {
-    fn facts(m: &app::scheduler::booking::BookedMeeting, canceled: bool) -> app::meetings::calendly::InviteeFacts {
+    fn facts(m: &app::scheduler::booking::BookedMeeting, canceled: Option<Canceler>) -> app::meetings::calendly::InviteeFacts {
+        let (by, reason, kind) = match canceled {
+            Some(Canceler::Invitee) => (Some(m.invitee_name.clone()), Some("Canceled with the booking's link"), Some("invitee")),
+            Some(Canceler::Host) => (Some(m.host.clone()), Some("Deleted from the host's calendar"), Some("host")),
+            None => (None, None, None),
+        };
         app::meetings::calendly::InviteeFacts {
-            canceled,
+            canceled: canceled.is_some(),
             invitee_uri: format!("{}/invitee", m.event_uri),
             event_uri: m.event_uri.clone(),
             event_name: m.name.clone(),
@@ -79,9 +85,9 @@ impl BookingsIntoMeetings {
             rescheduled: false,
             old_invitee: None,
             new_invitee: None,
-            canceled_by: canceled.then(|| m.invitee_name.clone()),
-            cancel_reason: canceled.then(|| "Canceled with the booking's link".to_owned()),
-            canceler_type: canceled.then(|| "invitee".to_owned()),
+            canceled_by: by,
+            cancel_reason: reason.map(str::to_owned),
+            canceler_type: kind.map(str::to_owned),
         }
     }
 }
@@ -89,10 +95,10 @@ impl BookingsIntoMeetings {
 #[async_trait::async_trait]
 impl app::scheduler::booking::MeetingsOutlet for BookingsIntoMeetings {
     async fn booked(&self, txn: &app::platform::db::WriteTxn, m: &app::scheduler::booking::BookedMeeting) -> app::error::AppResult<()> {
-        app::meetings::service::record_booking(txn, &Self::facts(m, false)).await
+        app::meetings::service::record_booking(txn, &Self::facts(m, None)).await
     }
 
-    async fn canceled(&self, txn: &app::platform::db::WriteTxn, m: &app::scheduler::booking::BookedMeeting) -> app::error::AppResult<()> {
-        app::meetings::service::record_booking(txn, &Self::facts(m, true)).await
+    async fn canceled(&self, txn: &app::platform::db::WriteTxn, m: &app::scheduler::booking::BookedMeeting, by: Canceler) -> app::error::AppResult<()> {
+        app::meetings::service::record_booking(txn, &Self::facts(m, Some(by))).await
     }
 }

@@ -55,7 +55,14 @@ pub struct BookedMeeting {
 #[async_trait::async_trait]
 pub trait MeetingsOutlet: Send + Sync {
     async fn booked(&self, txn: &WriteTxn, meeting: &BookedMeeting) -> AppResult<()>;
-    async fn canceled(&self, txn: &WriteTxn, meeting: &BookedMeeting) -> AppResult<()>;
+    async fn canceled(&self, txn: &WriteTxn, meeting: &BookedMeeting, by: Canceler) -> AppResult<()>;
+}
+
+/// Who canceled a booking: the visitor with the link, or the owner by deleting its event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Canceler {
+    Invitee,
+    Host,
 }
 
 /// The booking pages' in-process parts: the per-address limit and the meetings outlet.
@@ -479,8 +486,15 @@ pub async fn book(state: &AppState, client: Option<std::net::IpAddr>, username: 
 pub async fn cancel(state: &AppState, client: Option<std::net::IpAddr>, token: &str) -> AppResult<()> {
     limit(state, client)?;
     let db = &state.db;
+    let by_link = booking::Entity::find().filter(booking::Column::CancelHash.eq(sha256_hex(token.trim())));
     db_write!(db, |txn| {
-        let found = for_update(booking::Entity::find().filter(booking::Column::CancelHash.eq(sha256_hex(token.trim()))), db.backend()).one(&*txn).await?;
+        // The event first, then the booking: the order an owner's deletion of the event
+        // takes them in, so the two never wait on each other.
+        let seen = by_link.clone().one(&*txn).await?.ok_or_else(|| AppError::not_found("booking"))?;
+        if let Some(id) = seen.event_id {
+            for_update(event::Entity::find_by_id(id), db.backend()).one(&*txn).await?;
+        }
+        let found = for_update(by_link.clone(), db.backend()).one(&*txn).await?;
         let b = found.ok_or_else(|| AppError::not_found("booking"))?;
         if b.status == BookingStatus::Canceled {
             return Ok(());
@@ -497,7 +511,7 @@ pub async fn cancel(state: &AppState, client: Option<std::net::IpAddr>, token: &
             event::Entity::delete_by_id(e.id).exec(&*txn).await?;
             announce(&txn, "event:deleted", &occurrences::Item::single(e), &owner.username).await?;
         }
-        mark_canceled(state, &txn, b, &title, &owner.username).await
+        mark_canceled(state, &txn, b, &title, &owner.username, Canceler::Invitee).await
     })
 }
 
@@ -507,16 +521,21 @@ pub async fn cancel(state: &AppState, client: Option<std::net::IpAddr>, token: &
 /// the visitor's address holds one booking fewer. The link then answers as for any
 /// canceled booking.
 pub(super) async fn event_deleted(state: &AppState, txn: &WriteTxn, event_id: i64, owner: &str) -> AppResult<()> {
-    // By `ix_bookings_event`; at most one booking names an event.
-    let find = booking::Entity::find().filter(booking::Column::EventId.eq(event_id)).filter(booking::Column::Status.eq(BookingStatus::Booked));
+    // By `ix_bookings_event`; at most one booking names an event. A meeting that has
+    // begun happened (or not) as booked: tidying it off the calendar cancels nothing.
+    let find = booking::Entity::find()
+        .filter(booking::Column::EventId.eq(event_id))
+        .filter(booking::Column::Status.eq(BookingStatus::Booked))
+        .filter(booking::Column::StartAt.gt(now_ms()));
     let Some(b) = for_update(find, state.db.backend()).one(&**txn).await? else { return Ok(()) };
     let title = booking_page::Entity::find_by_id(b.owner_id).one(&**txn).await?.map(|p| p.title).unwrap_or_default();
-    mark_canceled(state, txn, b, &title, owner).await
+    mark_canceled(state, txn, b, &title, owner, Canceler::Host).await
 }
 
-/// A booking canceled: the meeting feed told, the row marked, its event forgotten.
-async fn mark_canceled(state: &AppState, txn: &WriteTxn, b: booking::Model, title: &str, owner: &str) -> AppResult<()> {
-    state.part::<BookingParts>().meetings.canceled(txn, &meeting_of(state, &b, title, owner)).await?;
+/// A booking canceled: the meeting feed told who did it, the row marked, its event
+/// forgotten.
+async fn mark_canceled(state: &AppState, txn: &WriteTxn, b: booking::Model, title: &str, owner: &str, by: Canceler) -> AppResult<()> {
+    state.part::<BookingParts>().meetings.canceled(txn, &meeting_of(state, &b, title, owner), by).await?;
     let mut row: booking::ActiveModel = b.into();
     row.status = Set(BookingStatus::Canceled);
     row.canceled_at = Set(Some(now_ms()));

@@ -101,7 +101,7 @@ async fn a_booking_becomes_an_event_and_a_meeting(backend: Backend) {
     assert_eq!(calendar["events"].as_array().unwrap().len(), 1);
     let meetings: Value = olga.call(Method::GET, "/api/v1/meetings", None).await.json().await.unwrap();
     let m = meetings.as_array().unwrap().iter().find(|m| m["invitee_email"] == "vera@example.com").unwrap();
-    assert_eq!(m["status"], "canceled");
+    assert_eq!((m["status"].as_str(), m["canceled_by"].as_str()), (Some("canceled"), Some("Vera Visitor")));
     let topics = eventually(Duration::from_secs(20), "meeting:scheduled then meeting:canceled", || async {
         let hits = receiver.first_successes("/meetings");
         (hits.len() == 2).then(|| hits.iter().map(|h| h.json()["type"].as_str().unwrap().to_owned()).collect::<Vec<_>>())
@@ -144,7 +144,7 @@ async fn deleting_a_booked_event_cancels_the_booking(backend: Backend) {
     assert_eq!(olga.call(Method::DELETE, &format!("/api/v1/events/{event_id}"), None).await.status(), 204);
     let meetings: Value = olga.call(Method::GET, "/api/v1/meetings", None).await.json().await.unwrap();
     let m = meetings.as_array().unwrap().iter().find(|m| m["invitee_email"] == "vera@example.com").expect("the booking's meeting");
-    assert_eq!(m["status"], "canceled");
+    assert_eq!((m["status"].as_str(), m["canceled_by"].as_str()), (Some("canceled"), Some("olga")), "canceled by the host, not the visitor");
     assert!(slots(&app, &week).await.iter().any(|s| s.0 == first), "the slot is free again");
     assert_eq!(app.client.delete(app.url(&format!("/api/v1/bookings/{cancel}"))).send().await.unwrap().status(), 204, "the link: already canceled");
     let topics = eventually(Duration::from_secs(20), "meeting:scheduled then meeting:canceled", || async {
@@ -153,6 +153,22 @@ async fn deleting_a_booked_event_cancels_the_booking(backend: Backend) {
     })
     .await;
     assert_eq!(topics, ["meeting:scheduled", "meeting:canceled"], "in order, once each");
+
+    // A meeting that has begun is history: deleting its event leaves it scheduled.
+    let res = book(&app, &first, "Walt Visitor", "walt@example.com").await;
+    assert_eq!(res.status(), 201);
+    let calendar = olga.list("olga", &format!("from={first}&to={}", to_rfc3339(parse_rfc3339(&first).unwrap() + 3_600_000))).await;
+    let event_id = calendar["events"][0]["id"].as_i64().expect("the second booking's event");
+    {
+        use sea_orm::{ConnectionTrait, Statement};
+        let db = &app.state.db;
+        let begun = format!("UPDATE bookings SET start_at = {} WHERE event_id = {event_id}", app::platform::time::now_ms() - 60_000);
+        db.execute_raw(Statement::from_string(db.get_database_backend(), begun)).await.unwrap();
+    }
+    assert_eq!(olga.call(Method::DELETE, &format!("/api/v1/events/{event_id}"), None).await.status(), 204);
+    let meetings: Value = olga.call(Method::GET, "/api/v1/meetings", None).await.json().await.unwrap();
+    let m = meetings.as_array().unwrap().iter().find(|m| m["invitee_email"] == "walt@example.com").expect("the second meeting");
+    assert_eq!(m["status"], "scheduled");
     app.stop().await;
 }
 
