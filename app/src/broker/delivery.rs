@@ -577,13 +577,7 @@ impl Dispatcher {
             } else {
                 Some(retry_at.unwrap_or(now))
             };
-            lane::Entity::update_many()
-                .col_expr(lane::Column::Pending, Expr::value(pending))
-                .col_expr(lane::Column::Blocked, Expr::value(blocked))
-                .col_expr(lane::Column::NextDueAt, Expr::value(next_due))
-                .filter(lane::Column::Id.eq(l.id))
-                .exec(&*txn)
-                .await?;
+            store::write_lane(&*txn, l.id, pending, blocked, next_due).await?;
             let ids: Vec<i64> = outcomes.iter().map(|(h, _)| h.id).collect();
             let change = serde_json::json!({"deliveries": ids, "state": last.unwrap_or(DeliveryState::Pending)});
             changes::record(&*txn, &service::channel(work.lane.subscriber_id), &change).await?;

@@ -211,12 +211,25 @@ pub async fn replay(db: &Db, caller: &Caller, subscriber_id: i64, what: Replay) 
             }
             Replay::Since(since) => {
                 let topics = topics_matching(&*txn, &subs).await?;
-                let find = message::Entity::find()
+                let ids: Vec<i64> = message::Entity::find()
+                    .select_only()
+                    .column(message::Column::Id)
                     .filter(message::Column::TopicId.is_in(topics))
                     .filter(message::Column::CreatedAt.gte(since))
                     .order_by_asc(message::Column::Id)
-                    .limit(REPLAY_LIMIT);
-                for_update(find, backend).all(&*txn).await?
+                    .limit(REPLAY_LIMIT)
+                    .into_tuple()
+                    .all(&*txn)
+                    .await?;
+                // Locked by primary key, in id order: only these rows (a locking read that
+                // sorts would lock every row it looked at), and in the order a prune takes
+                // them. One pruned meanwhile is simply not there any more.
+                let mut held = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(CHUNK) {
+                    let find = message::Entity::find().filter(message::Column::Id.is_in(chunk.to_vec())).order_by_asc(message::Column::Id);
+                    held.extend(for_update(find, backend).all(&*txn).await?);
+                }
+                held
             }
         };
         let now = now_ms();

@@ -389,7 +389,7 @@ pub async fn reschedule_lane<C: ConnectionTrait>(conn: &C, lane: &lane::Model, p
 
 /// Writes what a lane holds, whether it is blocked, and when it is next due (`None`:
 /// idle), under the lock the caller took.
-async fn write_lane<C: ConnectionTrait>(conn: &C, id: i64, pending: i64, blocked: bool, next_due_at: Option<i64>) -> AppResult<()> {
+pub(super) async fn write_lane<C: ConnectionTrait>(conn: &C, id: i64, pending: i64, blocked: bool, next_due_at: Option<i64>) -> AppResult<()> {
     lane::Entity::update_many()
         .col_expr(lane::Column::Pending, Expr::value(pending))
         .col_expr(lane::Column::Blocked, Expr::value(blocked))
