@@ -500,7 +500,6 @@ pub async fn cancel(state: &AppState, client: Option<std::net::IpAddr>, token: &
             return Ok(());
         }
         let owner = crate::accounts::service::profile_by_id(&*txn, b.owner_id).await?.ok_or_else(|| AppError::not_found("booking"))?;
-        let title = booking_page::Entity::find_by_id(b.owner_id).one(&*txn).await?.map(|p| p.title).unwrap_or_default();
         // The booking's own event, unless its owner has since made it something else
         // (a series): that is theirs to keep.
         let event = match b.event_id {
@@ -511,7 +510,7 @@ pub async fn cancel(state: &AppState, client: Option<std::net::IpAddr>, token: &
             event::Entity::delete_by_id(e.id).exec(&*txn).await?;
             announce(&txn, "event:deleted", &occurrences::Item::single(e), &owner.username).await?;
         }
-        mark_canceled(state, &txn, b, &title, &owner.username, Canceler::Invitee).await
+        mark_canceled(state, &txn, b, &owner.username, Canceler::Invitee).await
     })
 }
 
@@ -528,14 +527,14 @@ pub(super) async fn event_deleted(state: &AppState, txn: &WriteTxn, event_id: i6
         .filter(booking::Column::Status.eq(BookingStatus::Booked))
         .filter(booking::Column::StartAt.gt(now_ms()));
     let Some(b) = for_update(find, state.db.backend()).one(&**txn).await? else { return Ok(()) };
-    let title = booking_page::Entity::find_by_id(b.owner_id).one(&**txn).await?.map(|p| p.title).unwrap_or_default();
-    mark_canceled(state, txn, b, &title, owner, Canceler::Host).await
+    mark_canceled(state, txn, b, owner, Canceler::Host).await
 }
 
-/// A booking canceled: the meeting feed told who did it, the row marked, its event
-/// forgotten.
-async fn mark_canceled(state: &AppState, txn: &WriteTxn, b: booking::Model, title: &str, owner: &str, by: Canceler) -> AppResult<()> {
-    state.part::<BookingParts>().meetings.canceled(txn, &meeting_of(state, &b, title, owner), by).await?;
+/// A booking canceled: the meeting feed told who did it (under the page's title), the
+/// row marked, its event forgotten.
+async fn mark_canceled(state: &AppState, txn: &WriteTxn, b: booking::Model, owner: &str, by: Canceler) -> AppResult<()> {
+    let title = booking_page::Entity::find_by_id(b.owner_id).one(&**txn).await?.map(|p| p.title).unwrap_or_default();
+    state.part::<BookingParts>().meetings.canceled(txn, &meeting_of(state, &b, &title, owner), by).await?;
     let mut row: booking::ActiveModel = b.into();
     row.status = Set(BookingStatus::Canceled);
     row.canceled_at = Set(Some(now_ms()));
