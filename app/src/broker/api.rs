@@ -49,7 +49,7 @@ pub async fn publish_message(topic: String, payload: String) -> Result<Option<i6
     let payload: serde_json::Value = serde_json::from_str(&payload)
         .map_err(|e| AppError::invalid("payload", format!("the payload is not valid JSON: {e}")))?;
     let name = TopicName::parse(&topic).map_err(|e| e.on_field("topic"))?;
-    Ok(service::publish_as(&state.db, &caller, name.as_str(), &payload, None).await?.id)
+    Ok(service::publish_as(&state, &caller, name.as_str(), &payload, None).await?.id)
 }
 
 /// "Send test message" for a topic; answers the message id (`None`: nobody subscribes).
@@ -57,7 +57,7 @@ pub async fn publish_message(topic: String, payload: String) -> Result<Option<i6
 pub async fn send_test_message(topic: String) -> Result<Option<i64>, AppError> {
     let (caller, state) = context().await?;
     let name = TopicName::parse(&topic).map_err(|e| e.on_field("topic"))?;
-    Ok(service::send_test_message(&state.db, &caller, name.as_str()).await?.id)
+    Ok(service::send_test_message(&state, &caller, name.as_str()).await?.id)
 }
 
 /// The new subscriber's id and its secret (shown once).

@@ -101,7 +101,7 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
         serde_json::json!({"demo": true, "n": 3, "text": "delivered after 2, never before: order per topic and subscriber"}),
     ];
     for (n, payload) in messages.iter().enumerate() {
-        super::publish::publish_as(&state.db, &operator, TOPIC, payload, Some(&format!("demo-seed-{}", n + 1))).await?;
+        super::publish::publish_as(state, &operator, TOPIC, payload, Some(&format!("demo-seed-{}", n + 1))).await?;
     }
     tracing::info!(subscriber = receiver.id, "broker demo seeded");
     Ok(())

@@ -93,7 +93,7 @@ pub struct PublishRequest {
         (status = 202, description = "accepted for delivery", body = Published),
         (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 async fn publish(State(state): State<AppState>, caller: Caller, Path(topic): Path<String>, ApiJson(req): ApiJson<PublishRequest>) -> AppResult<(StatusCode, Json<Published>)> {
-    let published = service::publish_as(&state.db, &caller, &topic, &req.payload, req.idempotency_key.as_deref()).await?;
+    let published = service::publish_as(&state, &caller, &topic, &req.payload, req.idempotency_key.as_deref()).await?;
     Ok((StatusCode::ACCEPTED, Json(published)))
 }
 

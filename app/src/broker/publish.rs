@@ -23,7 +23,10 @@ use super::service::{CHUNK, MAX_PAYLOAD_BYTES};
 use super::store::{self, delivery, message, outbox, subscription, topic};
 use crate::accounts::Caller;
 use crate::error::{AppError, AppResult, DB_CONFLICT};
-use crate::platform::db::{is_unique_violation, skip_locked, Db, WriteTxn};
+use crate::platform::db::{insert_ids, is_unique_violation, skip_locked, Db, WriteTxn};
+use crate::platform::group_commit::{Batch, GroupCommit};
+use crate::platform::state::AppState;
+use futures::future::BoxFuture;
 use crate::platform::events::EventOutlet;
 use crate::platform::time::now_ms;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
@@ -31,7 +34,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -106,42 +109,35 @@ async fn audience<C: ConnectionTrait>(conn: &C, topic: &TopicName) -> AppResult<
     Ok(found.map(|(topic_id, members_may_publish, n)| Audience { topic_id, members_may_publish, subscriptions: Ord::max(n, 0) as u64 }))
 }
 
-/// Inserts one message into the outbox on its own (autocommit: nothing else is written
-/// with it, so it needs no transaction of its own — one round trip), or finds the first
-/// one published under its idempotency key.
-async fn enqueue(
-    conn: &impl ConnectionTrait,
-    audience: &Audience,
-    payload: String,
-    idempotency_key: Option<&str>,
-    published_by: Option<i64>,
-) -> AppResult<Published> {
-    let (topic_id, subscriptions) = (audience.topic_id, audience.subscriptions);
-    if subscriptions == 0 {
-        return Ok(Published::unsent());
-    }
-    if let Some(key) = idempotency_key {
-        if let Some(first) = first_with_key(conn, topic_id, key).await? {
-            return Ok(first);
-        }
-    }
-    let row = outbox::ActiveModel {
+/// A row of the outbox: a message waiting for the sequencer.
+fn outbox_row(topic_id: i64, payload: String, idempotency_key: Option<&str>, published_by: Option<i64>, now: i64) -> outbox::ActiveModel {
+    outbox::ActiveModel {
         topic_id: Set(topic_id),
         payload: Set(payload),
         idempotency_key: Set(idempotency_key.map(str::to_owned)),
         published_by: Set(published_by),
-        created_at: Set(now_ms()),
+        created_at: Set(now),
         ..Default::default()
-    };
-    match outbox::Entity::insert(row).exec(conn).await {
+    }
+}
+
+/// Inserts one message published under `key` into the outbox on its own (autocommit:
+/// nothing else is written with it, so it needs no transaction of its own — one round
+/// trip), or finds the first one published under that key.
+async fn enqueue_keyed(conn: &impl ConnectionTrait, audience: &Audience, payload: String, key: &str, published_by: i64) -> AppResult<Published> {
+    let (topic_id, subscriptions) = (audience.topic_id, audience.subscriptions);
+    if subscriptions == 0 {
+        return Ok(Published::unsent());
+    }
+    if let Some(first) = first_with_key(conn, topic_id, key).await? {
+        return Ok(first);
+    }
+    match outbox::Entity::insert(outbox_row(topic_id, payload, Some(key), Some(published_by), now_ms())).exec(conn).await {
         Ok(res) => Ok(Published { id: Some(res.last_insert_id), seq: None, duplicate: false, subscriptions }),
         // The same key went into the outbox a moment ago (it waited for that commit).
-        Err(e) if is_unique_violation(&e) && idempotency_key.is_some() => {
-            let key = idempotency_key.unwrap_or_default();
-            first_with_key(conn, topic_id, key)
-                .await?
-                .ok_or_else(|| AppError::new(503, DB_CONFLICT, "an idempotent publish raced its sequencing"))
-        }
+        Err(e) if is_unique_violation(&e) => first_with_key(conn, topic_id, key)
+            .await?
+            .ok_or_else(|| AppError::new(503, DB_CONFLICT, "an idempotent publish raced its sequencing")),
         Err(e) => Err(e.into()),
     }
 }
@@ -175,17 +171,28 @@ async fn first_with_key<C: ConnectionTrait>(conn: &C, topic_id: i64, key: &str) 
 /// twice returns the first message and delivers once. When no subscription matches,
 /// nothing is stored — the app publishes private data (chat texts, event details,
 /// invitees), which is kept only as long as someone is to receive it.
-#[tracing::instrument(skip(db, caller, payload), fields(caller = %caller.username()))]
-pub async fn publish_as(db: &Db, caller: &Caller, topic: &str, payload: &serde_json::Value, idempotency_key: Option<&str>) -> AppResult<Published> {
+///
+/// A publish without a key shares one transaction with those arriving at the same time
+/// ([`Publishes`], group commit): one commit per publish was the bound. A keyed one is
+/// written alone, since it first looks for the key's earlier message.
+#[tracing::instrument(skip(state, caller, payload), fields(caller = %caller.username()))]
+pub async fn publish_as(state: &AppState, caller: &Caller, topic: &str, payload: &serde_json::Value, idempotency_key: Option<&str>) -> AppResult<Published> {
     let name = TopicName::parse(topic).map_err(|_| AppError::not_found("topic"))?;
     let body = checked_payload(payload, idempotency_key)?;
-    // One read (the topic, who may publish, its audience) and one insert. A topic deleted
-    // in between leaves the row to the sequencer, which drops it and says so.
-    let audience = audience(&db.conn, &name).await?.ok_or_else(|| AppError::not_found("topic"))?;
-    if !caller.is_admin() && !audience.members_may_publish {
-        return Err(AppError::forbidden("only admins may publish to this topic"));
-    }
-    let published = db.retrying(|| enqueue(&db.conn, &audience, body.clone(), idempotency_key, Some(caller.id()))).await?;
+    let db = &state.db;
+    let published = match idempotency_key {
+        None => {
+            let request = NewPublish { topic: name, body, publisher: caller.id(), admin: caller.is_admin() };
+            state.part::<PublishQueue>().0.submit(request).await??
+        }
+        Some(key) => {
+            // One read (the topic, who may publish, its audience) and one insert. A topic
+            // deleted in between leaves the row to the sequencer, which drops it and says so.
+            let audience = audience(&db.conn, &name).await?;
+            let audience = may_publish(audience.as_ref(), caller.is_admin())?;
+            db.retrying(|| enqueue_keyed(&db.conn, audience, body.clone(), key, caller.id())).await?
+        }
+    };
     if published.id.is_some() && !published.duplicate {
         db.waker(SEQUENCER_WAKER).notify_one();
         metrics::counter!("broker_published_total").increment(1);
@@ -193,16 +200,94 @@ pub async fn publish_as(db: &Db, caller: &Caller, topic: &str, payload: &serde_j
     Ok(published)
 }
 
+/// The topic `audience` describes, if the caller may publish to it (404 when there is
+/// no such topic, 403 when only admins may publish there).
+fn may_publish(audience: Option<&Audience>, admin: bool) -> AppResult<&Audience> {
+    let audience = audience.ok_or_else(|| AppError::not_found("topic"))?;
+    if !admin && !audience.members_may_publish {
+        return Err(AppError::forbidden("only admins may publish to this topic"));
+    }
+    Ok(audience)
+}
+
+/// A publish without an idempotency key, its payload already checked.
+pub(super) struct NewPublish {
+    topic: TopicName,
+    body: String,
+    publisher: i64,
+    admin: bool,
+}
+
+/// Publishes written in batches (see [`crate::platform::group_commit`]): one read per
+/// topic in the batch and one insert for all their outbox rows. Each publish gets its
+/// own answer — its message, or why it may not publish — while a failed statement fails
+/// the batch (then written publish by publish).
+pub(super) struct Publishes {
+    /// Whether the rows go in with `INSERT … RETURNING id` ([`Db::insert_returns_ids`]).
+    returning: bool,
+}
+
+impl Batch for Publishes {
+    type Request = NewPublish;
+    type Answer = AppResult<Published>;
+    const WHAT: &'static str = "broker publishes";
+    const MAX: usize = 256;
+
+    fn write<'a>(&'a self, txn: &'a WriteTxn, publishes: &'a [NewPublish]) -> BoxFuture<'a, AppResult<Vec<AppResult<Published>>>> {
+        Box::pin(enqueue_all(txn, publishes, self.returning))
+    }
+}
+
+async fn enqueue_all(txn: &WriteTxn, publishes: &[NewPublish], returning: bool) -> AppResult<Vec<AppResult<Published>>> {
+    let mut audiences: HashMap<&str, Option<Audience>> = HashMap::new();
+    for p in publishes {
+        if !audiences.contains_key(p.topic.as_str()) {
+            audiences.insert(p.topic.as_str(), audience(&**txn, &p.topic).await?);
+        }
+    }
+    let now = now_ms();
+    // Each publish's audience (or why it may not publish); those with subscribers get a row.
+    let checked: Vec<AppResult<&Audience>> = publishes.iter().map(|p| may_publish(audiences[p.topic.as_str()].as_ref(), p.admin)).collect();
+    let rows = publishes
+        .iter()
+        .zip(&checked)
+        .filter_map(|(p, audience)| audience.as_ref().ok().filter(|a| a.subscriptions > 0).map(|a| outbox_row(a.topic_id, p.body.clone(), None, Some(p.publisher), now)))
+        .collect();
+    let mut ids = insert_ids(&**txn, returning, rows).await?.into_iter();
+    Ok(checked
+        .into_iter()
+        .map(|audience| {
+            let audience = audience?;
+            if audience.subscriptions == 0 {
+                return Ok(Published::unsent());
+            }
+            let id = ids.next().ok_or_else(|| AppError::internal_because("fewer outbox ids than stored publishes"))?;
+            Ok(Published { id: Some(id), seq: None, duplicate: false, subscriptions: audience.subscriptions })
+        })
+        .collect())
+}
+
+/// The queue of publishes waiting for their shared transaction (a part of the app state).
+#[derive(Clone)]
+pub struct PublishQueue(GroupCommit<Publishes>);
+
+impl PublishQueue {
+    /// Starts the queue's writers on `db`.
+    pub fn start(db: &Db) -> Self {
+        Self(GroupCommit::start(db.clone(), Publishes { returning: db.insert_returns_ids() }))
+    }
+}
+
 /// "Send test message" on the broker page: a small payload marked as a test, published
 /// like any other (and so refused to whoever may not publish to the topic).
-pub async fn send_test_message(db: &Db, caller: &Caller, topic: &str) -> AppResult<Published> {
+pub async fn send_test_message(state: &AppState, caller: &Caller, topic: &str) -> AppResult<Published> {
     let payload = serde_json::json!({
         "test": true,
         "text": "a test message sent from the broker page",
         "sent_by": caller.username(),
         "sent_at": crate::platform::time::to_rfc3339(crate::platform::time::now_ms()),
     });
-    publish_as(db, caller, topic, &payload, None).await
+    publish_as(state, caller, topic, &payload, None).await
 }
 
 /// The broker as the app's [`EventOutlet`]: the other capabilities publish with
@@ -238,14 +323,7 @@ pub async fn publish_events(txn: &WriteTxn, topic: &str, payloads: &[serde_json:
     }
     let now = now_ms();
     for chunk in bodies.chunks(CHUNK) {
-        let rows = chunk.iter().map(|body| outbox::ActiveModel {
-            topic_id: Set(topic_id),
-            payload: Set(body.clone()),
-            idempotency_key: Set(None),
-            published_by: Set(None),
-            created_at: Set(now),
-            ..Default::default()
-        });
+        let rows = chunk.iter().map(|body| outbox_row(topic_id, body.clone(), None, None, now));
         outbox::Entity::insert_many(rows).exec_without_returning(&**txn).await?;
     }
     txn.wake_after_commit(SEQUENCER_WAKER);

@@ -14,7 +14,7 @@
 
 pub use super::admin::*;
 pub use super::log::*;
-pub use super::publish::{install, publish_as, publish_events, send_test_message, Published, Sequencer, DISPATCHER_WAKER, SEQUENCER_WAKER};
+pub use super::publish::{install, publish_as, publish_events, send_test_message, PublishQueue, Published, Sequencer, DISPATCHER_WAKER, SEQUENCER_WAKER};
 
 /// Largest payload accepted for publishing (serialized JSON).
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;

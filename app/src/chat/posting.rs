@@ -10,7 +10,7 @@ use crate::accounts::domain::Username;
 use crate::error::AppResult;
 use crate::platform::changes;
 use super::service::{InboxRead, INBOX_PAGE, STATEMENT_CHUNK};
-use crate::platform::db::{for_update, Db, WriteTxn};
+use crate::platform::db::{for_update, insert_ids, Db, WriteTxn};
 use crate::platform::group_commit::Batch;
 use crate::platform::time::{now_ms, to_rfc3339};
 use futures::future::BoxFuture;
@@ -69,52 +69,12 @@ impl Batch for Posts {
 }
 
 async fn statements(txn: &WriteTxn, posts: &[NewPost], returning: bool) -> AppResult<Vec<i64>> {
-    let ids = if returning { insert_returning(txn, posts).await? } else { insert_one_by_one(txn, posts).await? };
+    let ids = insert_ids(&**txn, returning, posts.iter().map(NewPost::row).collect()).await?;
     let events: Vec<serde_json::Value> = posts.iter().zip(&ids).map(|(p, id)| p.event(*id)).collect();
     txn.publish_all("chat:message", &events).await?;
     let inboxes: Vec<(String, serde_json::Value)> =
         posts.iter().zip(&ids).map(|(p, id)| (super::service::channel(p.recipient.as_str()), serde_json::json!({"posted": id}))).collect();
     changes::record_many(&**txn, &inboxes).await?;
-    Ok(ids)
-}
-
-/// One statement per post: MySQL hands back only the first id of a multi-row insert,
-/// and its ids need not be consecutive (interleaved auto-increment locking).
-async fn insert_one_by_one(txn: &WriteTxn, posts: &[NewPost]) -> AppResult<Vec<i64>> {
-    let mut ids = Vec::with_capacity(posts.len());
-    for post in posts {
-        ids.push(message::Entity::insert(post.row()).exec(&**txn).await?.last_insert_id);
-    }
-    Ok(ids)
-}
-
-/// Rows one `INSERT … RETURNING` carries (six values each, well under SQLite's 32,766).
-const ROWS_PER_INSERT: usize = 256;
-
-/// The whole batch in one `INSERT … VALUES (…), (…) RETURNING id` (SQLite, MariaDB).
-/// Each row takes the next auto-increment value as it is inserted, in `VALUES` order,
-/// so the returned ids in ascending order are the posts' ids in order, whatever order
-/// the rows come back in.
-async fn insert_returning(txn: &WriteTxn, posts: &[NewPost]) -> AppResult<Vec<i64>> {
-    use sea_orm::{Statement, Value};
-    let mut ids = Vec::with_capacity(posts.len());
-    for chunk in posts.chunks(ROWS_PER_INSERT) {
-        let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let sql = format!("INSERT INTO chat_messages (username, sender_id, sender, text, created_at, expiration_date) VALUES {rows} RETURNING id");
-        let values: Vec<Value> = chunk
-            .iter()
-            .flat_map(|p| {
-                [p.recipient.to_string().into(), Some(p.sender_id).into(), Some(p.sender.clone()).into(), p.text.clone().into(), p.created_at.into(), p.expiration_date.into()]
-            })
-            .collect();
-        let returned = txn.query_all_raw(Statement::from_sql_and_values(txn.get_database_backend(), sql, values)).await?;
-        let mut got = returned.iter().map(|r| r.try_get_by_index::<i64>(0)).collect::<Result<Vec<i64>, _>>()?;
-        if got.len() != chunk.len() {
-            return Err(crate::error::AppError::internal_because(format!("{} ids back from inserting {} chat posts", got.len(), chunk.len())));
-        }
-        got.sort_unstable();
-        ids.extend(got);
-    }
     Ok(ids)
 }
 

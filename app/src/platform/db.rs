@@ -368,6 +368,48 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
+/// Rows one `INSERT … RETURNING` carries (a few values each: well under SQLite's 32,766
+/// variables per statement).
+const ROWS_PER_INSERT: usize = 256;
+
+/// Inserts `rows` and returns their ids in the rows' order. Where the engine returns ids
+/// from an insert ([`Db::insert_returns_ids`]: SQLite, MariaDB) that is one
+/// `INSERT … VALUES (…), (…) RETURNING id` per [`ROWS_PER_INSERT`] rows: each row takes
+/// the next auto-increment value as it is inserted, in `VALUES` order, so the returned
+/// ids in ascending order are the rows' ids in order, whatever order they come back in.
+/// Elsewhere (MySQL) one statement per row: MySQL hands back only the first id of a
+/// multi-row insert, and its ids need not be consecutive (interleaved auto-increment).
+pub async fn insert_ids<A, C>(conn: &C, returning: bool, rows: Vec<A>) -> Result<Vec<i64>, crate::error::AppError>
+where
+    A: sea_orm::ActiveModelTrait + Send,
+    C: sea_orm::ConnectionTrait,
+    <<A::Entity as sea_orm::EntityTrait>::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: Into<i64>,
+{
+    use sea_orm::{EntityTrait, QueryTrait};
+    let mut ids = Vec::with_capacity(rows.len());
+    if !returning {
+        for row in rows {
+            ids.push(A::Entity::insert(row).exec(conn).await?.last_insert_id.into());
+        }
+        return Ok(ids);
+    }
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        let expected = chunk.len();
+        let mut statement = A::Entity::insert_many(chunk).build(conn.get_database_backend());
+        statement.sql.push_str(" RETURNING id");
+        let returned = conn.query_all_raw(statement).await?;
+        let mut got = returned.iter().map(|r| r.try_get_by_index::<i64>(0)).collect::<Result<Vec<i64>, _>>()?;
+        if got.len() != expected {
+            return Err(crate::error::AppError::internal_because(format!("{} ids back from inserting {expected} rows", got.len())));
+        }
+        got.sort_unstable();
+        ids.extend(got);
+    }
+    Ok(ids)
+}
+
 /// `FOR UPDATE SKIP LOCKED` where the engine has it (MySQL ≥ 8, MariaDB ≥ 10.6). SQLite
 /// has neither row locks nor the clause: there the write gate serialises claimers.
 pub fn skip_locked<Q: sea_orm::QuerySelect>(query: Q, backend: DbBackend) -> Q {

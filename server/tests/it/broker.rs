@@ -322,6 +322,61 @@ async fn publishing_the_same_idempotency_key_twice_delivers_once() {
     app.stop().await;
 }
 
+/// Publishes that arrive together share a transaction (group commit), yet each gets its
+/// own answer: its own message id (the one its payload was stored under), or why it
+/// may not publish (403 on an admins-only topic, 404 for no topic), or no id where
+/// nobody subscribes — whatever else is in its batch.
+async fn publishes_at_once_each_get_their_own_answer(backend: Backend) {
+    let app = broker_app(backend).await;
+    let admin = Admin::new(&app).await;
+    let member = app.user_with_token("member").await;
+    let receiver = Receiver::start().await;
+    for topic in ["fin:open", "fin:closed", "fin:quiet"] {
+        admin.topic(topic).await;
+    }
+    for topic in ["fin:open", "fin:quiet"] {
+        admin.call(reqwest::Method::PATCH, &format!("/api/v1/topics/{topic}"), Some(json!({"members_may_publish": true}))).await;
+    }
+    admin.subscriber(&receiver.url("/open"), "fin:open", json!({})).await;
+    admin.subscriber(&receiver.url("/closed"), "fin:closed", json!({})).await;
+
+    let topics = ["fin:open", "fin:closed", "fin:quiet", "fin:none"];
+    let answers = futures::future::join_all((0..80i64).map(|n| {
+        let topic = topics[n as usize % topics.len()];
+        let req = app.client.post(app.url(&format!("/api/v1/topics/{topic}/messages"))).bearer_auth(&member).json(&json!({"payload": {"n": n}}));
+        async move {
+            let res = req.send().await.unwrap();
+            (n, topic, res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    }))
+    .await;
+    let mut sent_as: HashMap<i64, i64> = HashMap::new(); // message id → the n its request sent
+    for (n, topic, status, body) in answers {
+        match topic {
+            "fin:open" => {
+                assert_eq!(status, 202, "publish {n}: {body}");
+                assert!(sent_as.insert(body["id"].as_i64().expect("an id"), n).is_none(), "two publishes answered with one id");
+            }
+            "fin:closed" => assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "publish {n}: {body}"),
+            "fin:quiet" => assert_eq!((status, body["id"].is_null()), (202, true), "publish {n}: {body}"),
+            _ => assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "publish {n}: {body}"),
+        }
+    }
+    assert_eq!(sent_as.len(), 20);
+    // Each delivered message carries the payload of the request that was told its id.
+    for hit in wait_for_successes(&receiver, "/open", 20).await {
+        assert_eq!(sent_as.get(&hit.message_id()), Some(&payload_n(&hit)), "message {} carries another request's payload", hit.message_id());
+    }
+    // A sentinel behind the refused ones on their topic's lane: delivery is in order, so
+    // once it has arrived, a refused publish that had been stored would have arrived too.
+    let sentinel = admin.publish("fin:closed", json!({"n": -1})).await;
+    let closed: Vec<i64> = wait_for_successes(&receiver, "/closed", 1).await.iter().map(Hit::message_id).collect();
+    assert_eq!(closed, [sentinel], "a refused publish was delivered");
+    app.stop().await;
+}
+
+both_backends!(publishes_at_once_each_get_their_own_answer);
+
 #[tokio::test]
 async fn private_targets_are_refused_unless_allowed() {
     // No BROKER_ALLOWED_TARGETS here.
