@@ -9,7 +9,9 @@ use super::domain::*;
 use super::store::{inbox, meeting};
 use crate::error::{AppError, AppResult, OrInternal};
 use crate::platform::changes;
-use crate::platform::db::{for_update, is_unique_violation, skip_locked, Db, WriteTxn};
+use crate::platform::db::{for_update, insert_ids, is_unique_violation, skip_locked, Db, WriteTxn};
+use crate::platform::group_commit::{Batch, GroupCommit};
+use futures::future::BoxFuture;
 use crate::platform::state::AppState;
 use crate::platform::time::{now_ms, parse_rfc3339};
 use bytes::Bytes;
@@ -90,7 +92,8 @@ pub async fn intake(state: &AppState, sender: Sender, signature: Option<&str>, b
     calendly::facts(&envelope)?; // refuse malformed known events before storing them
     tracing::Span::current().record("event", envelope.event.as_str());
     let received_at = now_ms();
-    let stored = tokio::time::timeout(STORE_TIMEOUT, store_raw(&state.db, &envelope, &body, received_at)).await;
+    let delivery = RawDelivery::new(&envelope, &body, received_at);
+    let stored = tokio::time::timeout(STORE_TIMEOUT, state.part::<IntakeQueue>().0.submit(delivery)).await;
     match stored {
         Ok(Ok(Some(id))) => {
             state.db.waker(FOLDER_WAKER).notify_one();
@@ -131,22 +134,87 @@ impl Folder {
     }
 }
 
-/// Stores the raw delivery; `None` when its dedupe key is already there.
-async fn store_raw(db: &Db, env: &Envelope, body: &[u8], received_at: i64) -> AppResult<Option<i64>> {
-    let row = inbox::ActiveModel {
-        source: Set(SOURCE.into()),
-        event: Set(env.event.chars().take(64).collect()),
-        dedupe_key: Set(calendly::dedupe_key(env, body)),
-        body: Set(String::from_utf8_lossy(body).into_owned()),
-        received_at: Set(received_at),
-        processed_at: Set(None),
-        error: Set(None),
-        ..Default::default()
-    };
-    match inbox::Entity::insert(row).exec(&db.conn).await {
+/// A verified delivery, as it is stored raw.
+pub(super) struct RawDelivery {
+    event: String,
+    dedupe_key: String,
+    body: String,
+    received_at: i64,
+}
+
+impl RawDelivery {
+    fn new(env: &Envelope, body: &[u8], received_at: i64) -> Self {
+        Self {
+            event: env.event.chars().take(64).collect(),
+            dedupe_key: calendly::dedupe_key(env, body),
+            body: String::from_utf8_lossy(body).into_owned(),
+            received_at,
+        }
+    }
+
+    fn row(&self) -> inbox::ActiveModel {
+        inbox::ActiveModel {
+            source: Set(SOURCE.into()),
+            event: Set(self.event.clone()),
+            dedupe_key: Set(self.dedupe_key.clone()),
+            body: Set(self.body.clone()),
+            received_at: Set(self.received_at),
+            processed_at: Set(None),
+            error: Set(None),
+            ..Default::default()
+        }
+    }
+}
+
+/// Stores one raw delivery; `None` when its dedupe key is already there.
+async fn store_raw<C: ConnectionTrait>(conn: &C, delivery: &RawDelivery) -> AppResult<Option<i64>> {
+    match inbox::Entity::insert(delivery.row()).exec(conn).await {
         Ok(res) => Ok(Some(res.last_insert_id)),
         Err(e) if is_unique_violation(&e) => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Deliveries stored in batches (see [`crate::platform::group_commit`]): one commit per
+/// delivery was the bound of intake. A batch is one insert; a delivery stored before
+/// fails it on the unique dedupe key, and the batch is then written delivery by
+/// delivery, where that one is told apart as a duplicate.
+pub(super) struct Deliveries {
+    /// Whether the rows go in with `INSERT … RETURNING id` ([`Db::insert_returns_ids`]).
+    returning: bool,
+}
+
+impl Batch for Deliveries {
+    type Request = RawDelivery;
+    type Answer = Option<i64>;
+    const WHAT: &'static str = "webhook deliveries";
+    const MAX: usize = 256;
+
+    fn write<'a>(&'a self, txn: &'a WriteTxn, deliveries: &'a [RawDelivery]) -> BoxFuture<'a, AppResult<Vec<Option<i64>>>> {
+        Box::pin(store_all(txn, deliveries, self.returning))
+    }
+}
+
+async fn store_all(txn: &WriteTxn, deliveries: &[RawDelivery], returning: bool) -> AppResult<Vec<Option<i64>>> {
+    if let [one] = deliveries {
+        return Ok(vec![store_raw(&**txn, one).await?]);
+    }
+    match insert_ids(&**txn, returning, deliveries.iter().map(RawDelivery::row).collect()).await {
+        Ok(ids) => Ok(ids.into_iter().map(Some).collect()),
+        // Not a failure of the batch's: a retried delivery, found again one by one.
+        Err(e) if is_unique_violation(&e) => Err(AppError::new(409, "duplicate_delivery", "a delivery in the batch was stored before")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The deliveries waiting for their shared transaction (a part of the app state).
+#[derive(Clone)]
+pub struct IntakeQueue(GroupCommit<Deliveries>);
+
+impl IntakeQueue {
+    /// Starts the queue's writers on `db`.
+    pub fn start(db: &Db) -> Self {
+        Self(GroupCommit::start(db.clone(), Deliveries { returning: db.insert_returns_ids() }))
     }
 }
 
@@ -197,7 +265,7 @@ pub async fn replay_spool(state: &AppState) -> AppResult<u64> {
                     continue;
                 }
             };
-            if store_raw(&state.db, &env, record.body.as_bytes(), record.received_at).await?.is_some() {
+            if store_raw(&state.db.conn, &RawDelivery::new(&env, record.body.as_bytes(), record.received_at)).await?.is_some() {
                 state.db.waker(FOLDER_WAKER).notify_one();
             }
             state.store.delete(key).await?;

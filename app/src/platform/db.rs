@@ -379,7 +379,8 @@ const ROWS_PER_INSERT: usize = 256;
 /// ids in ascending order are the rows' ids in order, whatever order they come back in.
 /// Elsewhere (MySQL) one statement per row: MySQL hands back only the first id of a
 /// multi-row insert, and its ids need not be consecutive (interleaved auto-increment).
-pub async fn insert_ids<A, C>(conn: &C, returning: bool, rows: Vec<A>) -> Result<Vec<i64>, crate::error::AppError>
+/// The error is the database's, so that a caller can tell a unique-key violation apart.
+pub async fn insert_ids<A, C>(conn: &C, returning: bool, rows: Vec<A>) -> Result<Vec<i64>, DbErr>
 where
     A: sea_orm::ActiveModelTrait + Send,
     C: sea_orm::ConnectionTrait,
@@ -402,7 +403,7 @@ where
         let returned = conn.query_all_raw(statement).await?;
         let mut got = returned.iter().map(|r| r.try_get_by_index::<i64>(0)).collect::<Result<Vec<i64>, _>>()?;
         if got.len() != expected {
-            return Err(crate::error::AppError::internal_because(format!("{} ids back from inserting {expected} rows", got.len())));
+            return Err(DbErr::Custom(format!("{} ids back from inserting {expected} rows", got.len())));
         }
         got.sort_unstable();
         ids.extend(got);

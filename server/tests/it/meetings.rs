@@ -143,7 +143,51 @@ async fn a_reschedule_links_old_and_new(backend: Backend) {
     app.stop().await;
 }
 
+/// Deliveries that arrive together share a transaction (group commit), yet each is
+/// stored once and told so: of two copies of one delivery sent at once, one is accepted
+/// and the other is a duplicate, a copy of one stored earlier is a duplicate, and each
+/// accepted id is the row of the delivery that was told it.
+async fn deliveries_at_once_are_each_stored_once(backend: Backend) {
+    use app::meetings::store::inbox;
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let app = TestApp::spawn_with(backend, meetings_app_settings).await;
+    let earlier = invitee_event("invitee.created", "EV0", "IN0", "2030-03-01T10:00:00.000000Z", json!({}));
+    assert_eq!(deliver(&app.client, &app.base, &earlier).await.status(), 202);
+
+    let mut sent: Vec<(String, Value)> = vec![("EV0".into(), earlier.clone()), ("EV0".into(), earlier)];
+    for n in 1..=30 {
+        let ev = format!("EV{n}");
+        let body = invitee_event("invitee.created", &ev, &format!("IN{n}"), "2030-03-02T10:00:00.000000Z", json!({}));
+        sent.extend([(ev.clone(), body.clone()), (ev, body)]);
+    }
+    let app_ref = &app;
+    let answers = futures::future::join_all(sent.iter().map(|(ev, body)| async move {
+        let res = deliver(&app_ref.client, &app_ref.base, body).await;
+        (ev.clone(), res.status().as_u16(), res.json::<Value>().await.unwrap())
+    }))
+    .await;
+    let mut accepted: std::collections::HashMap<String, Vec<i64>> = Default::default();
+    for (ev, status, body) in &answers {
+        match (status, body["status"].as_str()) {
+            (202, Some("accepted")) => accepted.entry(ev.clone()).or_default().push(body["id"].as_i64().expect("an id")),
+            (200, Some("duplicate")) => {}
+            _ => panic!("delivery of {ev}: {status} {body}"),
+        }
+    }
+    assert!(!accepted.contains_key("EV0"), "a copy of a delivery stored earlier was accepted again");
+    for n in 1..=30 {
+        let ev = format!("EV{n}");
+        let ids = accepted.get(&ev).cloned().unwrap_or_default();
+        assert_eq!(ids.len(), 1, "{ev}: accepted {ids:?}, expected exactly one of its two copies");
+        let row = inbox::Entity::find_by_id(ids[0]).one(&app.state.db.conn).await.unwrap().expect("the accepted row");
+        assert!(row.body.contains(&format!("/scheduled_events/{ev}/")), "id {} holds another delivery than {ev}'s", ids[0]);
+    }
+    assert_eq!(inbox::Entity::find().count(&app.state.db.conn).await.unwrap(), 31);
+    app.stop().await;
+}
+
 both_backends!(create_cancel_duplicates_and_order, a_reschedule_links_old_and_new);
+both_backends!(deliveries_at_once_are_each_stored_once);
 
 #[tokio::test]
 async fn bad_deliveries_are_refused_and_unknown_events_kept() {
