@@ -106,10 +106,17 @@ async fn writer<B: Batch>(db: Db, batch: Arc<B>, queue: Arc<Mutex<mpsc::Receiver
             Err(Failure::Statement(e)) if requests.len() > 1 && e.status != 503 => {
                 tracing::warn!(error = %e.message, requests = requests.len(), what = B::WHAT, "a batch failed; writing it request by request");
                 for (request, answer) in requests.into_iter().zip(answers) {
+                    // As in a batch: whoever left meanwhile is not written, and what was
+                    // written for whoever leaves while it is written is undone.
+                    if answer.is_closed() {
+                        continue;
+                    }
                     let alone = write(&db, &*batch, std::slice::from_ref(&request)).await.and_then(|mut values| {
                         values.pop().ok_or_else(|| Failure::Statement(AppError::internal_because(format!("no answer for one of {}", B::WHAT))))
                     });
-                    let _ = answer.send(alone.map_err(Failure::into_error));
+                    if let Err(Ok(value)) = answer.send(alone.map_err(Failure::into_error)) {
+                        batch.unanswered(&db, value).await;
+                    }
                 }
             }
             // No connection, or the commit itself failed (it may even have succeeded):
