@@ -179,20 +179,16 @@ async fn first_with_key<C: ConnectionTrait>(conn: &C, topic_id: i64, key: &str) 
 pub async fn publish_as(state: &AppState, caller: &Caller, topic: &str, payload: &serde_json::Value, idempotency_key: Option<&str>) -> AppResult<Published> {
     let name = TopicName::parse(topic).map_err(|_| AppError::not_found("topic"))?;
     let body = checked_payload(payload, idempotency_key)?;
-    let db = &state.db;
-    let published = match idempotency_key {
-        None => {
-            let request = NewPublish { topic: name, body, publisher: caller.id(), admin: caller.is_admin() };
-            state.part::<PublishQueue>().0.submit(request).await??
-        }
-        Some(key) => {
-            // One read (the topic, who may publish, its audience) and one insert. A topic
-            // deleted in between leaves the row to the sequencer, which drops it and says so.
-            let audience = audience(&db.conn, &name).await?;
-            let audience = may_publish(audience.as_ref(), caller.is_admin())?;
-            db.retrying(|| enqueue_keyed(&db.conn, audience, body.clone(), key, caller.id())).await?
-        }
+    let Some(key) = idempotency_key else {
+        let request = NewPublish { topic: name, body, publisher: caller.id(), admin: caller.is_admin() };
+        return state.part::<PublishQueue>().0.submit(request).await?;
     };
+    // One read (the topic, who may publish, its audience) and one insert. A topic deleted
+    // in between leaves the row to the sequencer, which drops it and says so.
+    let db = &state.db;
+    let audience = audience(&db.conn, &name).await?;
+    let audience = may_publish(audience.as_ref(), caller.is_admin())?;
+    let published = db.retrying(|| enqueue_keyed(&db.conn, audience, body.clone(), key, caller.id())).await?;
     if published.id.is_some() && !published.duplicate {
         db.waker(SEQUENCER_WAKER).notify_one();
         metrics::counter!("broker_published_total").increment(1);
@@ -248,12 +244,18 @@ async fn enqueue_all(txn: &WriteTxn, publishes: &[NewPublish], returning: bool) 
     let now = now_ms();
     // Each publish's audience (or why it may not publish); those with subscribers get a row.
     let checked: Vec<AppResult<&Audience>> = publishes.iter().map(|p| may_publish(audiences[p.topic.as_str()].as_ref(), p.admin)).collect();
-    let rows = publishes
+    let rows: Vec<outbox::ActiveModel> = publishes
         .iter()
         .zip(&checked)
         .filter_map(|(p, audience)| audience.as_ref().ok().filter(|a| a.subscriptions > 0).map(|a| outbox_row(a.topic_id, p.body.clone(), None, Some(p.publisher), now)))
         .collect();
-    let mut ids = insert_ids(&**txn, returning, rows).await?.into_iter();
+    let stored = rows.len() as u64;
+    let mut ids = insert_ids(&**txn, returning, rows, |row| row.payload.try_as_ref().map_or(0, String::len)).await?.into_iter();
+    if stored > 0 {
+        // From the commit itself, not from the callers: one may have left meanwhile.
+        txn.wake_after_commit(SEQUENCER_WAKER);
+        txn.after_commit(move || metrics::counter!("broker_published_total").increment(stored));
+    }
     Ok(checked
         .into_iter()
         .map(|audience| {

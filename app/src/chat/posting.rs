@@ -69,7 +69,7 @@ impl Batch for Posts {
 }
 
 async fn statements(txn: &WriteTxn, posts: &[NewPost], returning: bool) -> AppResult<Vec<i64>> {
-    let ids = insert_ids(&**txn, returning, posts.iter().map(NewPost::row).collect()).await?;
+    let ids = insert_ids(&**txn, returning, posts.iter().map(NewPost::row).collect(), |row| row.text.try_as_ref().map_or(0, String::len)).await?;
     let events: Vec<serde_json::Value> = posts.iter().zip(&ids).map(|(p, id)| p.event(*id)).collect();
     txn.publish_all("chat:message", &events).await?;
     let inboxes: Vec<(String, serde_json::Value)> =

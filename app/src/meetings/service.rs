@@ -18,7 +18,7 @@ use bytes::Bytes;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 pub const SOURCE: &str = "calendly";
@@ -95,10 +95,7 @@ pub async fn intake(state: &AppState, sender: Sender, signature: Option<&str>, b
     let delivery = RawDelivery::new(&envelope, &body, received_at);
     let stored = tokio::time::timeout(STORE_TIMEOUT, state.part::<IntakeQueue>().0.submit(delivery)).await;
     match stored {
-        Ok(Ok(Some(id))) => {
-            state.db.waker(FOLDER_WAKER).notify_one();
-            Ok(Intake::Accepted(id))
-        }
+        Ok(Ok(Some(id))) => Ok(Intake::Accepted(id)),
         Ok(Ok(None)) => Ok(Intake::Duplicate),
         Ok(Err(e)) => spool(state, &body, received_at, &e.message).await,
         Err(_) => spool(state, &body, received_at, "timed out").await,
@@ -176,9 +173,10 @@ async fn store_raw<C: ConnectionTrait>(conn: &C, delivery: &RawDelivery) -> AppR
 }
 
 /// Deliveries stored in batches (see [`crate::platform::group_commit`]): one commit per
-/// delivery was the bound of intake. A batch is one insert; a delivery stored before
-/// fails it on the unique dedupe key, and the batch is then written delivery by
-/// delivery, where that one is told apart as a duplicate.
+/// delivery was the bound of intake. A batch is one insert. Should it hold a delivery
+/// stored before (Calendly retries when it gets no answer in time, so retries come in
+/// bursts), the unique dedupe key fails that insert, and the batch looks up which of its
+/// keys are stored and inserts the rest, in the same transaction.
 pub(super) struct Deliveries {
     /// Whether the rows go in with `INSERT … RETURNING id` ([`Db::insert_returns_ids`]).
     returning: bool,
@@ -195,16 +193,51 @@ impl Batch for Deliveries {
     }
 }
 
+/// Each delivery's new row id, or `None` for a duplicate (stored before, or an earlier
+/// copy in this batch).
 async fn store_all(txn: &WriteTxn, deliveries: &[RawDelivery], returning: bool) -> AppResult<Vec<Option<i64>>> {
-    if let [one] = deliveries {
-        return Ok(vec![store_raw(&**txn, one).await?]);
+    let all: Vec<&RawDelivery> = deliveries.iter().collect();
+    let stored: Vec<Option<i64>> = match insert_deliveries(txn, &all, returning).await {
+        Err(e) if is_unique_violation(&e) => {
+            // Only the failed statement was undone (MySQL and SQLite alike): the
+            // transaction goes on with the deliveries that are new.
+            let keys: Vec<&str> = deliveries.iter().map(|d| d.dedupe_key.as_str()).collect();
+            let mut seen: HashSet<&str> = stored_keys(txn, &keys).await?;
+            let fresh: Vec<bool> = keys.iter().map(|k| seen.insert(k)).collect();
+            let new: Vec<&RawDelivery> = deliveries.iter().zip(&fresh).filter(|(_, f)| **f).map(|(d, _)| d).collect();
+            // A key stored by a concurrent writer since fails this one too: that error
+            // sends the batch back to be written delivery by delivery.
+            let mut ids = insert_deliveries(txn, &new, returning)
+                .await
+                .map_err(|e| if is_unique_violation(&e) { AppError::new(409, "duplicate_delivery", "a delivery was stored by another writer meanwhile") } else { e.into() })?
+                .into_iter();
+            fresh.iter().map(|f| if *f { ids.next() } else { None }).collect()
+        }
+        result => result?.into_iter().map(Some).collect(),
+    };
+    if stored.iter().any(Option::is_some) {
+        // From the commit itself, not from the callers: one may have left meanwhile.
+        txn.wake_after_commit(FOLDER_WAKER);
     }
-    match insert_ids(&**txn, returning, deliveries.iter().map(RawDelivery::row).collect()).await {
-        Ok(ids) => Ok(ids.into_iter().map(Some).collect()),
-        // Not a failure of the batch's: a retried delivery, found again one by one.
-        Err(e) if is_unique_violation(&e) => Err(AppError::new(409, "duplicate_delivery", "a delivery in the batch was stored before")),
-        Err(e) => Err(e.into()),
-    }
+    Ok(stored)
+}
+
+async fn insert_deliveries(txn: &WriteTxn, deliveries: &[&RawDelivery], returning: bool) -> Result<Vec<i64>, sea_orm::DbErr> {
+    insert_ids(&**txn, returning, deliveries.iter().map(|d| d.row()).collect(), |row| row.body.try_as_ref().map_or(0, String::len)).await
+}
+
+/// Which of `keys` the inbox holds.
+async fn stored_keys<'k>(txn: &WriteTxn, keys: &[&'k str]) -> AppResult<HashSet<&'k str>> {
+    let found: HashSet<String> = inbox::Entity::find()
+        .select_only()
+        .column(inbox::Column::DedupeKey)
+        .filter(inbox::Column::DedupeKey.is_in(keys.iter().copied()))
+        .into_tuple::<String>()
+        .all(&**txn)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(keys.iter().copied().filter(|k| found.contains(*k)).collect())
 }
 
 /// The deliveries waiting for their shared transaction (a part of the app state).

@@ -371,16 +371,40 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
 /// Rows one `INSERT … RETURNING` carries (a few values each: well under SQLite's 32,766
 /// variables per statement).
 const ROWS_PER_INSERT: usize = 256;
+/// Bytes of values one insert carries, at most (but always one row): MariaDB refuses a
+/// statement over `max_allowed_packet` (16 MiB by default) and drops the connection, and
+/// a batch of large rows (webhook bodies, broker payloads) would get there.
+const BYTES_PER_INSERT: usize = 4 << 20;
 
-/// Inserts `rows` and returns their ids in the rows' order. Where the engine returns ids
-/// from an insert ([`Db::insert_returns_ids`]: SQLite, MariaDB) that is one
-/// `INSERT … VALUES (…), (…) RETURNING id` per [`ROWS_PER_INSERT`] rows: each row takes
-/// the next auto-increment value as it is inserted, in `VALUES` order, so the returned
-/// ids in ascending order are the rows' ids in order, whatever order they come back in.
+/// How many rows of the given sizes each insert takes, in order: up to [`ROWS_PER_INSERT`]
+/// rows and [`BYTES_PER_INSERT`] bytes, and at least one row.
+fn insert_chunks(sizes: impl IntoIterator<Item = usize>) -> Vec<usize> {
+    let mut chunks = Vec::new();
+    let (mut rows, mut bytes) = (0, 0);
+    for size in sizes {
+        if rows > 0 && (rows == ROWS_PER_INSERT || bytes + size > BYTES_PER_INSERT) {
+            chunks.push(rows);
+            (rows, bytes) = (0, 0);
+        }
+        rows += 1;
+        bytes += size;
+    }
+    if rows > 0 {
+        chunks.push(rows);
+    }
+    chunks
+}
+
+/// Inserts `rows` and returns their ids in the rows' order; `size` tells a row's bytes
+/// (its large values: enough to keep a statement under [`BYTES_PER_INSERT`]). Where the
+/// engine returns ids from an insert ([`Db::insert_returns_ids`]: SQLite, MariaDB) that is
+/// one `INSERT … VALUES (…), (…) RETURNING id` per chunk of rows: each row takes the next
+/// auto-increment value as it is inserted, in `VALUES` order, so the returned ids in
+/// ascending order are the rows' ids in order, whatever order they come back in.
 /// Elsewhere (MySQL) one statement per row: MySQL hands back only the first id of a
 /// multi-row insert, and its ids need not be consecutive (interleaved auto-increment).
 /// The error is the database's, so that a caller can tell a unique-key violation apart.
-pub async fn insert_ids<A, C>(conn: &C, returning: bool, rows: Vec<A>) -> Result<Vec<i64>, DbErr>
+pub async fn insert_ids<A, C>(conn: &C, returning: bool, rows: Vec<A>, size: impl Fn(&A) -> usize) -> Result<Vec<i64>, DbErr>
 where
     A: sea_orm::ActiveModelTrait + Send,
     C: sea_orm::ConnectionTrait,
@@ -394,10 +418,10 @@ where
         }
         return Ok(ids);
     }
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<A> = rows.by_ref().take(ROWS_PER_INSERT).collect();
-        let expected = chunk.len();
+    let chunks = insert_chunks(rows.iter().map(&size));
+    let mut rows = rows.into_iter();
+    for expected in chunks {
+        let chunk: Vec<A> = rows.by_ref().take(expected).collect();
         let mut statement = A::Entity::insert_many(chunk).build(conn.get_database_backend());
         statement.sql.push_str(" RETURNING id");
         let returned = conn.query_all_raw(statement).await?;
@@ -454,7 +478,16 @@ impl From<DbErr> for crate::error::AppError {
 
 #[cfg(test)]
 mod tests {
-    use super::mariadb_returns;
+    use super::{insert_chunks, mariadb_returns};
+
+    #[test]
+    fn inserts_are_cut_by_rows_and_by_bytes() {
+        assert_eq!(insert_chunks([10; 600]), [256, 256, 88]);
+        // 1 MiB rows: four per statement; a row over the limit still goes, alone.
+        assert_eq!(insert_chunks([1 << 20; 9]), [4, 4, 1]);
+        assert_eq!(insert_chunks([10, 5 << 20, 10, 10]), [1, 1, 2]);
+        assert!(insert_chunks(std::iter::empty()).is_empty());
+    }
 
     #[test]
     fn insert_returning_is_told_from_the_server_version() {
