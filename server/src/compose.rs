@@ -46,7 +46,6 @@ pub fn parts(settings: &Settings, db: &Db) -> Parts {
         .with(app::accounts::service::AuthGuard::new(settings.part()))
         .with(app::chat::service::ChatState::start(db))
         .with(app::broker::service::PublishQueue::start(db))
-        .with(app::meetings::service::IntakeQueue::start(db))
         .with(app::meetings::service::WebhookLimiter(RateLimiter::new(settings.http.webhook_rate_per_min, Duration::from_secs(60))))
         .with(app::wages::analytics::WageCopy::new())
         .with(crate::ops::BeaconLimiter::new())

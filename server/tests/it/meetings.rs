@@ -143,10 +143,10 @@ async fn a_reschedule_links_old_and_new(backend: Backend) {
     app.stop().await;
 }
 
-/// Deliveries that arrive together share a transaction (group commit), yet each is
-/// stored once and told so: of two copies of one delivery sent at once, one is accepted
-/// and the other is a duplicate, a copy of one stored earlier is a duplicate, and each
-/// accepted id is the row of the delivery that was told it.
+/// Deliveries that arrive at once are each stored once and told so: of two copies of
+/// one delivery sent at once, one is accepted and the other is a duplicate, a copy of
+/// one stored earlier is a duplicate, and each accepted id is the row of the delivery
+/// that was told it.
 async fn deliveries_at_once_are_each_stored_once(backend: Backend) {
     use app::meetings::store::inbox;
     use sea_orm::{EntityTrait, PaginatorTrait};
