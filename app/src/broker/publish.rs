@@ -215,7 +215,8 @@ pub(super) struct NewPublish {
 }
 
 /// Publishes written in batches (see [`crate::platform::group_commit`]): one read per
-/// topic in the batch and one insert for all their outbox rows. Each publish gets its
+/// topic in the batch and one insert per chunk of their outbox rows ([`insert_ids`]; one
+/// per row on MySQL). Each publish gets its
 /// own answer — its message, or why it may not publish — while a failed statement fails
 /// the batch (then written publish by publish).
 pub(super) struct Publishes {
@@ -250,7 +251,12 @@ async fn enqueue_all(txn: &WriteTxn, publishes: &[NewPublish], returning: bool) 
         .filter_map(|(p, audience)| audience.as_ref().ok().filter(|a| a.subscriptions > 0).map(|a| outbox_row(a.topic_id, p.body.clone(), None, Some(p.publisher), now)))
         .collect();
     let stored = rows.len() as u64;
-    let mut ids = insert_ids(&**txn, returning, rows, |row| row.payload.try_as_ref().map_or(0, String::len)).await?.into_iter();
+    let ids = insert_ids(&**txn, returning, rows, |row| row.payload.try_as_ref().map_or(0, String::len)).await?;
+    if ids.len() as u64 != stored {
+        // Fails the whole batch (rolled back), rather than commit rows nobody is told of.
+        return Err(AppError::internal_because(format!("{} outbox ids for {stored} stored publishes", ids.len())));
+    }
+    let mut ids = ids.into_iter();
     if stored > 0 {
         // From the commit itself, not from the callers: one may have left meanwhile.
         txn.wake_after_commit(SEQUENCER_WAKER);

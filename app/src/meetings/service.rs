@@ -136,7 +136,7 @@ impl Folder {
 }
 
 /// A verified delivery, as it is stored raw.
-pub(super) struct RawDelivery {
+struct RawDelivery {
     event: String,
     dedupe_key: String,
     body: String,

@@ -373,7 +373,7 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
 const ROWS_PER_INSERT: usize = 256;
 /// Bytes of values one insert carries, at most (but always one row): MariaDB refuses a
 /// statement over `max_allowed_packet` (16 MiB by default) and drops the connection, and
-/// a batch of large rows (webhook bodies, broker payloads) would get there.
+/// a batch of large rows (256 broker payloads of up to 256 KiB) would get there.
 const BYTES_PER_INSERT: usize = 4 << 20;
 
 /// How many rows of the given sizes each insert takes, in order: up to [`ROWS_PER_INSERT`]
@@ -403,7 +403,7 @@ fn insert_chunks(sizes: impl IntoIterator<Item = usize>) -> Vec<usize> {
 /// ascending order are the rows' ids in order, whatever order they come back in.
 /// Elsewhere (MySQL) one statement per row: MySQL hands back only the first id of a
 /// multi-row insert, and its ids need not be consecutive (interleaved auto-increment).
-/// The error is the database's, so that a caller can tell a unique-key violation apart.
+/// The error is the database's (a caller may want to tell a unique-key violation apart).
 pub async fn insert_ids<A, C>(conn: &C, returning: bool, rows: Vec<A>, size: impl Fn(&A) -> usize) -> Result<Vec<i64>, DbErr>
 where
     A: sea_orm::ActiveModelTrait + Send,

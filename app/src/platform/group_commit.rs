@@ -174,3 +174,110 @@ async fn write<B: Batch>(db: &Db, batch: &B, requests: &[B::Request]) -> Result<
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+    use std::time::Duration;
+    use tokio::sync::Notify;
+
+    /// A request of the fake batch: it fails the batch it is in, or holds its write until
+    /// released — in a batch, or written alone.
+    #[derive(Default)]
+    struct Req {
+        id: u32,
+        fails: bool,
+        hold_in_batch: Option<Arc<Notify>>,
+        hold_alone: Option<Arc<Notify>>,
+    }
+
+    /// Writes nothing; records each write's request ids and each unanswered answer.
+    #[derive(Default, Clone)]
+    struct Fake {
+        writes: Arc<StdMutex<Vec<Vec<u32>>>>,
+        unanswered: Arc<StdMutex<Vec<u32>>>,
+    }
+
+    impl Batch for Fake {
+        type Request = Req;
+        type Answer = u32;
+        const WHAT: &'static str = "fakes";
+        const MAX: usize = 16;
+
+        fn write<'a>(&'a self, _txn: &'a WriteTxn, requests: &'a [Req]) -> BoxFuture<'a, AppResult<Vec<u32>>> {
+            Box::pin(async move {
+                self.writes.lock().unwrap().push(requests.iter().map(|r| r.id).collect());
+                for r in requests {
+                    let hold = if requests.len() > 1 { &r.hold_in_batch } else { &r.hold_alone };
+                    if let Some(gate) = hold {
+                        gate.notified().await;
+                    }
+                }
+                if requests.iter().any(|r| r.fails) {
+                    return Err(AppError::invalid("id", "this one fails"));
+                }
+                Ok(requests.iter().map(|r| r.id).collect())
+            })
+        }
+
+        fn unanswered<'a>(&'a self, _db: &'a Db, answer: u32) -> BoxFuture<'a, ()> {
+            self.unanswered.lock().unwrap().push(answer);
+            Box::pin(async {})
+        }
+    }
+
+    /// Waits for `what` to come true (an event, polled), for at most 10 s.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(tokio::time::Instant::now() < give_up, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// When a failed batch is written request by request, a caller gone meanwhile is not
+    /// written, and what was written for a caller who left during its own write is undone
+    /// (`unanswered`) — as in a batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_one_by_one_fallback_skips_and_undoes_for_callers_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await.unwrap();
+        let fake = Fake::default();
+        let (writes, unanswered) = (fake.writes.clone(), fake.unanswered.clone());
+        let queue = GroupCommit::start(db, fake);
+        let written = |n: usize| writes.lock().unwrap().len() >= n;
+        let submit = |req: Req| {
+            let queue = queue.clone();
+            tokio::spawn(async move { queue.submit(req).await })
+        };
+
+        // 1 holds the (only, on SQLite) writer while 2, 3 and 4 queue up behind it.
+        let (first, in_batch, alone) = (Arc::new(Notify::new()), Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let one = submit(Req { id: 1, hold_alone: Some(first.clone()), ..Default::default() });
+        until("1 being written", || written(1)).await;
+        let two = submit(Req { id: 2, fails: true, hold_in_batch: Some(in_batch.clone()), ..Default::default() });
+        let three = submit(Req { id: 3, hold_alone: Some(alone.clone()), ..Default::default() });
+        let four = submit(Req { id: 4, ..Default::default() });
+        until("2, 3 and 4 queued", || queue.tx.capacity() == QUEUE_DEPTH - 3).await;
+        first.notify_one();
+        assert_eq!(one.await.unwrap().unwrap(), 1);
+
+        // The batch 2, 3, 4 is being written; 4's caller leaves before it fails.
+        until("the batch being written", || written(2)).await;
+        four.abort();
+        assert!(four.await.unwrap_err().is_cancelled());
+        in_batch.notify_one();
+        // Alone: 2 fails on its own; 3 is being written when its caller leaves.
+        until("3 written alone", || written(4)).await;
+        three.abort();
+        assert!(three.await.unwrap_err().is_cancelled());
+        alone.notify_one();
+        assert_eq!(two.await.unwrap().unwrap_err().status, 400);
+
+        // A later request, answered: whatever the writer did before it is done.
+        assert_eq!(submit(Req { id: 5, ..Default::default() }).await.unwrap().unwrap(), 5);
+        assert_eq!(*writes.lock().unwrap(), [vec![1], vec![2, 3, 4], vec![2], vec![3], vec![5]], "4 was written after its caller left");
+        assert_eq!(*unanswered.lock().unwrap(), [3], "3's write was not undone");
+    }
+}
