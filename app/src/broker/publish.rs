@@ -216,9 +216,8 @@ pub(super) struct NewPublish {
 
 /// Publishes written in batches (see [`crate::platform::group_commit`]): one read per
 /// topic in the batch and one insert per chunk of their outbox rows ([`insert_ids`]; one
-/// per row on MySQL). Each publish gets its
-/// own answer — its message, or why it may not publish — while a failed statement fails
-/// the batch (then written publish by publish).
+/// per row on MySQL). Each publish gets its own answer — its message, or why it may not
+/// publish — while a failed statement fails the batch (then written publish by publish).
 pub(super) struct Publishes {
     /// Whether the rows go in with `INSERT … RETURNING id` ([`Db::insert_returns_ids`]).
     returning: bool,
