@@ -67,6 +67,11 @@ impl Published {
     fn unsent() -> Self {
         Self { id: None, seq: None, duplicate: false, subscriptions: 0 }
     }
+
+    /// A message just put in the outbox (not sequenced yet).
+    fn stored(id: i64, subscriptions: u64) -> Self {
+        Self { id: Some(id), seq: None, duplicate: false, subscriptions }
+    }
 }
 
 fn checked_payload(payload: &serde_json::Value, idempotency_key: Option<&str>) -> AppResult<String> {
@@ -133,7 +138,7 @@ async fn enqueue_keyed(conn: &impl ConnectionTrait, audience: &Audience, payload
         return Ok(first);
     }
     match outbox::Entity::insert(outbox_row(topic_id, payload, Some(key), Some(published_by), now_ms())).exec(conn).await {
-        Ok(res) => Ok(Published { id: Some(res.last_insert_id), seq: None, duplicate: false, subscriptions }),
+        Ok(res) => Ok(Published::stored(res.last_insert_id, subscriptions)),
         // The same key went into the outbox a moment ago (it waited for that commit).
         Err(e) if is_unique_violation(&e) => first_with_key(conn, topic_id, key)
             .await?
@@ -269,7 +274,7 @@ async fn enqueue_all(txn: &WriteTxn, publishes: &[NewPublish], returning: bool) 
                 return Ok(Published::unsent());
             }
             let id = ids.next().ok_or_else(|| AppError::internal_because("fewer outbox ids than stored publishes"))?;
-            Ok(Published { id: Some(id), seq: None, duplicate: false, subscriptions: audience.subscriptions })
+            Ok(Published::stored(id, audience.subscriptions))
         })
         .collect())
 }
